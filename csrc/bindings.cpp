@@ -1,0 +1,126 @@
+// pybind11 bindings of the d2fast kernels: dtype/shape checks, output allocation,
+// GIL release. No algorithm code lives here; the Python layer validates values.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "forward.h"
+#include "graph_symmetrize.h"
+#include "select_heap.h"
+
+namespace py = pybind11;
+using d2::idx_t;
+using d2::nbr_t;
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style>;  // no forcecast: wrong dtypes are errors
+
+template <class T>
+static const T* data_of(const py::array& a, const char* name, py::ssize_t ndim) {
+    if (!py::isinstance<carray<T>>(a) || !(a.flags() & py::array::c_style))
+        throw py::type_error(std::string(name) + " must be a C-contiguous array of dtype " +
+                             py::str(py::dtype::of<T>()).cast<std::string>());
+    if (a.ndim() != ndim)
+        throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D");
+    return static_cast<const T*>(a.data());
+}
+
+// Hand a std::vector to NumPy without copying it.
+template <class T>
+static py::array_t<T> to_numpy(std::vector<T>&& v) {
+    auto* owned = new std::vector<T>(std::move(v));
+    py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    return py::array_t<T>(static_cast<py::ssize_t>(owned->size()), owned->data(), free_when_done);
+}
+
+static void check_csr(const py::array& indptr, const py::array& indices,
+                      const py::array& distances) {
+    data_of<idx_t>(indptr, "indptr", 1);
+    data_of<nbr_t>(indices, "indices", 1);
+    data_of<float>(distances, "distances", 1);
+    if (indptr.size() < 1 || indices.size() != distances.size())
+        throw py::value_error("indptr/indices/distances sizes do not form a CSR graph");
+}
+
+static py::tuple build_csr(const py::array& knn_idx, const py::array& knn_dist, bool symmetric) {
+    const idx_t* I = data_of<idx_t>(knn_idx, "knn_idx", 2);
+    const float* D = data_of<float>(knn_dist, "knn_dist", 2);
+    if (knn_idx.shape(0) != knn_dist.shape(0) || knn_idx.shape(1) != knn_dist.shape(1))
+        throw py::value_error("knn_idx and knn_dist must have the same shape");
+    const idx_t n = knn_idx.shape(0), c = knn_idx.shape(1);
+    py::array_t<idx_t> indptr(n + 1);
+    idx_t* ip = indptr.mutable_data();
+    std::vector<nbr_t> indices;
+    std::vector<float> distances;
+    {
+        py::gil_scoped_release release;
+        d2::build_csr(n, c, I, D, symmetric, ip, indices, distances);
+    }
+    return py::make_tuple(indptr, to_numpy(std::move(indices)), to_numpy(std::move(distances)));
+}
+
+static py::array_t<double> forward(const py::array& indptr, const py::array& indices,
+                                   const py::array& distances, const py::array& scores,
+                                   double gamma_f, bool product) {
+    check_csr(indptr, indices, distances);
+    const idx_t n = indptr.size() - 1;
+    const double* s = data_of<double>(scores, "scores", 1);
+    if (scores.size() != n) throw py::value_error("scores must have one entry per node");
+    py::array_t<double> out(n);
+    double* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        d2::forward(n, static_cast<const idx_t*>(indptr.data()),
+                    static_cast<const nbr_t*>(indices.data()),
+                    static_cast<const float*>(distances.data()), s, gamma_f, product, o);
+    }
+    return out;
+}
+
+static py::array_t<idx_t> select_heap(const py::array& indptr, const py::array& indices,
+                                      const py::array& distances, const py::array& scores,
+                                      idx_t n_keep, double gamma_r, bool absolute) {
+    check_csr(indptr, indices, distances);
+    const idx_t n = indptr.size() - 1;
+    const double* s = data_of<double>(scores, "scores", 1);
+    if (scores.size() != n) throw py::value_error("scores must have one entry per node");
+    if (n_keep < 0 || n_keep > n) throw py::value_error("n_keep must satisfy 0 <= n_keep <= n");
+    py::array_t<idx_t> out(n_keep);
+    idx_t* o = out.mutable_data();
+    idx_t picked;
+    {
+        py::gil_scoped_release release;
+        picked = d2::select_heap(n, static_cast<const idx_t*>(indptr.data()),
+                                 static_cast<const nbr_t*>(indices.data()),
+                                 static_cast<const float*>(distances.data()), s, n_keep,
+                                 gamma_r, absolute, o);
+    }
+    if (picked < n_keep) {
+        std::string msg = "select: scores became NaN during selection (" +
+                          std::to_string(picked) + " of " + std::to_string(n_keep) + " picks made)";
+        PyErr_SetString(PyExc_FloatingPointError, msg.c_str());
+        throw py::error_already_set();
+    }
+    return out;
+}
+
+static int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "d2fast C++/OpenMP kernels (see d2fast/_backends/reference.py for the contract)";
+    m.def("build_csr", &build_csr, py::arg("knn_idx"), py::arg("knn_dist"), py::arg("symmetric"));
+    m.def("forward", &forward, py::arg("indptr"), py::arg("indices"), py::arg("distances"),
+          py::arg("scores"), py::arg("gamma_f"), py::arg("product"));
+    m.def("select_heap", &select_heap, py::arg("indptr"), py::arg("indices"),
+          py::arg("distances"), py::arg("scores"), py::arg("n_keep"), py::arg("gamma_r"),
+          py::arg("absolute"));
+    m.def("max_threads", &max_threads, "OpenMP threads the kernels use (1 if built serially)");
+}

@@ -1,0 +1,33 @@
+// Shared definitions for the d2fast kernels: plain C++ on raw pointers, no Python.
+#pragma once
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__CUDACC__)
+#define D2_HD __host__ __device__ inline
+#else
+#define D2_HD inline
+#endif
+
+// Prefetch for reading on the CPU: hides the latency of the random gathers
+// (s[indices[p]]) that dominate message passing on graphs larger than the cache.
+#if defined(__CUDA_ARCH__) || !defined(__GNUC__)
+#define D2_PREFETCH(addr) ((void)0)
+#else
+#define D2_PREFETCH(addr) __builtin_prefetch(addr)
+#endif
+
+namespace d2 {
+
+using idx_t = std::int64_t;  // row offsets (indptr) and node ids in kNN lists
+using nbr_t = std::int32_t;  // neighbour ids stored in CSR indices
+
+// Key order of the selection: larger score first, ties to the lower node id.
+D2_HD bool key_less(double sa, idx_t ia, double sb, idx_t ib) {
+    return sa < sb || (sa == sb && ia > ib);
+}
+
+}  // namespace d2

@@ -1,0 +1,23 @@
+"""C++/OpenMP backend: the compiled kernels of ``d2fast._core`` (``csrc/``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from d2fast import _core
+
+
+def build_csr(knn_idx, knn_dist, symmetric: bool):
+    """See :func:`d2fast._backends.reference.build_csr`."""
+    return _core.build_csr(knn_idx, knn_dist, bool(symmetric))
+
+
+def forward(indptr, indices, distances, scores, gamma_f: float, product: bool) -> np.ndarray:
+    """See :func:`d2fast._backends.reference.forward`."""
+    return _core.forward(indptr, indices, distances, scores, float(gamma_f), bool(product))
+
+
+def select_heap(indptr, indices, distances, scores, n_keep: int, gamma_r: float,
+                absolute: bool) -> np.ndarray:
+    """See :func:`d2fast._backends.reference.select_heap`."""
+    return _core.select_heap(indptr, indices, distances, scores, int(n_keep),
+                             float(gamma_r), bool(absolute))

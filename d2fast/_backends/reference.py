@@ -1,0 +1,102 @@
+"""Pure-NumPy reference kernels: the oracle every other backend is tested against.
+
+Written for clarity, not speed. Every backend module exposes the same three kernels
+with the same signatures; inputs are already validated and of the stated dtypes
+(see ``d2fast._validate``), so kernels never check them again.
+
+Kernels
+-------
+build_csr(knn_idx, knn_dist, symmetric) -> (indptr, indices, distances)
+forward(indptr, indices, distances, scores, gamma_f, product) -> float64 (n,)
+select_heap(indptr, indices, distances, scores, n_keep, gamma_r, absolute) -> int64 (n_keep,)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def build_csr(knn_idx: np.ndarray, knn_dist: np.ndarray, symmetric: bool):
+    """CSR adjacency from kNN lists.
+
+    Parameters
+    ----------
+    knn_idx : int64 of shape (n, c)
+        Neighbour ids in ``[-1, n)``; ``-1`` marks a missing neighbour. Self entries are dropped.
+    knn_dist : float32 of shape (n, c)
+        Finite, non-negative distance of each entry (ignored where ``knn_idx == -1``).
+    symmetric : bool
+        True: union graph, edge {i, j} if j in kNN(i) or i in kNN(j).
+        False: row i holds exactly the valid entries of kNN(i).
+
+    Returns
+    -------
+    indptr : int64 of shape (n + 1,)
+    indices : int32 of shape (nnz,), each row strictly increasing, no self loops
+    distances : float32 of shape (nnz,); a pair listed twice keeps its smaller distance
+    """
+    n, c = knn_idx.shape
+    src = np.repeat(np.arange(n, dtype=np.int64), c)
+    dst = knn_idx.ravel()
+    dist = knn_dist.ravel()
+    keep = (dst >= 0) & (dst != src)
+    src, dst, dist = src[keep], dst[keep], dist[keep]
+    if symmetric:
+        src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
+        dist = np.concatenate([dist, dist])
+    dist = dist + np.float32(0.0)  # -0.0 -> +0.0
+    order = np.lexsort((dist, dst, src))  # by row, then neighbour, then distance
+    src, dst, dist = src[order], dst[order], dist[order]
+    first = np.ones(src.size, dtype=bool)
+    first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
+    src, dst, dist = src[first], dst[first], dist[first]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    return indptr, dst.astype(np.int32), dist.astype(np.float32)
+
+
+def forward(indptr, indices, distances, scores, gamma_f: float, product: bool) -> np.ndarray:
+    """Forward message passing (SPEC 3).
+
+    ``acc_i = sum_j exp(-gamma_f * d(i, j)) * s_j`` over row i in CSR order, in float64;
+    returns ``s_i + acc_i`` (sum) or ``s_i * acc_i`` (product), float64 of shape (n,).
+    """
+    n = indptr.size - 1
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        lo, hi = indptr[i], indptr[i + 1]
+        w = np.exp(-gamma_f * distances[lo:hi].astype(np.float64))
+        acc = 0.0
+        for wj, sj in zip(w, scores[indices[lo:hi]]):
+            acc += wj * sj
+        out[i] = scores[i] * acc if product else scores[i] + acc
+    return out
+
+
+def select_heap(indptr, indices, distances, scores, n_keep: int, gamma_r: float,
+                absolute: bool) -> np.ndarray:
+    """Greedy reverse message passing (SPEC 4) as the plain O(n * n_keep) argmax loop.
+
+    Each step picks the unselected node with the largest current score (ties: lowest
+    index), then lowers every unselected neighbour j of the pick v by
+    ``exp(-gamma_r * d(v, j)) * s_v`` (weighted) or ``s_v`` (absolute).
+    Returns the picks in selection order, int64 of shape (n_keep,).
+    """
+    s = scores.astype(np.float64, copy=True)
+    selected = np.zeros(s.size, dtype=bool)
+    picks = np.empty(n_keep, dtype=np.int64)
+    for t in range(n_keep):
+        masked = np.where(selected, -np.inf, s)
+        v = int(np.argmax(masked))  # first maximum = lowest index among ties
+        if selected[v]:  # every unselected score is -inf: lowest unselected index
+            v = int(np.flatnonzero(~selected)[0])
+        picks[t] = v
+        selected[v] = True
+        lo, hi = indptr[v], indptr[v + 1]
+        nbr = indices[lo:hi]
+        free = ~selected[nbr]
+        nbr = nbr[free]
+        if absolute:
+            s[nbr] -= s[v]
+        else:
+            s[nbr] -= np.exp(-gamma_r * distances[lo:hi][free].astype(np.float64)) * s[v]
+    return picks

@@ -1,0 +1,124 @@
+"""Input validation at the Python boundary (SPEC 1): the only place that checks arguments.
+
+Every public function calls these helpers; backends trust what they return. Messages
+name the argument and the problem, e.g. ``"k == 0, must satisfy 1 <= k < n (n=10)"``.
+"""
+from __future__ import annotations
+
+import numbers
+from fractions import Fraction
+from typing import Any, Sequence
+
+import numpy as np
+
+BLOCK_ROWS = 65536  # rows per block when scanning large (memmap) inputs
+
+
+def to_numpy(x: Any, name: str) -> np.ndarray:
+    """A NumPy view of an array-like: ndarray, memmap, torch tensor (any device) or list.
+
+    Nothing is copied when ``x`` already is an ndarray (memmaps stay memmaps).
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif type(x).__module__.split(".")[0] == "torch":
+        arr = x.detach().cpu().numpy()
+    else:
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be array-like, got {type(x).__name__} ({exc})") from None
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
+                                 or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{name} must have a real numeric dtype, got {arr.dtype}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise ValueError if ``arr`` holds NaN or inf (scanned in row blocks)."""
+    if not np.issubdtype(arr.dtype, np.floating):
+        return
+    for start in range(0, max(arr.shape[0], 1), BLOCK_ROWS):
+        block = arr[start:start + BLOCK_ROWS]
+        if not np.isfinite(block).all():
+            bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
+            raise ValueError(f"{name} contains NaN or inf (first at row {bad})")
+
+
+def check_emb(emb: Any, name: str = "emb") -> np.ndarray:
+    """Embeddings of shape (n, d), n >= 2, d >= 1, finite. Returns a view, not a copy."""
+    arr = to_numpy(emb, name)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}.shape == {arr.shape}, expected 2-D (n, d)")
+    if arr.shape[0] < 2 or arr.shape[1] < 1:
+        raise ValueError(f"{name}.shape == {arr.shape}, expected at least 2 rows and 1 column")
+    check_finite(arr, name)
+    return arr
+
+
+def check_scores(scores: Any, n: int | None = None, name: str = "scores") -> np.ndarray:
+    """Scores of shape (n,), finite; returns a new C-contiguous float64 array (never a view)."""
+    arr = to_numpy(scores, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}.shape == {arr.shape}, expected 1-D (n,)")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name}.shape == {arr.shape}, expected ({n},) to match the other input")
+    out = np.array(arr, dtype=np.float64, order="C", copy=True)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or inf (first at index "
+                         f"{int(np.flatnonzero(~np.isfinite(out))[0])})")
+    return out
+
+
+def check_int(value: Any, name: str, lo: int, hi: int, hi_text: str) -> int:
+    """An integer (not bool) with ``lo <= value <= hi``; ``hi_text`` explains the upper bound."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} == {value}, must satisfy {lo} <= {name} <= {hi} ({hi_text})")
+    return value
+
+
+def check_k(k: Any, n: int) -> int:
+    """Neighbours per node: ``1 <= k < n``."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if not 1 <= int(k) < n:
+        raise ValueError(f"k == {int(k)}, must satisfy 1 <= k < n (n={n})")
+    return int(k)
+
+
+def check_real(value: Any, name: str, lo: float = 0.0) -> float:
+    """A finite real number ``>= lo``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < lo:
+        raise ValueError(f"{name} == {value}, must be finite and >= {lo}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """One of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}, must be one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def resolve_n_keep(n: int, rate: Any, n_keep: Any) -> int:
+    """Kept count: ``n_keep`` if given, else ``floor((1 - rate) * n)``.
+
+    The product is computed exactly on the decimal value of ``rate`` (``0.9`` is 9/10),
+    so ``rate=0.9, n=10`` keeps 1, not 0.
+    """
+    if n_keep is not None:
+        return check_int(n_keep, "n_keep", 0, n, f"n={n}")
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"rate must be a real number, got {type(rate).__name__}")
+    rate = float(rate)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate == {rate}, must satisfy 0 <= rate < 1 (the fraction removed)")
+    return int((1 - Fraction(repr(rate))) * n)  # int() of a non-negative Fraction = floor

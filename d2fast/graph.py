@@ -1,0 +1,337 @@
+"""The kNN graph: ``Graph`` (validated CSR) and ``knn_graph`` (exact search with faiss)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from d2fast import _backends
+from d2fast._validate import (BLOCK_ROWS, check_choice, check_emb, check_k, to_numpy)
+
+METRICS = ("euclidean", "sqeuclidean", "cosine")
+GRAPHS = ("union", "directed")
+KNN = ("auto", "exact")
+_MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
+_KEY_BYTES = 1 << 25  # memory of one block of float64 differences in the re-ranking
+
+
+class Graph:
+    """A validated CSR graph: node i's neighbours are ``indices[indptr[i]:indptr[i + 1]]``.
+
+    Parameters
+    ----------
+    indptr : int array of shape (n + 1,)
+        Row offsets, ``indptr[0] == 0``, non-decreasing, ``indptr[n] == nnz``.
+    indices : int array of shape (nnz,)
+        Neighbour ids in ``[0, n)``, strictly increasing within each row, no self loops.
+    distances : real array of shape (nnz,)
+        Finite, non-negative edge lengths (stored as float32).
+
+    The arrays are copied (indptr int64, indices int32, distances float32) and made
+    read-only, so later changes to the caller's arrays cannot corrupt the graph.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When the arrays do not form such a graph; the message names the array.
+    """
+
+    __slots__ = ("indptr", "indices", "distances")
+
+    def __init__(self, indptr: Any, indices: Any, distances: Any) -> None:
+        indptr = _int_array(indptr, "indptr")
+        indices = _int_array(indices, "indices")
+        distances = to_numpy(distances, "distances")
+        if distances.ndim != 1:
+            raise ValueError(f"distances.shape == {distances.shape}, expected 1-D (nnz,)")
+        if indptr.size < 2:
+            raise ValueError(f"indptr.shape == {indptr.shape}, expected (n + 1,) with n >= 1")
+        n, nnz = indptr.size - 1, indices.size
+        if n >= 2**31 - 1:
+            raise ValueError(f"n == {n} nodes, at most 2**31 - 2 are supported")
+        if indptr[0] != 0 or indptr[-1] != nnz:
+            raise ValueError(f"indptr must start at 0 and end at nnz={nnz} "
+                             f"(got {indptr[0]} and {indptr[-1]})")
+        if distances.size != nnz:
+            raise ValueError(f"distances.shape == {distances.shape}, expected ({nnz},) "
+                             "like indices")
+        if (np.diff(indptr) < 0).any():
+            raise ValueError("indptr must be non-decreasing")
+        if nnz and (indices.min() < 0 or indices.max() >= n):
+            raise ValueError(f"indices must lie in [0, n) with n={n} "
+                             f"(found {indices.min()} .. {indices.max()})")
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        if (indices == rows).any():
+            raise ValueError(f"indices holds a self loop at node {int(rows[indices == rows][0])}")
+        same_row = rows[1:] == rows[:-1]
+        if (same_row & (indices[1:] <= indices[:-1])).any():
+            bad = int(rows[1:][same_row & (indices[1:] <= indices[:-1])][0])
+            raise ValueError(f"indices of row {bad} are not strictly increasing "
+                             "(rows must be sorted, without duplicates)")
+        d32 = np.array(distances, dtype=np.float32)
+        if not (np.isfinite(d32).all() and (d32 >= 0).all()):
+            raise ValueError("distances must be finite and >= 0")
+        self._set(indptr.astype(np.int64), indices.astype(np.int32), d32)
+
+    def _set(self, indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> None:
+        for arr in (indptr, indices, distances):
+            arr.setflags(write=False)
+        self.indptr, self.indices, self.distances = indptr, indices, distances
+
+    @classmethod
+    def _trusted(cls, indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> "Graph":
+        """Wrap kernel output that is valid by construction (no O(nnz) checks)."""
+        graph = cls.__new__(cls)
+        graph._set(indptr, indices, distances)
+        return graph
+
+    @property
+    def n(self) -> int:
+        """Number of nodes."""
+        return self.indptr.size - 1
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored (directed) edges."""
+        return self.indices.size
+
+    def degrees(self) -> np.ndarray:
+        """Out-degree of every node, int64 of shape (n,)."""
+        return np.diff(self.indptr)
+
+    def to_scipy(self):
+        """The graph as a ``scipy.sparse.csr_matrix`` of distances (shape (n, n))."""
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((self.distances, self.indices, self.indptr), shape=(self.n, self.n))
+
+    def __repr__(self) -> str:
+        return f"Graph(n={self.n}, nnz={self.nnz})"
+
+    @classmethod
+    def from_knn(cls, I: Any, D: Any, *, graph: str = "union", squared: bool = False,
+                 drop_self: bool | str = "auto", backend: str = "auto") -> "Graph":
+        """Build a graph from precomputed kNN lists, e.g. the ``D, I`` of a faiss search.
+
+        Parameters
+        ----------
+        I : int array of shape (n, c)
+            Neighbour ids in ``[0, n)``; ``-1`` (faiss: no result) marks a missing entry.
+        D : real array of shape (n, c)
+            Distance of each entry: finite and >= 0 where ``I >= 0``.
+        graph : {'union', 'directed'}, default='union'
+            Union: edge {i, j} if j in I[i] or i in I[j]. Directed: row i is I[i].
+        squared : bool, default=False
+            D holds squared L2 distances (faiss ``IndexFlatL2``); their square roots are
+            stored. Rounding noise down to ``-1e-6 * max(D)`` is clipped to 0.
+        drop_self : bool or 'auto', default='auto'
+            True: I is a search of the data against itself; each row loses its self match,
+            or its last column when the self match is missing (duplicates can push it out),
+            so every row keeps c - 1 entries. False: I holds no self matches (one is an
+            error). 'auto': True if any row contains its own id.
+        backend : str, default='auto'
+            Kernel backend for the CSR build.
+        """
+        graph = check_choice(graph, "graph", GRAPHS)
+        I = to_numpy(I, "I")
+        D = to_numpy(D, "D")
+        if I.ndim != 2 or I.shape[0] < 1 or I.shape[1] < 1:
+            raise ValueError(f"I.shape == {I.shape}, expected 2-D (n, c) and non-empty")
+        if D.shape != I.shape:
+            raise ValueError(f"D.shape == {D.shape}, expected {I.shape} like I")
+        if not np.issubdtype(I.dtype, np.integer):
+            raise TypeError(f"I must have an integer dtype, got {I.dtype}")
+        n = I.shape[0]
+        if I.min() < -1 or I.max() >= n:
+            raise ValueError(f"I must lie in [0, n) with n={n}, or be -1 for a missing entry "
+                             f"(found {I.min()} .. {I.max()})")
+        I = np.array(I, dtype=np.int64, order="C", copy=True)
+        D = np.array(D, dtype=np.float64, order="C", copy=True)
+        valid = I >= 0
+        if not np.isfinite(D[valid]).all():
+            raise ValueError("D contains NaN or inf at a valid (I >= 0) entry")
+        if squared:
+            D[valid & (D < 0) & (D >= -1e-6 * max(float(D[valid].max(initial=0.0)), 0.0))] = 0.0
+        if (D[valid] < 0).any():
+            raise ValueError(f"D must be >= 0 at valid entries (found {D[valid].min()})")
+        if squared:
+            np.sqrt(D, out=D, where=valid)
+        is_self = I == np.arange(n)[:, None]
+        if drop_self == "auto":
+            drop_self = bool(is_self.any())
+        if drop_self is True:
+            if I.shape[1] < 2:
+                raise ValueError("drop_self=True needs at least 2 columns in I")
+            no_self = ~is_self.any(axis=1)
+            is_self[no_self, -1] = True
+            first = is_self.cumsum(axis=1).cumsum(axis=1) == 1  # first self match per row
+            keep = ~first
+            I = I[keep].reshape(n, -1)
+            D = D[keep].reshape(n, -1)
+        elif drop_self is False:
+            if is_self.any():
+                row = int(np.flatnonzero(is_self.any(axis=1))[0])
+                raise ValueError(f"I[{row}] contains {row} itself but drop_self=False")
+        else:
+            raise ValueError(f"drop_self={drop_self!r}, must be True, False or 'auto'")
+        kern = _backends.get(backend)
+        arrays = kern.build_csr(I, D.astype(np.float32), graph == "union")
+        return cls._trusted(*arrays)
+
+    @classmethod
+    def from_scipy(cls, csr: Any) -> "Graph":
+        """Build a graph from a scipy sparse matrix of distances (any sparse format).
+
+        Stored entries are edges (an explicit 0 is a zero-length edge); the diagonal is
+        dropped; duplicate entries keep their smallest distance; rows get sorted.
+        """
+        try:
+            from scipy import sparse
+        except ImportError as exc:  # pragma: no cover - scipy is a test dependency
+            raise ImportError("Graph.from_scipy needs scipy") from exc
+        if not sparse.issparse(csr):
+            raise TypeError(f"csr must be a scipy sparse matrix, got {type(csr).__name__}")
+        if csr.ndim != 2 or csr.shape[0] != csr.shape[1] or csr.shape[0] < 1:
+            raise ValueError(f"csr.shape == {csr.shape}, expected square (n, n) with n >= 1")
+        coo = csr.tocoo()
+        n = csr.shape[0]
+        row, col = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        dist = to_numpy(coo.data, "csr.data").astype(np.float64)
+        if not (np.isfinite(dist).all() and (dist >= 0).all()):
+            raise ValueError("csr.data (the distances) must be finite and >= 0")
+        off = row != col
+        row, col, dist = row[off], col[off], dist[off].astype(np.float32)
+        order = np.lexsort((dist, col, row))
+        row, col, dist = row[order], col[order], dist[order]
+        first = np.ones(row.size, dtype=bool)
+        first[1:] = (row[1:] != row[:-1]) | (col[1:] != col[:-1])
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row[first], minlength=n), out=indptr[1:])
+        return cls(indptr, col[first], dist[first])
+
+
+def _int_array(x: Any, name: str) -> np.ndarray:
+    arr = to_numpy(x, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}.shape == {arr.shape}, expected 1-D")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
+    return arr
+
+
+def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "union",
+              knn: str = "auto", progress: bool = False, backend: str = "auto") -> Graph:
+    """The kNN graph of the rows of ``emb`` (SPEC 2).
+
+    Parameters
+    ----------
+    emb : array-like of shape (n, d)
+        Embeddings: ndarray, memmap (read in row blocks) or torch tensor; real, finite.
+    k : int, default=5
+        Neighbours per node, ``1 <= k < n``.
+    metric : {'euclidean', 'sqeuclidean', 'cosine'}, default='euclidean'
+        Plain L2, squared L2, or 1 - cosine similarity (a zero vector is at 1 from all).
+    graph : {'union', 'directed'}, default='union'
+        Union: edge {i, j} if j in kNN(i) or i in kNN(j). Directed: i's neighbours are kNN(i).
+    knn : {'auto', 'exact'}, default='auto'
+        Exact search (faiss brute force over row blocks, never an n x n matrix).
+    progress : bool, default=False
+        Show a tqdm progress bar over the query blocks.
+    backend : str, default='auto'
+        Kernel backend for the CSR build.
+
+    Returns
+    -------
+    Graph
+        CSR graph, float32 distances in the chosen metric.
+
+    Notes
+    -----
+    faiss ranks ``k + 1 + 8`` candidates per row in float32; they are re-ranked with
+    exact float64 distances, ties to the lower index, and a row whose k-th neighbour is
+    too close to the last candidate to be sure is searched again with twice the
+    candidates. So the lists are the exact kNN with SPEC tie-breaking.
+    """
+    X = check_emb(emb)
+    n, d = X.shape
+    k = check_k(k, n)
+    metric = check_choice(metric, "metric", METRICS)
+    graph = check_choice(graph, "graph", GRAPHS)
+    check_choice(knn, "knn", KNN)
+    X = _float32_rows(X, normalize=metric == "cosine")
+    knn_idx, keys = _exact_knn(X, k, metric == "cosine", progress)
+    if metric == "euclidean":
+        np.sqrt(keys, out=keys)
+    dist = np.maximum(keys, 0.0).astype(np.float32)
+    return Graph._trusted(*_backends.get(backend).build_csr(knn_idx, dist, graph == "union"))
+
+
+def _float32_rows(X: np.ndarray, normalize: bool) -> np.ndarray:
+    """C-contiguous float32 (n, d), built in row blocks; unit rows when ``normalize``."""
+    if not normalize and X.dtype == np.float32 and X.flags.c_contiguous and \
+            not isinstance(X, np.memmap):
+        return X  # read-only use: faiss and the re-ranking never write to it
+    out = np.empty(X.shape, dtype=np.float32)
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        block = np.asarray(X[start:start + BLOCK_ROWS], dtype=np.float64)
+        if normalize:
+            norms = np.linalg.norm(block, axis=1, keepdims=True)
+            block = np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
+        out[start:start + block.shape[0]] = block
+    return out
+
+
+def _exact_knn(X: np.ndarray, k: int, cosine: bool, progress: bool):
+    """Exact kNN of every row (self excluded): ids int64 (n, k) and float64 keys (n, k).
+
+    Keys are squared L2, or 1 - dot for unit rows (cosine). Ties go to the lower id.
+    """
+    import faiss
+    from tqdm.auto import tqdm
+
+    n, d = X.shape
+    metric = faiss.METRIC_INNER_PRODUCT if cosine else faiss.METRIC_L2
+    sq_norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    # bound on faiss' float32 rounding of a squared distance / inner product
+    slack = 4.0 * d * 2.0**-24 * (sq_norms + sq_norms.max()) + 1e-30
+    ids = np.empty((n, k), dtype=np.int64)
+    keys = np.empty((n, k), dtype=np.float64)
+    pending = np.arange(n, dtype=np.int64)
+    c = min(n, k + 1 + _MARGIN)
+    block = 8192  # query rows per faiss call (faiss tiles the database itself)
+    with tqdm(total=n, desc="kNN search", unit="row", disable=not progress) as bar:
+        while pending.size:
+            first_pass = pending.size == n and c == min(n, k + 1 + _MARGIN)
+            unsure = []
+            for start in range(0, pending.size, block):
+                rows = pending[start:start + block]
+                D, I = faiss.knn(X[rows], X, c, metric=metric)
+                bound = 1.0 - D[:, -1] if cosine else D[:, -1].astype(np.float64)
+                r_ids, r_keys = _rerank(X, rows, I, k, cosine)
+                ids[rows], keys[rows] = r_ids, r_keys
+                if c < n:
+                    unsure.append(rows[r_keys[:, -1] >= bound - slack[rows]])
+                if first_pass:
+                    bar.update(rows.size)
+            pending = np.concatenate(unsure) if unsure else pending[:0]
+            c = min(n, 2 * c)
+    return ids, keys
+
+
+def _rerank(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, k: int, cosine: bool):
+    """The k best of ``cand`` (m, c) for ``rows`` by exact float64 key, ties to the lower id."""
+    m, c = cand.shape
+    keys = np.empty((m, c), dtype=np.float64)
+    step = max(1, _KEY_BYTES // (8 * c * X.shape[1]))
+    safe = np.where(cand >= 0, cand, 0)
+    for a in range(0, m, step):
+        xi = X[rows[a:a + step]].astype(np.float64)[:, None, :]
+        xj = X[safe[a:a + step]].astype(np.float64)
+        if cosine:
+            keys[a:a + step] = 1.0 - np.einsum("mcd,mcd->mc", np.broadcast_to(xi, xj.shape), xj)
+        else:
+            diff = xj - xi
+            keys[a:a + step] = np.einsum("mcd,mcd->mc", diff, diff)
+    keys[(cand < 0) | (cand == rows[:, None])] = np.inf
+    order = np.lexsort((cand, keys), axis=1)[:, :k]
+    return np.take_along_axis(cand, order, 1), np.take_along_axis(keys, order, 1)

@@ -1,0 +1,117 @@
+"""Message passing on a graph: ``forward`` (SPEC 3) and ``select`` (SPEC 4)."""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from d2fast import _backends
+from d2fast._validate import check_choice, check_int, check_real, check_scores
+from d2fast.graph import Graph
+
+MODES = ("sum", "product")
+REVERSE = ("weighted", "absolute")
+ALGORITHMS = ("auto", "heap")
+_UNDERFLOW = 1e-6  # median forward weight below which the forward pass is a no-op
+
+
+def _check_graph(graph: Any) -> Graph:
+    if not isinstance(graph, Graph):
+        raise TypeError(f"graph must be a d2fast.Graph, got {type(graph).__name__} "
+                        "(build one with d2fast.knn_graph or Graph.from_knn)")
+    return graph
+
+
+def forward(graph: Graph, scores: Any, *, gamma_f: float = 1.0, mode: str = "sum",
+            backend: str = "auto") -> np.ndarray:
+    """Forward message passing: every node gathers its neighbours' scores.
+
+    ``acc_i = sum over neighbours j of exp(-gamma_f * d(i, j)) * s_j`` (float64, CSR order).
+
+    Parameters
+    ----------
+    graph : Graph
+        The kNN graph (n nodes).
+    scores : array-like of shape (n,)
+        Difficulty scores, higher = harder; negative values are fine.
+    gamma_f : float, default=1.0
+        Decay of the forward weights with distance, >= 0.
+    mode : {'sum', 'product'}, default='sum'
+        ``s_i + acc_i`` or ``s_i * acc_i``.
+    backend : {'auto', 'cpp', 'numba', 'numpy'}, default='auto'
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+
+    Warns
+    -----
+    UserWarning
+        When the median weight ``exp(-gamma_f * d)`` is below 1e-6: the pass then barely
+        changes the scores; normalise the embeddings or lower ``gamma_f``.
+    """
+    graph = _check_graph(graph)
+    scores = check_scores(scores, graph.n)
+    gamma_f = check_real(gamma_f, "gamma_f")
+    product = check_choice(mode, "mode", MODES) == "product"
+    _warn_underflow(graph, gamma_f)
+    out = _backends.get(backend).forward(graph.indptr, graph.indices, graph.distances, scores,
+                                         gamma_f, product)
+    if not np.isfinite(out).all():
+        raise FloatingPointError("forward: the passed scores overflowed to inf/NaN; "
+                                 "rescale the scores")
+    return out
+
+
+def _warn_underflow(graph: Graph, gamma_f: float) -> None:
+    if graph.nnz == 0 or gamma_f == 0.0:
+        return
+    sample = graph.distances[:: max(1, graph.nnz // 100_000)]
+    weight = np.exp(-gamma_f * float(np.median(sample)))
+    if weight < _UNDERFLOW:
+        warnings.warn(f"forward weights underflow: median exp(-gamma_f * d) = {weight:.2e} "
+                      f"(gamma_f={gamma_f}, median distance {np.median(sample):.4g}), so the "
+                      "forward pass barely changes the scores; normalise the embeddings or "
+                      "lower gamma_f", UserWarning, stacklevel=3)
+
+
+def select(graph: Graph, scores: Any, n_keep: int, *, gamma_r: float = 0.1,
+           reverse: str = "weighted", algorithm: str = "auto",
+           backend: str = "auto") -> np.ndarray:
+    """Greedy selection by reverse message passing.
+
+    Repeatedly picks the unselected node with the largest score (ties: lowest index),
+    then lowers each unselected neighbour j of the pick v by
+    ``exp(-gamma_r * d(v, j)) * s_v`` (weighted) or ``s_v`` (absolute). When ``s_v < 0``
+    the neighbours' scores rise; the lazy max-heap stays exact then.
+
+    Parameters
+    ----------
+    graph : Graph
+        The kNN graph (n nodes).
+    scores : array-like of shape (n,)
+        Scores after :func:`forward`.
+    n_keep : int
+        Number of picks, ``0 <= n_keep <= n``.
+    gamma_r : float, default=0.1
+        Decay of the reverse weights with distance, >= 0.
+    reverse : {'weighted', 'absolute'}, default='weighted'
+    algorithm : {'auto', 'heap'}, default='auto'
+        The lazy max-heap greedy (the only algorithm so far).
+    backend : {'auto', 'cpp', 'numba', 'numpy'}, default='auto'
+        ``'numpy'`` is the O(n * n_keep) reference loop.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_keep,)
+        Selected node ids in selection order, most important first.
+    """
+    graph = _check_graph(graph)
+    scores = check_scores(scores, graph.n)
+    n_keep = check_int(n_keep, "n_keep", 0, graph.n, f"n={graph.n}")
+    gamma_r = check_real(gamma_r, "gamma_r")
+    absolute = check_choice(reverse, "reverse", REVERSE) == "absolute"
+    check_choice(algorithm, "algorithm", ALGORITHMS)
+    return _backends.get(backend).select_heap(graph.indptr, graph.indices, graph.distances,
+                                              scores, n_keep, gamma_r, absolute)
