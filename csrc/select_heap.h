@@ -1,53 +1,65 @@
-// Greedy reverse message passing (SPEC 4) with a lazy max-heap.
+// Greedy reverse message passing (SPEC 4) with a lazy priority queue: a radix heap for
+// the keys that keep the pop order monotone, a 4-ary heap for the others.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
-#if defined(_OPENMP) && defined(__GLIBCXX__)
-#include <parallel/algorithm>
-#endif
 
 #include "common.h"
 
 namespace d2 {
 
-struct HeapEntry {
-    double score;
-    idx_t node;
+// A queue entry: the rank of a score (see rank_of) and a node. Entries order by
+// (rank, node): larger score first, ties to the lower id.
+struct Entry {
+    std::uint64_t rank, node;
 };
+inline bool entry_less(const Entry& a, const Entry& b) {
+    return a.rank < b.rank || (a.rank == b.rank && a.node < b.node);
+}
 
-// 4-ary max-heap of (score, -node) keys: four 16-byte children share a cache line,
-// so a pop touches half the lines of a binary heap.
-class LazyHeap {
+// Rank of a non-NaN score: a larger score gets a smaller rank, equal scores (also -0.0 and
+// +0.0) the same one. The bits of a double, with the sign bit flipped for s >= 0 and all
+// bits flipped for s < 0, order like the doubles; the rank is their complement.
+inline std::uint64_t rank_of(double s) {
+    if (s == 0.0) s = 0.0;  // -0.0 -> +0.0
+    std::uint64_t bits;
+    std::memcpy(&bits, &s, sizeof bits);
+    return (bits >> 63) ? bits : ~(bits | (std::uint64_t{1} << 63));
+}
+
+// 4-ary min-heap of entries: four 16-byte children share a cache line, so a pop touches
+// half the lines of a binary heap.
+class QuadHeap {
    public:
     bool empty() const { return h_.empty(); }
-    const HeapEntry& top() const { return h_.front(); }
-    void push(double score, idx_t node) {
-        h_.push_back({score, node});
-        idx_t i = static_cast<idx_t>(h_.size()) - 1;
-        HeapEntry e = h_[i];
+    const Entry& top() const { return h_.front(); }
+    void push(Entry e) {
+        h_.push_back(e);
+        std::size_t i = h_.size() - 1;
         while (i > 0) {
-            idx_t parent = (i - 1) / kArity;
-            if (!less(h_[parent], e)) break;
+            std::size_t parent = (i - 1) / kArity;
+            if (!entry_less(e, h_[parent])) break;
             h_[i] = h_[parent];
             i = parent;
         }
         h_[i] = e;
     }
     void pop() {
-        HeapEntry e = h_.back();
+        Entry e = h_.back();
         h_.pop_back();
-        const idx_t size = static_cast<idx_t>(h_.size());
+        const std::size_t size = h_.size();
         if (size == 0) return;
-        idx_t i = 0;
+        std::size_t i = 0;
         for (;;) {
-            idx_t first = kArity * i + 1;
+            std::size_t first = kArity * i + 1;
             if (first >= size) break;
-            idx_t best = first, last = std::min(first + kArity, size);
-            for (idx_t c = first + 1; c < last; ++c)
-                if (less(h_[best], h_[c])) best = c;
-            if (!less(e, h_[best])) break;
+            std::size_t best = first, last = std::min(first + kArity, size);
+            for (std::size_t c = first + 1; c < last; ++c)
+                if (entry_less(h_[c], h_[best])) best = c;
+            if (!entry_less(h_[best], e)) break;
             h_[i] = h_[best];
             i = best;
         }
@@ -55,11 +67,79 @@ class LazyHeap {
     }
 
    private:
-    static constexpr idx_t kArity = 4;
-    static bool less(const HeapEntry& a, const HeapEntry& b) {
-        return key_less(a.score, a.node, b.score, b.node);
+    static constexpr std::size_t kArity = 4;
+    std::vector<Entry> h_;
+};
+
+// Monotone min-queue of entries, read as 128-bit keys (rank, node), with 256-ary digits
+// (a multi-level radix heap). A key pushed must not be below the last key popped
+// (accepts). An entry sits in bucket (level, digit): level = the highest byte in which its
+// key differs from the last popped key, digit = its byte there. The lowest bucket holds
+// the minimum: it is alone there, or all keys there are equal (level 0), or the bucket is
+// redistributed around its minimum into lower levels. So each entry moves at most 16
+// times (2-3 in practice), always by sequential appends, and no sort is needed.
+class RadixHeap {
+   public:
+    explicit RadixHeap(Entry floor) : last_(floor), buckets_(kLevels * 256) {}
+    bool empty() const { return levels_ == 0; }
+    bool accepts(const Entry& e) const { return !entry_less(e, last_); }
+    void push(Entry e) {
+        const int level = level_of(e);
+        const int digit = static_cast<int>(digit_of(e, level));
+        buckets_[level * 256 + digit].push_back(e);
+        bits_[level][digit >> 6] |= std::uint64_t{1} << (digit & 63);
+        levels_ |= 1u << level;
     }
-    std::vector<HeapEntry> h_;
+    // The smallest key; the heap must not be empty.
+    const Entry& top() {
+        for (;;) {
+            std::vector<Entry>& bucket = lowest_bucket();
+            if (top_level_ == 0 || bucket.size() == 1) return bucket.back();
+            // The entries agree with their minimum above top_level_: all move lower.
+            work_.swap(bucket);
+            clear_bit();
+            last_ = *std::min_element(work_.begin(), work_.end(), entry_less);
+            for (const Entry& e : work_) push(e);
+            work_.clear();
+        }
+    }
+    void pop() {
+        top();
+        std::vector<Entry>& bucket = buckets_[top_level_ * 256 + top_digit_];
+        last_ = bucket.back();
+        bucket.pop_back();
+        if (bucket.empty()) clear_bit();
+    }
+
+   private:
+    static constexpr int kLevels = 16;
+    std::vector<Entry>& lowest_bucket() {
+        top_level_ = __builtin_ctz(levels_);
+        const std::uint64_t* words = bits_[top_level_];
+        int w = 0;
+        while (words[w] == 0) ++w;
+        top_digit_ = w * 64 + __builtin_ctzll(words[w]);
+        return buckets_[top_level_ * 256 + top_digit_];
+    }
+    void clear_bit() {
+        std::uint64_t* words = bits_[top_level_];
+        words[top_digit_ >> 6] &= ~(std::uint64_t{1} << (top_digit_ & 63));
+        if ((words[0] | words[1] | words[2] | words[3]) == 0) levels_ &= ~(1u << top_level_);
+    }
+    static std::uint64_t digit_of(const Entry& e, int level) {
+        return level >= 8 ? (e.rank >> (8 * (level - 8))) & 255 : (e.node >> (8 * level)) & 255;
+    }
+    int level_of(const Entry& e) const {
+        if (std::uint64_t x = e.rank ^ last_.rank) return 8 + ((63 - __builtin_clzll(x)) >> 3);
+        if (std::uint64_t x = e.node ^ last_.node) return (63 - __builtin_clzll(x)) >> 3;
+        return 0;
+    }
+    Entry last_;
+    std::vector<std::vector<Entry>> buckets_;
+    std::vector<Entry> work_;
+    std::uint64_t bits_[kLevels][4] = {};
+    std::uint32_t levels_ = 0;
+    int top_level_ = 0, top_digit_ = 0;
 };
 
 // Lower (or raise, when s_v < 0) every unselected neighbour of the pick v.
@@ -78,66 +158,76 @@ D2_HD void reverse_update(const idx_t* indptr, const nbr_t* indices, const float
     }
 }
 
-// All nodes by key (score descending, ties to the lower id): the initial heap content,
-// consumed in order. Parallel sort when OpenMP and libstdc++'s parallel mode are there.
-inline std::vector<HeapEntry> sorted_entries(idx_t n, const double* scores) {
-    std::vector<HeapEntry> order(n);
-#pragma omp parallel for schedule(static)
-    for (idx_t i = 0; i < n; ++i) order[i] = {scores[i], i};
-    auto greater = [](const HeapEntry& a, const HeapEntry& b) {
-        return key_less(b.score, b.node, a.score, a.node);
-    };
-#if defined(_OPENMP) && defined(__GLIBCXX__)
-    __gnu_parallel::sort(order.begin(), order.end(), greater);
-#else
-    std::sort(order.begin(), order.end(), greater);
-#endif
-    return order;
+// Selects v: records it, applies its reverse update. Returns false if a score became NaN
+// (the reference's argmax would pick that NaN next, so the selection has to stop).
+template <class OnRise>
+inline bool pick(const idx_t* indptr, const nbr_t* indices, const float* distances,
+                 double gamma_r, bool absolute, idx_t v, std::uint8_t* selected, double* cur,
+                 OnRise on_rise) {
+    selected[v] = 1;
+    for (idx_t p = indptr[v]; p < indptr[v + 1]; ++p) {
+        D2_PREFETCH(cur + indices[p]);
+        D2_PREFETCH(selected + indices[p]);
+    }
+    reverse_update(indptr, indices, distances, gamma_r, absolute, v, cur[v], selected, cur,
+                   on_rise);
+    bool finite = true;
+    for (idx_t p = indptr[v]; p < indptr[v + 1]; ++p) finite &= !std::isnan(cur[indices[p]]);
+    return finite;
 }
 
 // Picks n_keep nodes greedily; writes them in selection order to out.
-// The lazy max-heap is split in two: the initial entries of all nodes, sorted once and
-// read in order, and a binary heap of the entries pushed later. The larger of the two
-// fronts is the heap's top. An entry is taken only if it equals the node's current
-// score; a stale larger entry is re-pushed with the current score; every rise of a
-// score (s_v < 0) pushes a fresh entry. Exact for any sign of the scores.
-// Returns the number of picks (< n_keep only if scores became NaN).
+// Lazy rule: every unselected node keeps an entry whose score is >= its current score
+// (a rise pushes a fresh entry). The smallest entry overall is taken if it still equals
+// its node's current score: that node is then the argmax, ties to the lowest id. A stale
+// entry is re-pushed with the current score when the score fell, dropped when it rose
+// (a fresher entry exists) or the node is selected. Exact for any sign of the scores.
+// The entries live in a radix heap, which takes every key not below the last key it
+// popped, and a 4-ary heap for the others. While the picks are >= 0 (weights >= 0)
+// scores only fall, so every push goes to the radix heap; only rises above the last
+// pick (picks < 0) go to the 4-ary heap, and those are popped soon.
+// Returns the number of picks (< n_keep only if a score became NaN).
 inline idx_t select_heap(idx_t n, const idx_t* indptr, const nbr_t* indices,
                          const float* distances, const double* scores, idx_t n_keep,
                          double gamma_r, bool absolute, idx_t* out) {
+    if (n == 0 || n_keep == 0) return 0;
     std::vector<double> cur(scores, scores + n);
     std::vector<std::uint8_t> selected(n, 0);
-    const std::vector<HeapEntry> order = sorted_entries(n, scores);
-    LazyHeap heap;
-    idx_t next = 0, picked = 0;
-    while (picked < n_keep) {
-        HeapEntry e;
-        bool from_order = next < n && (heap.empty() ||
-                                       !key_less(order[next].score, order[next].node,
-                                                 heap.top().score, heap.top().node));
-        if (from_order) {
-            e = order[next++];
-        } else if (!heap.empty()) {
+    auto entry = [&cur](idx_t i) { return Entry{rank_of(cur[i]), static_cast<std::uint64_t>(i)}; };
+    idx_t top = 0;  // argmax, ties to the lowest id: the radix heap's first key
+    for (idx_t i = 0; i < n; ++i) {
+        if (std::isnan(cur[i])) return 0;
+        if (cur[i] > cur[top]) top = i;
+    }
+    RadixHeap radix(entry(top));
+    for (idx_t i = 0; i < n; ++i) radix.push(entry(i));
+    QuadHeap heap;
+    auto push = [&](Entry e) {
+        if (radix.accepts(e)) radix.push(e);
+        else heap.push(e);
+    };
+    auto on_rise = [&](idx_t j, double s) { push({rank_of(s), static_cast<std::uint64_t>(j)}); };
+    idx_t picked = 0;
+    while (picked < n_keep && !(radix.empty() && heap.empty())) {
+        Entry e;
+        if (!heap.empty() && (radix.empty() || entry_less(heap.top(), radix.top()))) {
             e = heap.top();
             heap.pop();
         } else {
-            break;
+            e = radix.top();
+            radix.pop();
         }
-        if (selected[e.node]) continue;
-        double now = cur[e.node];
-        if (e.score != now) {
-            if (e.score > now) heap.push(now, e.node);
+        const idx_t v = static_cast<idx_t>(e.node);
+        if (selected[v]) continue;
+        const Entry now = entry(v);
+        if (now.rank != e.rank) {
+            if (now.rank > e.rank) push(now);
             continue;
         }
-        out[picked++] = e.node;
-        selected[e.node] = 1;
-        for (idx_t p = indptr[e.node]; p < indptr[e.node + 1]; ++p) {
-            D2_PREFETCH(cur.data() + indices[p]);
-            D2_PREFETCH(selected.data() + indices[p]);
-        }
-        reverse_update(indptr, indices, distances, gamma_r, absolute, e.node, now,
-                       selected.data(), cur.data(),
-                       [&heap](idx_t j, double s) { heap.push(s, j); });
+        out[picked++] = v;
+        if (!pick(indptr, indices, distances, gamma_r, absolute, v, selected.data(), cur.data(),
+                  on_rise))
+            break;
     }
     return picked;
 }

@@ -214,6 +214,8 @@ def _int_array(x: Any, name: str) -> np.ndarray:
     arr = to_numpy(x, name)
     if arr.ndim != 1:
         raise ValueError(f"{name}.shape == {arr.shape}, expected 1-D")
+    if arr.size == 0:
+        return arr.astype(np.int64)  # [] is float64 to NumPy
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
     return arr

@@ -76,14 +76,14 @@ def _sort_dedupe(row):
 
 @njit(parallel=True)
 def _sort_dedupe_rows(row_start, keys, row_nnz):
-    """Apply ``_sort_dedupe`` to every row; unique counts go to ``row_nnz`` (int64 of shape (n,))."""
+    """Apply ``_sort_dedupe`` to every row; the counts go to ``row_nnz`` (int64 of shape (n,))."""
     for i in prange(row_start.size - 1):
         row_nnz[i] = _sort_dedupe(keys[row_start[i]:row_start[i + 1]])
 
 
 @njit(parallel=True)
 def _unpack_rows(row_start, keys, indptr, indices, dist_bits):
-    """Split the deduplicated keys of each row into ``indices`` (int32) and ``dist_bits`` (uint32)."""
+    """Split each row's unique keys into ``indices`` (int32) and ``dist_bits`` (uint32)."""
     n = indptr.size - 1
     for i in prange(n):
         src = row_start[i]

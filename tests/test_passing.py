@@ -1,0 +1,167 @@
+"""forward and select: every backend against the NumPy reference (SPEC 3-4)."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import d2fast
+from d2fast import Graph
+from d2fast._backends import reference
+
+from conftest import assert_greedy_replay, random_graph, random_scores
+
+CASES = [(n, c, sym, kind)
+         for n in (2, 3, 7, 50, 333, 2000)
+         for c in (1, 3, 10)
+         for sym in (True, False)
+         for kind in ("uniform", "normal", "negative")]
+
+
+def _atol(scores: np.ndarray, graph: Graph) -> float:
+    """Summation noise of a forward pass (exp may differ by 1 ulp between libms)."""
+    return 1e-13 * float(np.abs(scores).max()) * (1 + graph.degrees().max())
+
+
+@pytest.mark.parametrize("n,c,sym,kind", CASES)
+def test_backends_match_reference(backend, n, c, sym, kind):
+    rng = np.random.default_rng(zlib.crc32(repr((n, c, sym, kind)).encode()))
+    graph = random_graph(rng, n, c, sym)
+    scores = random_scores(rng, n, kind)
+    for mode in ("sum", "product"):
+        ref = d2fast.forward(graph, scores, mode=mode, backend="numpy")
+        got = d2fast.forward(graph, scores, mode=mode, backend=backend)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=_atol(scores, graph))
+        for reverse in ("weighted", "absolute"):
+            for n_keep in {0, 1, n // 3, n}:
+                want = d2fast.select(graph, ref, n_keep, reverse=reverse, backend="numpy")
+                picks = d2fast.select(graph, ref, n_keep, reverse=reverse, backend=backend)
+                assert picks.dtype == np.int64 and picks.shape == (n_keep,)
+                np.testing.assert_array_equal(picks, want)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_exact_ties_go_to_lowest_index(backend, seed):
+    """Zero distances and integer scores make all arithmetic exact: outputs must be identical."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 400))
+    I = rng.integers(-1, n, size=(n, 4))
+    graph = Graph.from_knn(I, np.zeros(I.shape), drop_self=False) if not \
+        (I == np.arange(n)[:, None]).any() else Graph.from_knn(I, np.zeros(I.shape))
+    scores = rng.integers(-3, 4, size=n).astype(float)
+    for mode in ("sum", "product"):
+        passed = d2fast.forward(graph, scores, mode=mode, backend="numpy")
+        np.testing.assert_array_equal(d2fast.forward(graph, scores, mode=mode, backend=backend),
+                                      passed)
+        for reverse in ("weighted", "absolute"):
+            want = d2fast.select(graph, passed, n, reverse=reverse, backend="numpy")
+            got = d2fast.select(graph, passed, n, reverse=reverse, backend=backend)
+            np.testing.assert_array_equal(got, want)
+            assert_greedy_replay(graph, passed, got, 0.1, reverse == "absolute")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tie_heavy_replay(backend, seed):
+    """Equal scores and duplicate embeddings: every pick is the current maximum."""
+    rng = np.random.default_rng(100 + seed)
+    base = rng.normal(size=(30, 4))
+    emb = base[rng.integers(0, 30, size=300)]  # ~10 copies of each point
+    scores = np.repeat(rng.random(3), 100) if seed % 2 else np.ones(300)
+    graph = d2fast.knn_graph(emb, k=4, backend=backend)
+    passed = d2fast.forward(graph, scores, backend=backend)
+    for reverse in ("weighted", "absolute"):
+        picks = d2fast.select(graph, passed, 200, reverse=reverse, backend=backend)
+        assert_greedy_replay(graph, passed, picks, 0.1, reverse == "absolute")
+
+
+def test_reference_replay_is_greedy():
+    """The replay check itself rejects a non-greedy order (the check can fail)."""
+    rng = np.random.default_rng(0)
+    graph = random_graph(rng, 100, 4)
+    passed = rng.random(100)
+    picks = d2fast.select(graph, passed, 50, backend="numpy")
+    assert_greedy_replay(graph, passed, picks, 0.1, False)
+    with pytest.raises(AssertionError):
+        assert_greedy_replay(graph, passed, picks[::-1].copy(), 0.1, False)
+
+
+def test_forward_definition_by_hand():
+    # path 0 - 1 - 2 with distances 1 and 2
+    graph = Graph([0, 1, 3, 4], [1, 0, 2, 1], [1.0, 1.0, 2.0, 2.0])
+    s = np.array([1.0, 2.0, -3.0])
+    e1, e2 = np.exp(-0.5 * 1.0), np.exp(-0.5 * 2.0)
+    acc = np.array([e1 * 2, e1 * 1 + e2 * -3, e2 * 2])
+    for backend in d2fast.backends():
+        np.testing.assert_allclose(d2fast.forward(graph, s, gamma_f=0.5, backend=backend),
+                                   s + acc, rtol=1e-15)
+        np.testing.assert_allclose(d2fast.forward(graph, s, gamma_f=0.5, mode="product",
+                                                  backend=backend), s * acc, rtol=1e-15)
+
+
+def test_select_by_hand_negative_scores_rise():
+    # star: 0 is linked to 1 and 2; all scores negative, absolute update
+    graph = Graph([0, 2, 3, 4], [1, 2, 0, 0], [0.0, 0.0, 0.0, 0.0])
+    s = np.array([-1.0, -1.5, -1.2])
+    # pick 0 (-1.0); neighbours rise by 1.0: 1 -> -0.5, 2 -> -0.2; then 2, then 1
+    for backend in d2fast.backends():
+        np.testing.assert_array_equal(
+            d2fast.select(graph, s, 3, reverse="absolute", backend=backend), [0, 2, 1])
+
+
+def test_select_does_not_mutate_inputs(backend):
+    rng = np.random.default_rng(1)
+    graph = random_graph(rng, 200, 5)
+    scores = rng.normal(size=200)
+    before = scores.copy()
+    arrays = [a.copy() for a in (graph.indptr, graph.indices, graph.distances)]
+    d2fast.select(graph, d2fast.forward(graph, scores, backend=backend), 150, backend=backend)
+    np.testing.assert_array_equal(scores, before)
+    for a, b in zip(arrays, (graph.indptr, graph.indices, graph.distances)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_isolated_nodes_and_empty_graph(backend):
+    graph = Graph(np.zeros(6, dtype=np.int64), [], [])  # 5 nodes, no edges
+    s = np.array([0.3, 0.9, 0.3, -1.0, 0.9])
+    np.testing.assert_array_equal(d2fast.forward(graph, s, backend=backend), s)
+    np.testing.assert_array_equal(d2fast.select(graph, s, 5, backend=backend), [1, 4, 0, 2, 3])
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 60), c=st.integers(1, 6), sym=st.booleans(),
+       seed=st.integers(0, 2**31), gamma_r=st.floats(0, 3), absolute=st.booleans(),
+       product=st.booleans())
+def test_property_kernels_agree(n, c, sym, seed, gamma_r, absolute, product):
+    rng = np.random.default_rng(seed)
+    graph = random_graph(rng, n, c, sym)
+    scores = rng.normal(size=n) * rng.choice([1e-3, 1.0, 1e3])
+    mode = "product" if product else "sum"
+    reverse = "absolute" if absolute else "weighted"
+    ref = d2fast.forward(graph, scores, mode=mode, backend="numpy")
+    n_keep = int(rng.integers(0, n + 1))
+    want = d2fast.select(graph, ref, n_keep, gamma_r=gamma_r, reverse=reverse, backend="numpy")
+    for backend in ("cpp", "numba"):
+        got = d2fast.forward(graph, scores, mode=mode, backend=backend)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=_atol(scores, graph))
+        picks = d2fast.select(graph, ref, n_keep, gamma_r=gamma_r, reverse=reverse,
+                              backend=backend)
+        assert_greedy_replay(graph, ref, picks, gamma_r, absolute)
+        np.testing.assert_array_equal(picks, want)
+
+
+def test_underflow_warning():
+    emb = np.random.default_rng(0).normal(size=(200, 64)) * 100  # distances ~ 1000
+    graph = d2fast.knn_graph(emb, k=5)
+    with pytest.warns(UserWarning, match="normalise the embeddings or lower gamma_f"):
+        d2fast.forward(graph, np.ones(200))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d2fast.forward(graph, np.ones(200), gamma_f=1e-3)
+
+
+def test_reference_is_the_oracle():
+    assert d2fast.backends()[-1] == "numpy"
+    assert reference.select_heap.__module__ == "d2fast._backends.reference"

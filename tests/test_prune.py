@@ -1,0 +1,103 @@
+"""prune end to end: agreement across backends, kept counts, inputs of every kind."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import d2fast
+
+from conftest import assert_greedy_replay
+
+
+def clustered(n: int = 600, d: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(10, d)) * 4
+    emb = centers[rng.integers(0, 10, n)] + rng.normal(size=(n, d))
+    return emb.astype(np.float32), rng.random(n)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+@pytest.mark.parametrize("graph", ["union", "directed"])
+def test_prune_backends_agree(metric, graph):
+    emb, scores = clustered()
+    kw = dict(k=5, rate=0.7, metric=metric, graph=graph, gamma_f=0.5)
+    want = d2fast.prune(emb, scores, backend="numpy", **kw)
+    assert want.dtype == np.int64 and want.shape == (180,)
+    assert len(np.unique(want)) == want.size
+    for backend in ("cpp", "numba", "auto"):
+        np.testing.assert_array_equal(d2fast.prune(emb, scores, backend=backend, **kw), want)
+
+
+def test_prune_is_knn_forward_select():
+    emb, scores = clustered(seed=1)
+    g = d2fast.knn_graph(emb, 7)
+    passed = d2fast.forward(g, scores, gamma_f=0.3, mode="product")
+    want = d2fast.select(g, passed, 250, gamma_r=2.0, reverse="absolute")
+    got = d2fast.prune(emb, scores, 7, n_keep=250, gamma_f=0.3, gamma_r=2.0, mode="product",
+                       reverse="absolute")
+    np.testing.assert_array_equal(got, want)
+    assert_greedy_replay(g, passed, got, 2.0, True)
+
+
+def test_prune_prefers_diverse_hard_examples():
+    """Two tight clusters, scores highest in cluster A: D2 still takes cluster B early."""
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(100, 2)) * 0.01
+    b = rng.normal(size=(100, 2)) * 0.01 + 10
+    scores = np.r_[np.full(100, 1.0), np.full(100, 0.9)] + rng.random(200) * 1e-3
+    keep = d2fast.prune(np.r_[a, b], scores, k=5, n_keep=10, gamma_r=0.0)
+    assert (keep >= 100).any() and (keep < 100).any()
+    topk = np.argsort(-scores)[:10]
+    assert (topk < 100).all()  # whereas plain top-k stays in cluster A
+
+
+@pytest.mark.parametrize("n,rate,want", [(10, 0.9, 1), (10, 0.7, 3), (10, 0.0, 10),
+                                         (3, 0.5, 1), (1000, 0.3, 700), (100, 0.29, 71),
+                                         (7, 0.99, 0)])
+def test_rate_arithmetic(n, rate, want):
+    emb, scores = clustered(n, 3)
+    assert d2fast.prune(emb, scores, k=1, rate=rate).size == want
+
+
+def test_n_keep_overrides_rate():
+    emb, scores = clustered(50, 3)
+    assert d2fast.prune(emb, scores, k=2, rate=0.9, n_keep=17).size == 17
+    assert d2fast.prune(emb, scores, k=2, n_keep=50).size == 50
+
+
+def test_inputs_of_every_kind_agree(tmp_path):
+    torch = pytest.importorskip("torch")  # the optional extra; CI installs it
+    emb, scores = clustered(300, 6, seed=3)
+    want = d2fast.prune(emb, scores, k=4, rate=0.5)
+    np.save(tmp_path / "emb.npy", emb)
+    mm = np.load(tmp_path / "emb.npy", mmap_mode="r")
+    for e, s in [(mm, scores), (torch.from_numpy(emb), torch.from_numpy(scores)),
+                 (emb.tolist(), scores.tolist()), (emb[::1, :], scores.astype(np.float32)
+                                                   .astype(np.float64))]:
+        np.testing.assert_array_equal(d2fast.prune(e, s, k=4, rate=0.5), want)
+
+
+def test_prune_does_not_mutate_inputs():
+    emb, scores = clustered(200, 4)
+    e0, s0 = emb.copy(), scores.copy()
+    d2fast.prune(emb, scores, rate=0.5, metric="cosine")
+    np.testing.assert_array_equal(emb, e0)
+    np.testing.assert_array_equal(scores, s0)
+
+
+def test_negative_scores_like_aum():
+    emb, scores = clustered(400, 5, seed=4)
+    aum = scores * 4 - 3  # mostly negative
+    for reverse in ("weighted", "absolute"):
+        want = d2fast.prune(emb, aum, rate=0.2, reverse=reverse, backend="numpy")
+        for backend in ("cpp", "numba"):
+            np.testing.assert_array_equal(
+                d2fast.prune(emb, aum, rate=0.2, reverse=reverse, backend=backend), want)
+
+
+def test_progress_bar_is_opt_in(capsys):
+    emb, scores = clustered(100, 3)
+    d2fast.prune(emb, scores, rate=0.5)
+    assert "kNN search" not in capsys.readouterr().err
+    d2fast.prune(emb, scores, rate=0.5, progress=True)
+    assert "kNN search" in capsys.readouterr().err

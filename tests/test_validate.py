@@ -1,0 +1,82 @@
+"""Every bad input of SPEC 1 gets a TypeError/ValueError naming the argument."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import d2fast
+from d2fast import Graph
+
+EMB = np.random.default_rng(0).normal(size=(20, 3))
+SCORES = np.random.default_rng(1).random(20)
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    (dict(emb=EMB[:, 0]), ValueError, r"emb.shape == \(20,\), expected 2-D"),
+    (dict(emb=np.empty((0, 3))), ValueError, "emb.shape == \\(0, 3\\)"),
+    (dict(emb=np.empty((20, 0))), ValueError, "emb.shape == \\(20, 0\\)"),
+    (dict(emb=np.where(np.eye(20, 3) > 0, np.nan, EMB)), ValueError, "emb contains NaN or inf"),
+    (dict(emb=np.where(np.eye(20, 3) > 0, np.inf, EMB)), ValueError, "emb contains NaN or inf"),
+    (dict(emb=EMB.astype(complex)), TypeError, "emb must have a real numeric dtype"),
+    (dict(emb=EMB.astype(object)), TypeError, "emb must have a real numeric dtype"),
+    (dict(emb=EMB > 0), TypeError, "emb must have a real numeric dtype"),
+    (dict(emb="not an array"), TypeError, "emb must have a real numeric dtype"),
+    (dict(scores=SCORES[:19]), ValueError, r"scores.shape == \(19,\), expected \(20,\)"),
+    (dict(scores=SCORES[:, None]), ValueError, r"scores.shape == \(20, 1\), expected 1-D"),
+    (dict(scores=np.r_[SCORES[:19], np.nan]), ValueError, "scores contains NaN or inf"),
+    (dict(scores=np.r_[SCORES[:19], -np.inf]), ValueError, "scores contains NaN or inf"),
+    (dict(scores=SCORES.astype(complex)), TypeError, "scores must have a real numeric dtype"),
+    (dict(k=0), ValueError, r"k == 0, must satisfy 1 <= k < n \(n=20\)"),
+    (dict(k=20), ValueError, r"k == 20, must satisfy 1 <= k < n \(n=20\)"),
+    (dict(k=2.5), TypeError, "k must be an int"),
+    (dict(k=True), TypeError, "k must be an int"),
+    (dict(rate=1.0), ValueError, "rate == 1.0, must satisfy 0 <= rate < 1"),
+    (dict(rate=-0.1), ValueError, "rate == -0.1, must satisfy 0 <= rate < 1"),
+    (dict(rate=float("nan")), ValueError, "rate == nan"),
+    (dict(rate="0.5"), TypeError, "rate must be a real number"),
+    (dict(n_keep=21), ValueError, "n_keep == 21, must satisfy 0 <= n_keep <= 20"),
+    (dict(n_keep=-1), ValueError, "n_keep == -1"),
+    (dict(n_keep=3.0), TypeError, "n_keep must be an int"),
+    (dict(gamma_f=-1.0), ValueError, "gamma_f == -1.0, must be finite and >= 0"),
+    (dict(gamma_r=float("inf")), ValueError, "gamma_r == inf"),
+    (dict(metric="manhattan"), ValueError, "metric='manhattan', must be one of"),
+    (dict(graph="mutual"), ValueError, "graph='mutual', must be one of"),
+    (dict(mode="mean"), ValueError, "mode='mean', must be one of"),
+    (dict(reverse="none"), ValueError, "reverse='none', must be one of"),
+    (dict(knn="lsh"), ValueError, "knn='lsh', must be one of"),
+    (dict(backend="fortran"), ValueError, "backend='fortran' is not one of"),
+    (dict(backend=3), TypeError, "backend must be a str"),
+])
+def test_prune_rejects(kwargs, err, match):
+    args = dict(emb=EMB, scores=SCORES, k=3, rate=0.5)
+    args.update(kwargs)
+    with pytest.raises(err, match=match):
+        d2fast.prune(**args)
+
+
+def test_forward_and_select_reject():
+    g = d2fast.knn_graph(EMB, 3)
+    with pytest.raises(TypeError, match="graph must be a d2fast.Graph"):
+        d2fast.forward(g.to_scipy(), SCORES)
+    with pytest.raises(ValueError, match=r"scores.shape == \(19,\)"):
+        d2fast.forward(g, SCORES[:19])
+    with pytest.raises(ValueError, match="scores is empty"):
+        d2fast.select(g, [], 0)
+    with pytest.raises(ValueError, match="n_keep == 21"):
+        d2fast.select(g, SCORES, 21)
+    with pytest.raises(ValueError, match="algorithm='magic', must be one of"):
+        d2fast.select(g, SCORES, 2, algorithm="magic")
+
+
+def test_forward_overflow_is_an_error():
+    g = Graph([0, 1, 2], [1, 0], [0.0, 0.0])
+    with pytest.raises(FloatingPointError, match="overflowed"):
+        d2fast.forward(g, [1e308, 1e308])
+
+
+def test_errors_leave_inputs_untouched():
+    emb, scores = EMB.copy(), SCORES.copy()
+    with pytest.raises(ValueError):
+        d2fast.prune(emb, scores, k=50)
+    np.testing.assert_array_equal(emb, EMB)
+    np.testing.assert_array_equal(scores, SCORES)
