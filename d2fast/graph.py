@@ -1,6 +1,8 @@
 """The kNN graph: ``Graph`` (validated CSR) and ``knn_graph`` (exact search with faiss)."""
 from __future__ import annotations
 
+import os
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,7 @@ from d2fast._validate import (BLOCK_ROWS, check_choice, check_emb, check_k, to_n
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 GRAPHS = ("union", "directed")
 KNN = ("auto", "exact")
+_FORMAT = "d2fast.Graph/1"  # tag stored in Graph.save files
 _MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
 _KEY_BYTES = 1 << 25  # memory of one block of float64 differences in the re-ranking
 
@@ -60,18 +63,10 @@ class Graph:
         if nnz and (indices.min() < 0 or indices.max() >= n):
             raise ValueError(f"indices must lie in [0, n) with n={n} "
                              f"(found {indices.min()} .. {indices.max()})")
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-        if (indices == rows).any():
-            raise ValueError(f"indices holds a self loop at node {int(rows[indices == rows][0])}")
-        same_row = rows[1:] == rows[:-1]
-        if (same_row & (indices[1:] <= indices[:-1])).any():
-            bad = int(rows[1:][same_row & (indices[1:] <= indices[:-1])][0])
-            raise ValueError(f"indices of row {bad} are not strictly increasing "
-                             "(rows must be sorted, without duplicates)")
+        indptr, indices = indptr.astype(np.int64), indices.astype(np.int32)
         d32 = np.array(distances, dtype=np.float32)
-        if not (np.isfinite(d32).all() and (d32 >= 0).all()):
-            raise ValueError("distances must be finite and >= 0")
-        self._set(indptr.astype(np.int64), indices.astype(np.int32), d32)
+        _check_rows(indptr, indices, d32)
+        self._set(indptr, indices, d32)
 
     def _set(self, indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> None:
         for arr in (indptr, indices, distances):
@@ -104,6 +99,58 @@ class Graph:
         from scipy.sparse import csr_matrix
 
         return csr_matrix((self.distances, self.indices, self.indptr), shape=(self.n, self.n))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the graph to an uncompressed ``.npz`` that :meth:`load` can memory-map.
+
+        The file is written to a temporary name and renamed, so a crash leaves no partial file.
+        """
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        tmp = f"{path}.tmp-{os.getpid()}.npz"
+        try:
+            np.savez(tmp, format=np.array(_FORMAT), indptr=self.indptr, indices=self.indices,
+                     distances=self.distances)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> "Graph":
+        """Read a graph written by :meth:`save`, validated like the constructor.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The ``.npz`` file.
+        mmap : bool, default=True
+            Memory-map the arrays (read-only) instead of reading them: a graph of any size
+            loads at once and its pages are shared between processes.
+        """
+        path = os.fspath(path)
+        arrays = _read_npz(path, mmap)
+        if "format" not in arrays or str(np.asarray(arrays["format"])) != _FORMAT:
+            raise ValueError(f"{path} is not a d2fast graph file (format {_FORMAT!r})")
+        want = {"indptr": np.int64, "indices": np.int32, "distances": np.float32}
+        for name, dtype in want.items():
+            arr = arrays.get(name)
+            if arr is None or arr.dtype != dtype or arr.ndim != 1:
+                raise ValueError(f"{path}: {name} is missing or not a 1-D {np.dtype(dtype)} array")
+        indptr, indices, distances = (arrays[name] for name in want)
+        n, nnz = indptr.size - 1, indices.size
+        if n < 1 or indptr[0] != 0 or indptr[-1] != nnz or distances.size != nnz or \
+                (np.diff(indptr) < 0).any():
+            raise ValueError(f"{path}: indptr does not describe {nnz} edges")
+        if nnz and (indices.min() < 0 or indices.max() >= n):
+            raise ValueError(f"{path}: indices must lie in [0, n) with n={n}")
+        _check_rows(indptr, indices, distances)
+        if not mmap:
+            return cls._trusted(indptr, indices, distances)
+        graph = cls.__new__(cls)
+        graph.indptr, graph.indices, graph.distances = indptr, indices, distances
+        return graph
 
     def __repr__(self) -> str:
         return f"Graph(n={self.n}, nnz={self.nnz})"
@@ -208,6 +255,59 @@ class Graph:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(row[first], minlength=n), out=indptr[1:])
         return cls(indptr, col[first], dist[first])
+
+
+def _check_rows(indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> None:
+    """No self loops, rows strictly increasing, distances finite and >= 0.
+
+    ``indptr`` is already a valid offset array and ``indices`` lie in [0, n). Checked in
+    blocks of about 2**24 edges, so memory stays bounded for memory-mapped graphs.
+    """
+    n = indptr.size - 1
+    first = 0
+    while first < n:
+        last = min(n, int(np.searchsorted(indptr, indptr[first] + (1 << 24), "right")))
+        last = max(last, first + 1)
+        lo, hi = int(indptr[first]), int(indptr[last])
+        rows = np.repeat(np.arange(first, last, dtype=np.int64), np.diff(indptr[first:last + 1]))
+        idx = indices[lo:hi]
+        if (idx == rows).any():
+            raise ValueError(f"indices holds a self loop at node {int(rows[idx == rows][0])}")
+        bad = (rows[1:] == rows[:-1]) & (idx[1:] <= idx[:-1])
+        if bad.any():
+            raise ValueError(f"indices of row {int(rows[1:][bad][0])} are not strictly "
+                             "increasing (rows must be sorted, without duplicates)")
+        dist = distances[lo:hi]
+        if not (np.isfinite(dist).all() and (dist >= 0).all()):
+            raise ValueError("distances must be finite and >= 0")
+        first = last
+
+
+def _read_npz(path: str, mmap: bool) -> dict:
+    """Arrays of an uncompressed ``.npz``; with ``mmap``, read-only memmaps into the file."""
+    if not mmap:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    out = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
+        for info in zf.infolist():
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"{path}: {info.filename} is compressed; use mmap=False")
+            f.seek(info.header_offset)
+            local = f.read(30)
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
+                int.from_bytes(local[28:30], "little")
+            f.seek(start)
+            fmt = np.lib.format
+            major, _ = fmt.read_magic(f)
+            read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            if dtype.hasobject or fortran:
+                raise ValueError(f"{path}: {info.filename} is not a plain C-order array")
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape) \
+                if int(np.prod(shape)) else np.empty(shape, dtype)
+    return out
 
 
 def _int_array(x: Any, name: str) -> np.ndarray:

@@ -235,3 +235,39 @@ def test_graph_is_read_only_copy():
     with pytest.raises(ValueError):
         g.indices[0] = 5
     assert repr(g) == "Graph(n=2, nnz=2)"
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_save_load_round_trip(tmp_path, mmap):
+    g = d2fast.knn_graph(data("gauss", 300, 4, seed=5), 4)
+    g.save(tmp_path / "g")  # ".npz" is appended
+    h = Graph.load(tmp_path / "g.npz", mmap=mmap)
+    assert isinstance(h.indices, np.memmap) == mmap
+    for a, b in zip((g.indptr, g.indices, g.distances), (h.indptr, h.indices, h.distances)):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    s = np.random.default_rng(0).random(300)
+    for backend in d2fast.backends():
+        np.testing.assert_array_equal(d2fast.select(h, s, 100, backend=backend),
+                                      d2fast.select(g, s, 100, backend=backend))
+    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_load_rejects_corrupt_files(tmp_path, mmap):
+    path = tmp_path / "bad.npz"
+    np.savez(path, format=np.array("d2fast.Graph/1"), indptr=np.array([0, 1, 2]),
+             indices=np.array([1, 7], dtype=np.int32), distances=np.ones(2, np.float32))
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, n\)"):
+        Graph.load(path, mmap=mmap)
+    np.savez(path, format=np.array("d2fast.Graph/1"), indptr=np.array([0, 1, 2]),
+             indices=np.array([1, 1], dtype=np.int32), distances=np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="self loop at node 1"):
+        Graph.load(path, mmap=mmap)
+    np.savez(path, indptr=np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="is not a d2fast graph file"):
+        Graph.load(path, mmap=mmap)
+    np.savez(path, format=np.array("d2fast.Graph/1"), indptr=np.array([0, 1, 2]),
+             indices=np.array([1, 0]), distances=np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="indices is missing or not a 1-D int32 array"):
+        Graph.load(path, mmap=mmap)

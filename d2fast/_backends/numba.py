@@ -95,24 +95,7 @@ def _unpack_rows(row_start, keys, indptr, indices, dist_bits):
 
 
 def build_csr(knn_idx: np.ndarray, knn_dist: np.ndarray, symmetric: bool):
-    """CSR adjacency from kNN lists.
-
-    Parameters
-    ----------
-    knn_idx : int64 of shape (n, c)
-        Neighbour ids in ``[-1, n)``; ``-1`` marks a missing neighbour. Self entries are dropped.
-    knn_dist : float32 of shape (n, c)
-        Finite, non-negative distance of each entry (ignored where ``knn_idx == -1``).
-    symmetric : bool
-        True: union graph, edge {i, j} if j in kNN(i) or i in kNN(j).
-        False: row i holds exactly the valid entries of kNN(i).
-
-    Returns
-    -------
-    indptr : int64 of shape (n + 1,)
-    indices : int32 of shape (nnz,), each row strictly increasing, no self loops
-    distances : float32 of shape (nnz,); a pair listed twice keeps its smaller distance
-    """
+    """See :func:`d2fast._backends.reference.build_csr`."""
     n = knn_idx.shape[0]
     dist_bits = (np.ascontiguousarray(knn_dist) + np.float32(0.0)).view(np.uint32)  # -0.0 -> +0.0
     row_start, keys = _bucket_rows(knn_idx, dist_bits, bool(symmetric))
