@@ -1,4 +1,4 @@
-"""The kNN graph: ``Graph`` (validated CSR) and ``knn_graph`` (exact search with faiss)."""
+"""The kNN graph: ``Graph`` (validated CSR) and ``knn_graph`` (faiss search -> CSR)."""
 from __future__ import annotations
 
 import os
@@ -8,14 +8,12 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
-from d2fast._validate import (BLOCK_ROWS, check_choice, check_emb, check_k, to_numpy)
+from d2fast._validate import check_choice, check_emb, check_k, to_numpy
+from d2fast.knn import KNN, float32_rows, search
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 GRAPHS = ("union", "directed")
-KNN = ("auto", "exact")
 _FORMAT = "d2fast.Graph/1"  # tag stored in Graph.save files
-_MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
-_KEY_BYTES = 1 << 25  # memory of one block of float64 differences in the re-ranking
 
 
 class Graph:
@@ -322,7 +320,8 @@ def _int_array(x: Any, name: str) -> np.ndarray:
 
 
 def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "union",
-              knn: str = "auto", progress: bool = False, backend: str = "auto") -> Graph:
+              knn: str = "auto", knn_params: dict | None = None, progress: bool = False,
+              backend: str = "auto") -> Graph:
     """The kNN graph of the rows of ``emb`` (SPEC 2).
 
     Parameters
@@ -335,8 +334,13 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
         Plain L2, squared L2, or 1 - cosine similarity (a zero vector is at 1 from all).
     graph : {'union', 'directed'}, default='union'
         Union: edge {i, j} if j in kNN(i) or i in kNN(j). Directed: i's neighbours are kNN(i).
-    knn : {'auto', 'exact'}, default='auto'
-        Exact search (faiss brute force over row blocks, never an n x n matrix).
+    knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
+        'exact': faiss brute force over row blocks (never an n x n matrix), O(n^2 d).
+        'hnsw' / 'ivf': approximate faiss indexes (see :func:`d2fast.knn.search`).
+        'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, HNSW above.
+    knn_params : dict, optional
+        Parameters of the approximate index: HNSW ``M`` (32), ``ef_construction`` (80),
+        ``ef_search`` (max(64, 4k)); IVF ``nlist`` (4 sqrt(n)), ``nprobe`` (16).
     progress : bool, default=False
         Show a tqdm progress bar over the query blocks.
     backend : str, default='auto'
@@ -349,91 +353,22 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
 
     Notes
     -----
-    faiss ranks ``k + 1 + 8`` candidates per row in float32; they are re-ranked with
-    exact float64 distances, ties to the lower index, and a row whose k-th neighbour is
-    too close to the last candidate to be sure is searched again with twice the
-    candidates. So the lists are the exact kNN with SPEC tie-breaking.
+    Exact search: faiss ranks ``k + 1 + 8`` candidates per row in float32; they are
+    re-ranked with exact float64 distances, ties to the lower index, and a row whose k-th
+    neighbour is too close to the last candidate to be sure is searched again with twice
+    the candidates. So the lists are the exact kNN with SPEC tie-breaking. Approximate
+    search re-ranks its candidates the same way (exact distances, exact tie order).
     """
     X = check_emb(emb)
     n, d = X.shape
     k = check_k(k, n)
     metric = check_choice(metric, "metric", METRICS)
     graph = check_choice(graph, "graph", GRAPHS)
-    check_choice(knn, "knn", KNN)
-    X = _float32_rows(X, normalize=metric == "cosine")
-    knn_idx, keys = _exact_knn(X, k, metric == "cosine", progress)
+    knn = check_choice(knn, "knn", KNN)
+    X = float32_rows(X, normalize=metric == "cosine")
+    knn_idx, keys = search(X, k, cosine=metric == "cosine", method=knn, params=knn_params,
+                           progress=progress)
     if metric == "euclidean":
         np.sqrt(keys, out=keys)
     dist = np.maximum(keys, 0.0).astype(np.float32)
     return Graph._trusted(*_backends.get(backend).build_csr(knn_idx, dist, graph == "union"))
-
-
-def _float32_rows(X: np.ndarray, normalize: bool) -> np.ndarray:
-    """C-contiguous float32 (n, d), built in row blocks; unit rows when ``normalize``."""
-    if not normalize and X.dtype == np.float32 and X.flags.c_contiguous and \
-            not isinstance(X, np.memmap):
-        return X  # read-only use: faiss and the re-ranking never write to it
-    out = np.empty(X.shape, dtype=np.float32)
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        block = np.asarray(X[start:start + BLOCK_ROWS], dtype=np.float64)
-        if normalize:
-            norms = np.linalg.norm(block, axis=1, keepdims=True)
-            block = np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
-        out[start:start + block.shape[0]] = block
-    return out
-
-
-def _exact_knn(X: np.ndarray, k: int, cosine: bool, progress: bool):
-    """Exact kNN of every row (self excluded): ids int64 (n, k) and float64 keys (n, k).
-
-    Keys are squared L2, or 1 - dot for unit rows (cosine). Ties go to the lower id.
-    """
-    import faiss
-    from tqdm.auto import tqdm
-
-    n, d = X.shape
-    metric = faiss.METRIC_INNER_PRODUCT if cosine else faiss.METRIC_L2
-    sq_norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-    # bound on faiss' float32 rounding of a squared distance / inner product
-    slack = 4.0 * d * 2.0**-24 * (sq_norms + sq_norms.max()) + 1e-30
-    ids = np.empty((n, k), dtype=np.int64)
-    keys = np.empty((n, k), dtype=np.float64)
-    pending = np.arange(n, dtype=np.int64)
-    c = min(n, k + 1 + _MARGIN)
-    block = 8192  # query rows per faiss call (faiss tiles the database itself)
-    with tqdm(total=n, desc="kNN search", unit="row", disable=not progress) as bar:
-        while pending.size:
-            first_pass = pending.size == n and c == min(n, k + 1 + _MARGIN)
-            unsure = []
-            for start in range(0, pending.size, block):
-                rows = pending[start:start + block]
-                D, I = faiss.knn(X[rows], X, c, metric=metric)
-                bound = 1.0 - D[:, -1] if cosine else D[:, -1].astype(np.float64)
-                r_ids, r_keys = _rerank(X, rows, I, k, cosine)
-                ids[rows], keys[rows] = r_ids, r_keys
-                if c < n:
-                    unsure.append(rows[r_keys[:, -1] >= bound - slack[rows]])
-                if first_pass:
-                    bar.update(rows.size)
-            pending = np.concatenate(unsure) if unsure else pending[:0]
-            c = min(n, 2 * c)
-    return ids, keys
-
-
-def _rerank(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, k: int, cosine: bool):
-    """The k best of ``cand`` (m, c) for ``rows`` by exact float64 key, ties to the lower id."""
-    m, c = cand.shape
-    keys = np.empty((m, c), dtype=np.float64)
-    step = max(1, _KEY_BYTES // (8 * c * X.shape[1]))
-    safe = np.where(cand >= 0, cand, 0)
-    for a in range(0, m, step):
-        xi = X[rows[a:a + step]].astype(np.float64)[:, None, :]
-        xj = X[safe[a:a + step]].astype(np.float64)
-        if cosine:
-            keys[a:a + step] = 1.0 - np.einsum("mcd,mcd->mc", np.broadcast_to(xi, xj.shape), xj)
-        else:
-            diff = xj - xi
-            keys[a:a + step] = np.einsum("mcd,mcd->mc", diff, diff)
-    keys[(cand < 0) | (cand == rows[:, None])] = np.inf
-    order = np.lexsort((cand, keys), axis=1)[:, :k]
-    return np.take_along_axis(cand, order, 1), np.take_along_axis(keys, order, 1)

@@ -13,7 +13,8 @@ from d2fast.passing import forward, select
 def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int | None = None,
           gamma_f: float = 1.0, gamma_r: float = 0.1, metric: str = "euclidean",
           graph: str = "union", mode: str = "sum", reverse: str = "weighted",
-          knn: str = "auto", backend: str = "auto", progress: bool = False) -> np.ndarray:
+          knn: str = "auto", knn_params: dict | None = None, backend: str = "auto",
+          progress: bool = False) -> np.ndarray:
     """Select a coreset with D2 Pruning: kNN graph -> forward -> greedy reverse selection.
 
     Parameters
@@ -35,7 +36,9 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     graph : {'union', 'directed'}, default='union'
     mode : {'sum', 'product'}, default='sum'
     reverse : {'weighted', 'absolute'}, default='weighted'
-    knn : {'auto', 'exact'}, default='auto'
+    knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
+        kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
+    knn_params : dict, optional
     backend : {'auto', 'cpp', 'numba', 'numpy'}, default='auto'
     progress : bool, default=False
         Show a progress bar for the kNN search.
@@ -59,7 +62,7 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     scores = check_scores(scores, n)
     check_k(k, n)
     n_keep = resolve_n_keep(n, rate, n_keep)
-    g = knn_graph(X, k, metric=metric, graph=graph, knn=knn, progress=progress,
-                  backend=backend)
+    g = knn_graph(X, k, metric=metric, graph=graph, knn=knn, knn_params=knn_params,
+                  progress=progress, backend=backend)
     passed = forward(g, scores, gamma_f=gamma_f, mode=mode, backend=backend)
     return select(g, passed, n_keep, gamma_r=gamma_r, reverse=reverse, backend=backend)

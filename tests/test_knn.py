@@ -1,0 +1,71 @@
+"""kNN search (d2fast.knn): approximate indexes against exact search."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import d2fast
+from d2fast import knn
+
+from test_graph import assert_csr_invariants
+
+
+def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(40, d)) * 3
+    return (centers[rng.integers(0, 40, n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def recall(approx: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(approx, exact)]))
+
+
+@pytest.mark.parametrize("method", ["hnsw", "ivf"])
+@pytest.mark.parametrize("cosine", [False, True])
+def test_approximate_recall(method, cosine):
+    X = knn.float32_rows(clustered(6000, 24), normalize=cosine)
+    exact_ids, exact_keys = knn.search(X, 10, cosine=cosine, method="exact")
+    ids, keys = knn.search(X, 10, cosine=cosine, method=method)
+    assert recall(ids, exact_ids) >= 0.95
+    assert (ids != np.arange(len(X))[:, None]).all()
+    found = ids >= 0
+    assert (np.diff(keys, axis=1) >= 0).all()  # re-ranked: sorted by exact key
+    # a neighbour found by both has the same exact key
+    both = exact_ids[:, :1] == ids[:, :1]
+    np.testing.assert_array_equal(keys[:, 0][both[:, 0]], exact_keys[:, 0][both[:, 0]])
+    assert found.mean() > 0.99
+
+
+@pytest.mark.parametrize("method", ["hnsw", "ivf"])
+def test_approximate_graph_is_valid(method):
+    emb = clustered(3000, 16, seed=1)
+    for graph in ("union", "directed"):
+        g = d2fast.knn_graph(emb, 5, graph=graph, knn=method)
+        assert_csr_invariants(g)
+        if graph == "directed":
+            assert (g.degrees() <= 5).all() and g.degrees().mean() > 4.9
+
+
+def test_params_are_checked():
+    X = clustered(500, 4)
+    with pytest.raises(ValueError, match=r"knn_params has \['nprobe'\]"):
+        d2fast.knn_graph(X, 3, knn="hnsw", knn_params={"nprobe": 4})
+    with pytest.raises(ValueError, match=r"knn_params\['M'\] == 0"):
+        d2fast.knn_graph(X, 3, knn="hnsw", knn_params={"M": 0})
+    with pytest.raises(ValueError, match="exact search takes no parameters"):
+        d2fast.knn_graph(X, 3, knn="exact", knn_params={"M": 4})
+    g = d2fast.knn_graph(X, 3, knn="ivf", knn_params={"nlist": 4, "nprobe": 4})
+    assert g.n == 500  # nprobe == nlist: exhaustive, so exact
+    np.testing.assert_array_equal(g.indices, d2fast.knn_graph(X, 3).indices)
+
+
+def test_auto_is_exact_below_the_threshold(monkeypatch):
+    X = clustered(400, 4)
+    exact = d2fast.knn_graph(X, 4, knn="exact")
+    np.testing.assert_array_equal(d2fast.knn_graph(X, 4).indices, exact.indices)
+    monkeypatch.setattr(knn, "EXACT_MAX_ROWS", 100)
+    calls = []
+    monkeypatch.setattr(knn, "_approximate", lambda *a: calls.append(a[3]) or
+                        knn._exact(*a[:3], False))
+    d2fast.knn_graph(X, 4)
+    assert calls == ["hnsw"]
