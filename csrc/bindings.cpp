@@ -8,6 +8,7 @@
 
 #include "forward.h"
 #include "graph_symmetrize.h"
+#include "knn_rerank.h"
 #include "select_heap.h"
 
 namespace py = pybind11;
@@ -106,6 +107,26 @@ static py::array_t<idx_t> select_heap(const py::array& indptr, const py::array& 
     return out;
 }
 
+static py::array_t<double> pair_keys(const py::array& X, const py::array& rows,
+                                     const py::array& cand, bool cosine) {
+    const float* x = data_of<float>(X, "X", 2);
+    const idx_t* r = data_of<idx_t>(rows, "rows", 1);
+    const idx_t* cd = data_of<idx_t>(cand, "cand", 2);
+    const idx_t n = X.shape(0), d = X.shape(1), m = cand.shape(0), c = cand.shape(1);
+    if (rows.size() != m) throw py::value_error("rows must have one entry per row of cand");
+    for (idx_t i = 0; i < m; ++i)
+        if (r[i] < 0 || r[i] >= n) throw py::value_error("rows must lie in [0, n)");
+    for (idx_t i = 0; i < m * c; ++i)
+        if (cd[i] < -1 || cd[i] >= n) throw py::value_error("cand must lie in [-1, n)");
+    py::array_t<double> keys({m, c});
+    double* k = keys.mutable_data();
+    {
+        py::gil_scoped_release release;
+        d2::pair_keys(d, x, m, c, r, cd, cosine, k);
+    }
+    return keys;
+}
+
 static int max_threads() {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -122,5 +143,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("select_heap", &select_heap, py::arg("indptr"), py::arg("indices"),
           py::arg("distances"), py::arg("scores"), py::arg("n_keep"), py::arg("gamma_r"),
           py::arg("absolute"));
+    m.def("pair_keys", &pair_keys, py::arg("X"), py::arg("rows"), py::arg("cand"),
+          py::arg("cosine"));
     m.def("max_threads", &max_threads, "OpenMP threads the kernels use (1 if built serially)");
 }

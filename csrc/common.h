@@ -25,6 +25,10 @@ namespace d2 {
 using idx_t = std::int64_t;  // row offsets (indptr) and node ids in kNN lists
 using nbr_t = std::int32_t;  // neighbour ids stored in CSR indices
 
+// Below this many nodes a loop runs on one thread: waking a team costs more than the
+// work, and far more when another process holds a core.
+constexpr idx_t kParallelMin = 50000;
+
 // Key order of the selection: larger score first, ties to the lower node id.
 D2_HD bool key_less(double sa, idx_t ia, double sb, idx_t ib) {
     return sa < sb || (sa == sb && ia > ib);

@@ -23,7 +23,7 @@ D2_HD double forward_row(const idx_t* indptr, const nbr_t* indices, const float*
 // out_i = s_i + acc_i (sum) or s_i * acc_i (product), for all n rows in parallel.
 inline void forward(idx_t n, const idx_t* indptr, const nbr_t* indices, const float* distances,
                     const double* scores, double gamma_f, bool product, double* out) {
-#pragma omp parallel for schedule(dynamic, 4096)
+#pragma omp parallel for schedule(dynamic, 4096) if (n > kParallelMin)
     for (idx_t i = 0; i < n; ++i) {
         double acc = forward_row(indptr, indices, distances, scores, gamma_f, indptr[n], i);
         out[i] = product ? scores[i] * acc : scores[i] + acc;

@@ -36,7 +36,7 @@ inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_d
     {
         std::vector<std::atomic<idx_t>> deg(n);
         for (idx_t i = 0; i < n; ++i) deg[i].store(0, std::memory_order_relaxed);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
         for (idx_t i = 0; i < n; ++i) {
             idx_t own = 0;
             for (idx_t p = i * c; p < (i + 1) * c; ++p) {
@@ -54,7 +54,7 @@ inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_d
     {
         std::vector<std::atomic<idx_t>> fill(n);
         for (idx_t i = 0; i < n; ++i) fill[i].store(start[i], std::memory_order_relaxed);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
         for (idx_t i = 0; i < n; ++i) {
             for (idx_t p = i * c; p < (i + 1) * c; ++p) {
                 idx_t j = knn_idx[p];
@@ -69,7 +69,7 @@ inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_d
     }
     // 3. sort each row by (neighbour, distance), keep the first of each neighbour
     std::vector<idx_t> kept(n);
-#pragma omp parallel for schedule(dynamic, 1024)
+#pragma omp parallel for schedule(dynamic, 1024) if (n > kParallelMin)
     for (idx_t i = 0; i < n; ++i) {
         std::uint64_t* row = keys.data() + start[i];
         idx_t len = start[i + 1] - start[i];
@@ -83,7 +83,7 @@ inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_d
     for (idx_t i = 0; i < n; ++i) indptr[i + 1] = indptr[i] + kept[i];
     indices.resize(static_cast<size_t>(indptr[n]));
     distances.resize(static_cast<size_t>(indptr[n]));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
     for (idx_t i = 0; i < n; ++i) {
         const std::uint64_t* row = keys.data() + start[i];
         for (idx_t p = 0; p < kept[i]; ++p) {

@@ -344,7 +344,7 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     progress : bool, default=False
         Show a tqdm progress bar over the query blocks.
     backend : str, default='auto'
-        Kernel backend for the CSR build.
+        Kernel backend for the re-ranking and the CSR build.
 
     Returns
     -------
@@ -367,7 +367,7 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     knn = check_choice(knn, "knn", KNN)
     X = float32_rows(X, normalize=metric == "cosine")
     knn_idx, keys = search(X, k, cosine=metric == "cosine", method=knn, params=knn_params,
-                           progress=progress)
+                           progress=progress, backend=backend)
     if metric == "euclidean":
         np.sqrt(keys, out=keys)
     dist = np.maximum(keys, 0.0).astype(np.float32)

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from d2fast import _backends
 from d2fast._validate import BLOCK_ROWS
 
 KNN = ("auto", "exact", "hnsw", "ivf")
 EXACT_MAX_ROWS = 200_000  # knn="auto": exact search up to here (O(n^2 d)), HNSW above
 _MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
-_KEY_BYTES = 1 << 25  # memory of one block of float64 differences in the re-ranking
 _QUERY_ROWS = 8192  # query rows per faiss call (faiss tiles the database itself)
 _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None},
            "ivf": {"nlist": None, "nprobe": 16}}
@@ -40,7 +40,7 @@ def float32_rows(X: np.ndarray, normalize: bool) -> np.ndarray:
 
 
 def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
-           params: dict | None = None, progress: bool = False):
+           params: dict | None = None, progress: bool = False, backend: str = "auto"):
     """The k nearest other rows of every row of ``X``.
 
     Parameters
@@ -54,6 +54,8 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
         HNSW: ``M``, ``ef_construction``, ``ef_search``; IVF: ``nlist``, ``nprobe``.
     progress : bool
         tqdm progress bar over the query rows.
+    backend : str
+        Kernel backend of the exact re-ranking.
 
     Returns
     -------
@@ -66,8 +68,8 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
     if method == "exact":
         if params:
             raise ValueError(f"knn_params={params!r}: exact search takes no parameters")
-        return _exact(X, k, cosine, progress)
-    return _approximate(X, k, cosine, method, _check_params(method, params), progress)
+        return _exact(X, k, cosine, progress, backend)
+    return _approximate(X, k, cosine, method, _check_params(method, params), progress, backend)
 
 
 def _check_params(method: str, params: dict | None) -> dict:
@@ -82,7 +84,7 @@ def _check_params(method: str, params: dict | None) -> dict:
     return {**_PARAMS[method], **params}
 
 
-def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool):
+def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool, backend: str):
     """Exact search: faiss brute force, re-ranked; unsure rows searched again, wider."""
     import faiss
     from tqdm.auto import tqdm
@@ -104,7 +106,7 @@ def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool):
                 rows = pending[start:start + _QUERY_ROWS]
                 D, I = faiss.knn(X[rows], X, c, metric=metric)
                 bound = 1.0 - D[:, -1] if cosine else D[:, -1].astype(np.float64)
-                ids[rows], keys[rows] = rerank(X, rows, I, k, cosine)
+                ids[rows], keys[rows] = rerank(X, rows, I, k, cosine, backend)
                 if c < n:  # a row is sure if its k-th key is below every key not seen
                     unsure.append(rows[keys[rows, -1] >= bound - slack[rows]])
                 if first_pass:
@@ -115,7 +117,7 @@ def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool):
 
 
 def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
-                 progress: bool):
+                 progress: bool, backend: str):
     """HNSW or IVF-flat search (L2 on the rows: the cosine order for unit rows), re-ranked."""
     import faiss
     from tqdm.auto import tqdm
@@ -142,31 +144,22 @@ def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
         for start in range(0, n, _QUERY_ROWS):
             rows = np.arange(start, min(n, start + _QUERY_ROWS))
             _, I = index.search(X[rows], c)
-            ids[rows], keys[rows] = rerank(X, rows, I, k, cosine)
+            ids[rows], keys[rows] = rerank(X, rows, I, k, cosine, backend)
             bar.update(rows.size)
     ids[~np.isfinite(keys)] = -1
     return ids, keys
 
 
-def rerank(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, k: int, cosine: bool):
+def rerank(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, k: int, cosine: bool,
+           backend: str = "auto"):
     """The k best of ``cand`` (m, c) for ``rows`` (m,) by exact float64 key.
 
     Self matches and -1 entries are dropped; ties go to the lower id. Returns ids int64
     (m, k) and keys float64 (m, k); a row with fewer than k candidates is padded with
     key inf.
     """
-    m, c = cand.shape
-    keys = np.empty((m, c), dtype=np.float64)
-    step = max(1, _KEY_BYTES // (8 * c * X.shape[1]))
-    safe = np.where(cand >= 0, cand, 0)
-    for a in range(0, m, step):
-        xi = X[rows[a:a + step]].astype(np.float64)[:, None, :]
-        xj = X[safe[a:a + step]].astype(np.float64)
-        if cosine:
-            keys[a:a + step] = 1.0 - np.einsum("mcd,mcd->mc", np.broadcast_to(xi, xj.shape), xj)
-        else:
-            diff = xj - xi
-            keys[a:a + step] = np.einsum("mcd,mcd->mc", diff, diff)
+    cand = np.ascontiguousarray(cand, dtype=np.int64)
+    keys = _backends.get(backend).pair_keys(X, rows, cand, cosine)
     keys[(cand < 0) | (cand == rows[:, None])] = np.inf
     order = np.lexsort((cand, keys), axis=1)[:, :k]
     return np.take_along_axis(cand, order, 1), np.take_along_axis(keys, order, 1)

@@ -66,6 +66,22 @@ def test_auto_is_exact_below_the_threshold(monkeypatch):
     monkeypatch.setattr(knn, "EXACT_MAX_ROWS", 100)
     calls = []
     monkeypatch.setattr(knn, "_approximate", lambda *a: calls.append(a[3]) or
-                        knn._exact(*a[:3], False))
+                        knn._exact(*a[:3], False, "auto"))
     d2fast.knn_graph(X, 4)
     assert calls == ["hnsw"]
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_pair_keys_backends_agree(backend, cosine):
+    rng = np.random.default_rng(7)
+    X = knn.float32_rows(rng.normal(size=(300, 13)), normalize=cosine)
+    rows = rng.permutation(300)[:50]
+    cand = rng.integers(-1, 300, size=(50, 9))
+    want = d2fast._backends.get("numpy").pair_keys(X, rows, cand, cosine)
+    got = d2fast._backends.get(backend).pair_keys(X, rows, cand, cosine)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    i, j = rows[3], cand[3, 0]
+    if j >= 0:
+        diff = X[j].astype(float) - X[i].astype(float)
+        direct = 1 - X[i].astype(float) @ X[j].astype(float) if cosine else diff @ diff
+        assert abs(want[3, 0] - direct) <= 1e-12

@@ -6,6 +6,11 @@ import numpy as np
 from d2fast import _core
 
 
+def pair_keys(X, rows, cand, cosine: bool) -> np.ndarray:
+    """See :func:`d2fast._backends.reference.pair_keys`."""
+    return _core.pair_keys(X, rows, cand, bool(cosine))
+
+
 def build_csr(knn_idx, knn_dist, symmetric: bool):
     """See :func:`d2fast._backends.reference.build_csr`."""
     return _core.build_csr(knn_idx, knn_dist, bool(symmetric))

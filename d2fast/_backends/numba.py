@@ -16,6 +16,36 @@ from numba import njit, prange  # ImportError without numba: the backend is miss
 _LOW32 = 0xFFFFFFFF
 
 
+# --------------------------------------------------------------------------- pair_keys
+@njit(parallel=True)
+def _pair_keys(X, rows, cand, cosine, keys):
+    """Fill ``keys`` (float64 of shape (m, c)); see ``pair_keys``."""
+    m, c = cand.shape
+    d = X.shape[1]
+    for r in prange(m):
+        i = rows[r]
+        for t in range(c):
+            j = cand[r, t]
+            acc = 0.0
+            if j >= 0:
+                for q in range(d):
+                    if cosine:
+                        acc += np.float64(X[i, q]) * np.float64(X[j, q])
+                    else:
+                        diff = np.float64(X[j, q]) - np.float64(X[i, q])
+                        acc += diff * diff
+                if cosine:
+                    acc = 1.0 - acc
+            keys[r, t] = acc
+
+
+def pair_keys(X, rows, cand, cosine: bool) -> np.ndarray:
+    """See :func:`d2fast._backends.reference.pair_keys`."""
+    keys = np.empty(cand.shape, dtype=np.float64)
+    _pair_keys(X, rows, cand, bool(cosine), keys)
+    return keys
+
+
 # --------------------------------------------------------------------------- build_csr
 @njit(cache=True)
 def _bucket_rows(knn_idx, dist_bits, symmetric):

@@ -6,6 +6,7 @@ with the same signatures; inputs are already validated and of the stated dtypes
 
 Kernels
 -------
+pair_keys(X, rows, cand, cosine) -> float64 (m, c)
 build_csr(knn_idx, knn_dist, symmetric) -> (indptr, indices, distances)
 forward(indptr, indices, distances, scores, gamma_f, product) -> float64 (n,)
 select_heap(indptr, indices, distances, scores, n_keep, gamma_r, absolute) -> int64 (n_keep,)
@@ -13,6 +14,31 @@ select_heap(indptr, indices, distances, scores, n_keep, gamma_r, absolute) -> in
 from __future__ import annotations
 
 import numpy as np
+
+
+def pair_keys(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, cosine: bool) -> np.ndarray:
+    """Exact distance keys of candidate pairs, for re-ranking a faiss search.
+
+    Parameters
+    ----------
+    X : float32 of shape (n, d), unit rows when ``cosine``
+    rows : int64 of shape (m,), query rows
+    cand : int64 of shape (m, c), candidates in ``[-1, n)`` (-1: key 0, ignored by callers)
+    cosine : bool
+
+    Returns
+    -------
+    float64 of shape (m, c): squared L2 of the rows in float64, or ``1 - x_i . x_j``.
+    """
+    m, c = cand.shape
+    keys = np.empty((m, c), dtype=np.float64)
+    safe = np.where(cand >= 0, cand, 0)
+    xi = X[rows].astype(np.float64)
+    for t in range(c):
+        xj = X[safe[:, t]].astype(np.float64)
+        keys[:, t] = 1.0 - (xi * xj).sum(axis=1) if cosine else ((xj - xi) ** 2).sum(axis=1)
+    keys[cand < 0] = 0.0
+    return keys
 
 
 def build_csr(knn_idx: np.ndarray, knn_dist: np.ndarray, symmetric: bool):
