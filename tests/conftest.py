@@ -63,5 +63,5 @@ def assert_greedy_replay(graph: Graph, passed: np.ndarray, picks: np.ndarray,
         lo, hi = graph.indptr[v], graph.indptr[v + 1]
         nbr, d = graph.indices[lo:hi], graph.distances[lo:hi].astype(np.float64)
         free_nbr = ~selected[nbr]
-        delta = s[v] if absolute else np.exp(-gamma_r * d[free_nbr]) * s[v]
+        delta = s[v] if absolute else reference.libm_exp(-gamma_r * d[free_nbr]) * s[v]
         s[nbr[free_nbr]] -= delta

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import d2fast
 
-from .common import (K, Benchmark, Slow, embeddings, random_knn, random_self_knn, resolve,
-                     sizes)
+from .common import (K, Benchmark, Slow, embeddings, random_knn, random_self_knn,
+                     require_backend, resolve, sizes)
 
 EXACT_MAX_N = 100_000  # exact search is O(n^2 d): 1e6 x 1e6 x 64 is hours on 2 cores
 
@@ -21,6 +21,7 @@ class KnnGraph(Slow):
     def setup(self, n):
         if n > EXACT_MAX_N:
             raise NotImplementedError(f"exact kNN at n={n} is O(n^2 d), too slow here")
+        require_backend()
         self.emb = embeddings(n, 64)
 
     def time_knn_graph(self, n):
@@ -34,6 +35,7 @@ class KnnGraphMemory(Slow):
     param_names = ["n"]
 
     def setup(self, n):
+        require_backend()
         self.emb = embeddings(n, 64)
 
     def peakmem_reference(self, n):
@@ -51,6 +53,7 @@ class FromKnn(Benchmark):
     param_names = ["n", "graph"]
 
     def setup(self, n, graph):
+        require_backend()
         self.I, self.D = random_knn(n, K)
 
     def time_from_knn(self, n, graph):
@@ -71,6 +74,7 @@ class FromKnnSelf(Benchmark):
     param_names = ["n"]
 
     def setup(self, n):
+        require_backend()
         self.I, self.D = random_self_knn(n, K)
 
     def time_from_knn_drop_self(self, n):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import d2fast
 
-from .common import K, RATE, Slow, best_time, embeddings, resolve, scores
+from .common import K, RATE, Slow, best_time, embeddings, require_backend, resolve, scores
 
 N_PRUNE = resolve(reduced=10_000, full=50_000)
 D_PRUNE = 64
@@ -23,6 +23,7 @@ class Prune(Slow):
     param_names = ["n"]
 
     def setup(self, n):
+        require_backend()
         self.emb = embeddings(n, D_PRUNE)
         self.scores = scores(n)
 
@@ -42,6 +43,7 @@ class PruneOverhead(Slow):
     unit = "%"
 
     def setup(self, n):
+        require_backend()
         self.emb = embeddings(n, D_PRUNE)
         self.scores = scores(n)
 

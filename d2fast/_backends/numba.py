@@ -1,14 +1,15 @@
 """numba kernels: the three kernels of ``reference.py``, compiled lazily on first call.
 
 Same names, signatures, dtypes and results as the NumPy reference: no ``fastmath``,
-sums run in CSR order in float64, and the edge weights ``exp(-gamma * float64(d))`` are
-computed by NumPy's ``np.exp`` as in the reference (numba's ``math.exp`` is libm's, which
-differs from NumPy's SIMD exp in the last bit for a few percent of arguments).
+sums run in CSR order in float64, and the edge weights ``exp(-gamma * float64(d))`` come
+from the C library's exp (``math.exp``), like the reference and the C++ backend.
 ``forward`` and the row passes of ``build_csr`` run in parallel over rows, each row
 writing only its own output, so results do not depend on the thread count.
 ``select_heap`` is the exact lazy max-heap of SPEC 4.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange  # ImportError without numba: the backend is missing
@@ -140,9 +141,13 @@ def build_csr(knn_idx: np.ndarray, knn_dist: np.ndarray, symmetric: bool):
 
 
 # --------------------------------------------------------------------------- forward
+@njit(parallel=True)
 def _weights(distances, gamma):
-    """Edge weights ``exp(-gamma * d)``, float64 of shape (nnz,)."""
-    return np.exp(-gamma * distances.astype(np.float64))
+    """Edge weights ``exp(-gamma * d)`` by the C library's exp, float64 of shape (nnz,)."""
+    out = np.empty(distances.size, dtype=np.float64)
+    for p in prange(distances.size):
+        out[p] = math.exp(-gamma * np.float64(distances[p]))
+    return out
 
 
 @njit(parallel=True)
