@@ -10,6 +10,7 @@
 #include "graph_symmetrize.h"
 #include "knn_rerank.h"
 #include "select_heap.h"
+#include "select_rounds.h"
 
 namespace py = pybind11;
 using d2::idx_t;
@@ -80,9 +81,12 @@ static py::array_t<double> forward(const py::array& indptr, const py::array& ind
     return out;
 }
 
-static py::array_t<idx_t> select_heap(const py::array& indptr, const py::array& indices,
-                                      const py::array& distances, const py::array& scores,
-                                      idx_t n_keep, double gamma_r, bool absolute) {
+// Shared by select_heap and select_rounds: checks, output, GIL release, NaN error.
+template <class Kernel>
+static py::array_t<idx_t> run_select(Kernel kernel, const py::array& indptr,
+                                     const py::array& indices, const py::array& distances,
+                                     const py::array& scores, idx_t n_keep, double gamma_r,
+                                     bool absolute) {
     check_csr(indptr, indices, distances);
     const idx_t n = indptr.size() - 1;
     const double* s = data_of<double>(scores, "scores", 1);
@@ -93,10 +97,10 @@ static py::array_t<idx_t> select_heap(const py::array& indptr, const py::array& 
     idx_t picked;
     {
         py::gil_scoped_release release;
-        picked = d2::select_heap(n, static_cast<const idx_t*>(indptr.data()),
-                                 static_cast<const nbr_t*>(indices.data()),
-                                 static_cast<const float*>(distances.data()), s, n_keep,
-                                 gamma_r, absolute, o);
+        picked = kernel(n, static_cast<const idx_t*>(indptr.data()),
+                        static_cast<const nbr_t*>(indices.data()),
+                        static_cast<const float*>(distances.data()), s, n_keep, gamma_r,
+                        absolute, o);
     }
     if (picked < n_keep) {
         std::string msg = "select: scores became NaN during selection (" +
@@ -105,6 +109,20 @@ static py::array_t<idx_t> select_heap(const py::array& indptr, const py::array& 
         throw py::error_already_set();
     }
     return out;
+}
+
+static py::array_t<idx_t> select_heap(const py::array& indptr, const py::array& indices,
+                                      const py::array& distances, const py::array& scores,
+                                      idx_t n_keep, double gamma_r, bool absolute) {
+    return run_select(d2::select_heap, indptr, indices, distances, scores, n_keep, gamma_r,
+                      absolute);
+}
+
+static py::array_t<idx_t> select_rounds(const py::array& indptr, const py::array& indices,
+                                        const py::array& distances, const py::array& scores,
+                                        idx_t n_keep, double gamma_r, bool absolute) {
+    return run_select(d2::select_rounds, indptr, indices, distances, scores, n_keep, gamma_r,
+                      absolute);
 }
 
 static py::array_t<double> pair_keys(const py::array& X, const py::array& rows,
@@ -141,6 +159,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("forward", &forward, py::arg("indptr"), py::arg("indices"), py::arg("distances"),
           py::arg("scores"), py::arg("gamma_f"), py::arg("product"));
     m.def("select_heap", &select_heap, py::arg("indptr"), py::arg("indices"),
+          py::arg("distances"), py::arg("scores"), py::arg("n_keep"), py::arg("gamma_r"),
+          py::arg("absolute"));
+    m.def("select_rounds", &select_rounds, py::arg("indptr"), py::arg("indices"),
           py::arg("distances"), py::arg("scores"), py::arg("n_keep"), py::arg("gamma_r"),
           py::arg("absolute"));
     m.def("pair_keys", &pair_keys, py::arg("X"), py::arg("rows"), py::arg("cand"),

@@ -240,12 +240,13 @@ inline bool apply_pick(const idx_t* indptr, const nbr_t* indices, const float* d
 // Picks < 0 raise scores, and most risen keys go to the 4-ary heap.
 // Exact for any sign of the scores. Returns the number of picks (< n_keep only if a
 // score became NaN).
-inline idx_t select_heap(idx_t n, const idx_t* indptr, const nbr_t* indices,
-                         const float* distances, const double* scores, idx_t n_keep,
-                         double gamma_r, bool absolute, idx_t* out) {
+// The same greedy continued from a state: current scores cur (n) and selected flags
+// (n, 1 = picked already), both updated in place; makes up to n_keep more picks.
+inline idx_t select_heap_from(idx_t n, const idx_t* indptr, const nbr_t* indices,
+                              const float* distances, std::vector<double>& cur,
+                              std::vector<std::uint8_t>& selected, idx_t n_keep,
+                              double gamma_r, bool absolute, idx_t* out) {
     if (n == 0 || n_keep == 0) return 0;
-    std::vector<double> cur(scores, scores + n);
-    std::vector<std::uint8_t> selected(n, 0);
     auto entry = [&cur](idx_t i) {
         return QueueEntry{rank_of(cur[i]), static_cast<std::uint64_t>(i)};
     };
@@ -334,6 +335,15 @@ inline idx_t select_heap(idx_t n, const idx_t* indptr, const nbr_t* indices,
             break;
     }
     return picked;
+}
+
+inline idx_t select_heap(idx_t n, const idx_t* indptr, const nbr_t* indices,
+                         const float* distances, const double* scores, idx_t n_keep,
+                         double gamma_r, bool absolute, idx_t* out) {
+    std::vector<double> cur(scores, scores + n);
+    std::vector<std::uint8_t> selected(n, 0);
+    return select_heap_from(n, indptr, indices, distances, cur, selected, n_keep, gamma_r,
+                            absolute, out);
 }
 
 }  // namespace d2

@@ -160,3 +160,49 @@ def test_underflow_warning():
 def test_reference_is_the_oracle():
     assert d2fast.backends()[-1] == "numpy"
     assert reference.select_heap.__module__ == "d2fast._backends.reference"
+
+
+@pytest.mark.parametrize("n,c,sym,kind", [case for case in CASES if case[0] >= 7])
+def test_rounds_matches_heap(n, c, sym, kind):
+    """Rounds == heap; generic float inputs, so summation order cannot flip a pick."""
+    rng = np.random.default_rng(zlib.crc32(repr(("rounds", n, c, sym, kind)).encode()))
+    graph = random_graph(rng, n, c, sym)
+    passed = d2fast.forward(graph, random_scores(rng, n, kind) + (kind == "normal") * 0.5)
+    for reverse in ("weighted", "absolute"):
+        for n_keep in {1, n // 3, n // 2, n}:
+            want = d2fast.select(graph, passed, n_keep, reverse=reverse, algorithm="heap",
+                                 backend="numpy")
+            got = d2fast.select(graph, passed, n_keep, reverse=reverse, algorithm="rounds",
+                                backend="cpp")
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_rounds_exact_ties(seed):
+    """Integer scores and zero distances: exact arithmetic, so rounds == heap bit for bit."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 500))
+    I = rng.integers(-1, n, size=(n, 4))
+    for graph_kind in ("union", "directed"):
+        graph = Graph.from_knn(I, np.zeros(I.shape), graph=graph_kind)
+        passed = rng.integers(-2, 6, size=n).astype(float)
+        for reverse in ("weighted", "absolute"):
+            want = d2fast.select(graph, passed, n, reverse=reverse, backend="numpy")
+            got = d2fast.select(graph, passed, n, reverse=reverse, algorithm="rounds",
+                                backend="cpp")
+            np.testing.assert_array_equal(got, want)
+
+
+def test_rounds_on_knn_graph_with_duplicates():
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(40, 3))[rng.integers(0, 40, size=800)]
+    graph = d2fast.knn_graph(emb, 5, graph="directed")
+    passed = d2fast.forward(graph, rng.random(800) - 0.2)
+    picks = d2fast.select(graph, passed, 800, algorithm="rounds")
+    assert_greedy_replay(graph, passed, picks, 0.1, False)
+
+
+def test_rounds_needs_a_backend_that_has_it():
+    graph = random_graph(np.random.default_rng(0), 20, 3)
+    with pytest.raises(ValueError, match="algorithm='rounds' is not implemented by the 'numpy'"):
+        d2fast.select(graph, np.ones(20), 5, algorithm="rounds", backend="numpy")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+NAME = "cpp"
+
 from d2fast import _core
 
 
@@ -26,3 +28,10 @@ def select_heap(indptr, indices, distances, scores, n_keep: int, gamma_r: float,
     """See :func:`d2fast._backends.reference.select_heap`."""
     return _core.select_heap(indptr, indices, distances, scores, int(n_keep),
                              float(gamma_r), bool(absolute))
+
+
+def select_rounds(indptr, indices, distances, scores, n_keep: int, gamma_r: float,
+                  absolute: bool) -> np.ndarray:
+    """Parallel exact selection in rounds (SPEC 4); the picks of :func:`select_heap`."""
+    return _core.select_rounds(indptr, indices, distances, scores, int(n_keep),
+                               float(gamma_r), bool(absolute))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+NAME = "numba"
 from numba import njit, prange  # ImportError without numba: the backend is missing
 
 _LOW32 = 0xFFFFFFFF

@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+NAME = "numpy"
+
 
 def libm_exp(x: np.ndarray) -> np.ndarray:
     """``exp`` of each element by the C library, float64.
