@@ -29,6 +29,15 @@ static const T* data_of(const py::array& a, const char* name, py::ssize_t ndim) 
     return static_cast<const T*>(a.data());
 }
 
+// Ctrl-C during a kernel: polled by the kernels with the GIL released; a pending signal
+// sets the Python error (KeyboardInterrupt) and stops the kernel, which then returns.
+struct CheckSignals {
+    bool operator()() const {
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    }
+};
+
 // Hand a std::vector to NumPy without copying it.
 template <class T>
 static py::array_t<T> to_numpy(std::vector<T>&& v) {
@@ -56,10 +65,12 @@ static py::tuple build_csr(const py::array& knn_idx, const py::array& knn_dist, 
     idx_t* ip = indptr.mutable_data();
     std::vector<nbr_t> indices;
     std::vector<float> distances;
+    bool done;
     {
         py::gil_scoped_release release;
-        d2::build_csr(n, c, I, D, symmetric, ip, indices, distances);
+        done = d2::build_csr(n, c, I, D, symmetric, ip, indices, distances, CheckSignals{});
     }
+    if (!done) throw py::error_already_set();
     return py::make_tuple(indptr, to_numpy(std::move(indices)), to_numpy(std::move(distances)));
 }
 
@@ -72,12 +83,15 @@ static py::array_t<double> forward(const py::array& indptr, const py::array& ind
     if (scores.size() != n) throw py::value_error("scores must have one entry per node");
     py::array_t<double> out(n);
     double* o = out.mutable_data();
+    bool done;
     {
         py::gil_scoped_release release;
-        d2::forward(n, static_cast<const idx_t*>(indptr.data()),
-                    static_cast<const nbr_t*>(indices.data()),
-                    static_cast<const float*>(distances.data()), s, gamma_f, product, o);
+        done = d2::forward(n, static_cast<const idx_t*>(indptr.data()),
+                           static_cast<const nbr_t*>(indices.data()),
+                           static_cast<const float*>(distances.data()), s, gamma_f, product, o,
+                           CheckSignals{});
     }
+    if (!done) throw py::error_already_set();
     return out;
 }
 
@@ -100,8 +114,9 @@ static py::array_t<idx_t> run_select(Kernel kernel, const py::array& indptr,
         picked = kernel(n, static_cast<const idx_t*>(indptr.data()),
                         static_cast<const nbr_t*>(indices.data()),
                         static_cast<const float*>(distances.data()), s, n_keep, gamma_r,
-                        absolute, o);
+                        absolute, o, CheckSignals{});
     }
+    if (picked == d2::kStopped) throw py::error_already_set();
     if (picked < n_keep) {
         std::string msg = "select: scores became NaN during selection (" +
                           std::to_string(picked) + " of " + std::to_string(n_keep) + " picks made)";
@@ -114,14 +129,14 @@ static py::array_t<idx_t> run_select(Kernel kernel, const py::array& indptr,
 static py::array_t<idx_t> select_heap(const py::array& indptr, const py::array& indices,
                                       const py::array& distances, const py::array& scores,
                                       idx_t n_keep, double gamma_r, bool absolute) {
-    return run_select(d2::select_heap, indptr, indices, distances, scores, n_keep, gamma_r,
+    return run_select(d2::select_heap<CheckSignals>, indptr, indices, distances, scores, n_keep, gamma_r,
                       absolute);
 }
 
 static py::array_t<idx_t> select_rounds(const py::array& indptr, const py::array& indices,
                                         const py::array& distances, const py::array& scores,
                                         idx_t n_keep, double gamma_r, bool absolute) {
-    return run_select(d2::select_rounds, indptr, indices, distances, scores, n_keep, gamma_r,
+    return run_select(d2::select_rounds<CheckSignals>, indptr, indices, distances, scores, n_keep, gamma_r,
                       absolute);
 }
 

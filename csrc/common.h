@@ -29,6 +29,15 @@ using nbr_t = std::int32_t;  // neighbour ids stored in CSR indices
 // work, and far more when another process holds a core.
 constexpr idx_t kParallelMin = 50000;
 
+// Cooperative cancellation: long kernels call stop() every kPollEvery steps (from one
+// thread, outside parallel regions) and return kStopped once it says true. The Python
+// binding's stop() checks for Ctrl-C; the default never stops.
+struct NeverStop {
+    bool operator()() const { return false; }
+};
+constexpr idx_t kPollEvery = idx_t{1} << 16;
+constexpr idx_t kStopped = -1;
+
 // Key order of the selection: larger score first, ties to the lower node id.
 D2_HD bool key_less(double sa, idx_t ia, double sb, idx_t ib) {
     return sa < sb || (sa == sb && ia > ib);

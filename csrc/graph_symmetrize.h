@@ -28,9 +28,11 @@ inline float edge_dist(std::uint64_t key) {
 // knn_idx (n, c): ids in [-1, n), -1 = missing; knn_dist (n, c): finite, >= 0.
 // Self entries and -1 are dropped; a pair present twice keeps its smaller distance.
 // Fills indptr (n + 1) and returns (indices, distances), each row sorted by neighbour.
-inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_dist,
-                      bool symmetric, idx_t* indptr, std::vector<nbr_t>& indices,
-                      std::vector<float>& distances) {
+// stop() is polled between the passes; returns false if it asked to stop.
+template <class Stop = NeverStop>
+bool build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_dist, bool symmetric,
+               idx_t* indptr, std::vector<nbr_t>& indices, std::vector<float>& distances,
+               Stop stop = {}) {
     // 1. degree of every row before deduplication
     std::vector<idx_t> start(n + 1, 0);
     {
@@ -49,6 +51,7 @@ inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_d
         }
         for (idx_t i = 0; i < n; ++i) start[i + 1] = start[i] + deg[i].load();
     }
+    if (stop()) return false;
     // 2. scatter edge keys into their rows (order within a row is fixed by the sort below)
     std::vector<std::uint64_t> keys(static_cast<size_t>(start[n]));
     {
@@ -67,6 +70,7 @@ inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_d
             }
         }
     }
+    if (stop()) return false;
     // 3. sort each row by (neighbour, distance), keep the first of each neighbour
     std::vector<idx_t> kept(n);
 #pragma omp parallel for schedule(dynamic, 1024) if (n > kParallelMin)
@@ -79,6 +83,7 @@ inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_d
             if (m == 0 || (row[p] >> 32) != (row[m - 1] >> 32)) row[m++] = row[p];
         kept[i] = m;
     }
+    if (stop()) return false;
     indptr[0] = 0;
     for (idx_t i = 0; i < n; ++i) indptr[i + 1] = indptr[i] + kept[i];
     indices.resize(static_cast<size_t>(indptr[n]));
@@ -91,6 +96,7 @@ inline void build_csr(idx_t n, idx_t c, const idx_t* knn_idx, const float* knn_d
             distances[indptr[i] + p] = edge_dist(row[p]);
         }
     }
+    return true;
 }
 
 }  // namespace d2

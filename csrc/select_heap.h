@@ -242,10 +242,12 @@ inline bool apply_pick(const idx_t* indptr, const nbr_t* indices, const float* d
 // score became NaN).
 // The same greedy continued from a state: current scores cur (n) and selected flags
 // (n, 1 = picked already), both updated in place; makes up to n_keep more picks.
-inline idx_t select_heap_from(idx_t n, const idx_t* indptr, const nbr_t* indices,
-                              const float* distances, std::vector<double>& cur,
-                              std::vector<std::uint8_t>& selected, idx_t n_keep,
-                              double gamma_r, bool absolute, idx_t* out) {
+// Returns kStopped if stop() asked to stop.
+template <class Stop = NeverStop>
+idx_t select_heap_from(idx_t n, const idx_t* indptr, const nbr_t* indices,
+                       const float* distances, std::vector<double>& cur,
+                       std::vector<std::uint8_t>& selected, idx_t n_keep, double gamma_r,
+                       bool absolute, idx_t* out, Stop stop = {}) {
     if (n == 0 || n_keep == 0) return 0;
     auto entry = [&cur](idx_t i) {
         return QueueEntry{rank_of(cur[i]), static_cast<std::uint64_t>(i)};
@@ -299,7 +301,8 @@ inline idx_t select_heap_from(idx_t n, const idx_t* indptr, const nbr_t* indices
         }
     };
     idx_t picked = 0;
-    while (picked < n_keep) {
+    for (idx_t step = 1; picked < n_keep; ++step) {
+        if (step % kPollEvery == 0 && stop()) return kStopped;
         while (!ahead.full()) {
             const QueueEntry* e = radix.top(refresh);
             if (e == nullptr) break;
@@ -337,13 +340,14 @@ inline idx_t select_heap_from(idx_t n, const idx_t* indptr, const nbr_t* indices
     return picked;
 }
 
-inline idx_t select_heap(idx_t n, const idx_t* indptr, const nbr_t* indices,
-                         const float* distances, const double* scores, idx_t n_keep,
-                         double gamma_r, bool absolute, idx_t* out) {
+template <class Stop = NeverStop>
+idx_t select_heap(idx_t n, const idx_t* indptr, const nbr_t* indices, const float* distances,
+                  const double* scores, idx_t n_keep, double gamma_r, bool absolute,
+                  idx_t* out, Stop stop = {}) {
     std::vector<double> cur(scores, scores + n);
     std::vector<std::uint8_t> selected(n, 0);
     return select_heap_from(n, indptr, indices, distances, cur, selected, n_keep, gamma_r,
-                            absolute, out);
+                            absolute, out, stop);
 }
 
 }  // namespace d2

@@ -40,18 +40,24 @@ std::vector<idx_t> parallel_filter(idx_t count, Keep keep) {
     return out;
 }
 
-// True if every edge (i, j, d) has its twin (j, i, d): the union graphs of knn_graph.
-inline bool is_symmetric(idx_t n, const idx_t* indptr, const nbr_t* indices,
-                         const float* distances) {
+// 1 if every edge (i, j, d) has its twin (j, i, d) (the union graphs of knn_graph), 0 if
+// not, kStopped if stop() (polled between blocks of rows) asked to stop.
+template <class Stop>
+idx_t is_symmetric(idx_t n, const idx_t* indptr, const nbr_t* indices, const float* distances,
+                   Stop& stop) {
     int ok = 1;
+    for (idx_t lo = 0; lo < n && ok; lo += 4 * kPollEvery) {
+        if (stop()) return kStopped;
+        const idx_t hi = std::min(n, lo + 4 * kPollEvery);
 #pragma omp parallel for schedule(static) reduction(&& : ok) if (n > kParallelMin)
-    for (idx_t i = 0; i < n; ++i) {
-        for (idx_t p = indptr[i]; p < indptr[i + 1] && ok; ++p) {
-            const nbr_t j = indices[p];
-            const nbr_t* lo = indices + indptr[j];
-            const nbr_t* hi = indices + indptr[j + 1];
-            const nbr_t* at = std::lower_bound(lo, hi, static_cast<nbr_t>(i));
-            ok = at != hi && *at == i && distances[indptr[j] + (at - lo)] == distances[p];
+        for (idx_t i = lo; i < hi; ++i) {
+            for (idx_t p = indptr[i]; p < indptr[i + 1] && ok; ++p) {
+                const nbr_t j = indices[p];
+                const nbr_t* first = indices + indptr[j];
+                const nbr_t* last = indices + indptr[j + 1];
+                const nbr_t* at = std::lower_bound(first, last, static_cast<nbr_t>(i));
+                ok = at != last && *at == i && distances[indptr[j] + (at - first)] == distances[p];
+            }
         }
     }
     return ok;
@@ -77,10 +83,12 @@ inline void transpose(idx_t n, const idx_t* indptr, const nbr_t* indices,
 }
 
 // Picks n_keep nodes, the same ones in the same order as select_heap (up to float
-// summation order of the updates a node receives in one round). Returns the picks made.
-inline idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices,
-                           const float* distances, const double* scores, idx_t n_keep,
-                           double gamma_r, bool absolute, idx_t* out) {
+// summation order of the updates a node receives in one round). Returns the picks made,
+// or kStopped if stop() (polled once per round) asked to stop.
+template <class Stop = NeverStop>
+idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const float* distances,
+                    const double* scores, idx_t n_keep, double gamma_r, bool absolute,
+                    idx_t* out, Stop stop = {}) {
     if (n == 0 || n_keep == 0) return 0;
     for (idx_t i = 0; i < n; ++i)
         if (std::isnan(scores[i])) return 0;
@@ -88,12 +96,15 @@ inline idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices,
     std::vector<idx_t> tptr_v;
     std::vector<nbr_t> tidx_v;
     std::vector<float> tdist_v;
-    const bool symmetric = is_symmetric(n, indptr, indices, distances);
+    const idx_t symmetric_or_stop = is_symmetric(n, indptr, indices, distances, stop);
+    if (symmetric_or_stop == kStopped) return kStopped;
+    const bool symmetric = symmetric_or_stop == 1;
     if (!symmetric) transpose(n, indptr, indices, distances, tptr_v, tidx_v, tdist_v);
     const idx_t* iptr = symmetric ? indptr : tptr_v.data();
     const nbr_t* iidx = symmetric ? indices : tidx_v.data();
     const float* idist = symmetric ? distances : tdist_v.data();
 
+    if (stop()) return kStopped;
     std::vector<double> cur(scores, scores + n);
     std::vector<std::uint8_t> selected(n, 0);
     std::vector<std::int32_t> stamp(n, -1);        // round that last queued a node
@@ -112,6 +123,7 @@ inline idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices,
     };
     std::vector<idx_t> cand = parallel_filter(n, [&](idx_t i) { return cur[i] >= 0.0; });
     for (std::int32_t round = 0; !cand.empty(); ++round) {
+        if (stop()) return kStopped;
         if (static_cast<idx_t>(picks.size()) >= n_keep) {  // can an unpicked node still enter?
             std::vector<QueueEntry> best(picks);
             std::nth_element(best.begin(), best.begin() + (n_keep - 1), best.end(), entry_less);
@@ -126,6 +138,7 @@ inline idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices,
         const idx_t nc = static_cast<idx_t>(cand.size());
         std::vector<idx_t> now = parallel_filter(nc, [&](idx_t c) { return local_max(cand[c]); });
         for (idx_t& c : now) c = cand[c];
+        if (stop()) return kStopped;
         for (idx_t v : now) {
             selected[v] = 1;
             picked_in[v] = round;
@@ -152,6 +165,7 @@ inline idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices,
             }
             cur[j] = s;
         }
+        if (stop()) return kStopped;
         // next candidates: nodes whose own score, a neighbour's score or a neighbour's
         // selection changed: the touched nodes, their neighbours, the picks' in-neighbours
         const std::int32_t queued = -2 - round;  // a second stamp value for this round
@@ -180,8 +194,9 @@ inline idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices,
     for (idx_t t = 0; t < done; ++t) out[t] = static_cast<idx_t>(picks[t].node);
     if (done == n_keep) return done;
     // negative phase: every unpicked score is < 0; the lazy heap takes over from here
-    return done + select_heap_from(n, indptr, indices, distances, cur, selected,
-                                   n_keep - done, gamma_r, absolute, out + done);
+    const idx_t more = select_heap_from(n, indptr, indices, distances, cur, selected,
+                                        n_keep - done, gamma_r, absolute, out + done, stop);
+    return more == kStopped ? kStopped : done + more;
 }
 
 }  // namespace d2

@@ -122,3 +122,30 @@ def resolve_n_keep(n: int, rate: Any, n_keep: Any) -> int:
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"rate == {rate}, must satisfy 0 <= rate < 1 (the fraction removed)")
     return int((1 - Fraction(repr(rate))) * n)  # int() of a non-negative Fraction = floor
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """Refuse, before allocating, work that needs more memory than is available.
+
+    Raises
+    ------
+    MemoryError
+        Naming the step, what it needs and what is free, and what to do about it.
+    """
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise MemoryError(f"{what} needs about {nbytes / 2**30:.1f} GiB but only "
+                          f"{free / 2**30:.1f} GiB are available; use fewer rows, a smaller k, "
+                          "or build the graph once and reuse it (Graph.save / Graph.load)")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
-from d2fast._validate import check_choice, check_emb, check_k, to_numpy
+from d2fast._validate import check_choice, check_emb, check_k, check_memory, to_numpy
 from d2fast.knn import KNN, float32_rows, search
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
@@ -365,6 +365,11 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     metric = check_choice(metric, "metric", METRICS)
     graph = check_choice(graph, "graph", GRAPHS)
     knn = check_choice(knn, "knn", KNN)
+    # float32 rows, kNN ids + keys (16 B), CSR build: 2 keys (8 B) per directed edge twice,
+    # the output (8 B per edge) and per-row counters
+    edges = n * k * (2 if graph == "union" else 1)
+    check_memory(4.0 * n * d + 16.0 * n * k + 24.0 * edges + 32.0 * n,
+                 f"knn_graph(n={n}, d={d}, k={k})")
     X = float32_rows(X, normalize=metric == "cosine")
     knn_idx, keys = search(X, k, cosine=metric == "cosine", method=knn, params=knn_params,
                            progress=progress, backend=backend)

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
-from d2fast._validate import check_choice, check_int, check_real, check_scores
+from d2fast._validate import (check_choice, check_int, check_memory, check_real,
+                              check_scores)
 from d2fast.graph import Graph
 
 MODES = ("sum", "product")
@@ -121,5 +122,8 @@ def select(graph: Graph, scores: Any, n_keep: int, *, gamma_r: float = 0.1,
     if algorithm == "rounds" and not hasattr(kern, "select_rounds"):
         raise ValueError(f"algorithm='rounds' is not implemented by the {kern.NAME!r} backend "
                          "(use algorithm='heap' or backend='cpp')")
+    # scores, flags, queue entries (16 B, about two per node); rounds adds its stamps/picks
+    check_memory((48.0 if algorithm == "rounds" else 41.0) * graph.n + 16.0 * n_keep,
+                 f"select(n={graph.n})")
     run = kern.select_rounds if algorithm == "rounds" else kern.select_heap  # auto: heap
     return run(graph.indptr, graph.indices, graph.distances, scores, n_keep, gamma_r, absolute)

@@ -80,3 +80,15 @@ def test_errors_leave_inputs_untouched():
         d2fast.prune(emb, scores, k=50)
     np.testing.assert_array_equal(emb, EMB)
     np.testing.assert_array_equal(scores, SCORES)
+
+
+def test_memory_guard_refuses_before_allocating(monkeypatch):
+    from d2fast import _validate
+
+    monkeypatch.setattr(_validate, "available_memory", lambda: 1024)
+    with pytest.raises(MemoryError, match=r"knn_graph\(n=20, d=3, k=3\) needs about"):
+        d2fast.prune(EMB, SCORES, k=3)
+    g = Graph([0, 1, 2], [1, 0], [1.0, 1.0])
+    monkeypatch.setattr(_validate, "available_memory", lambda: 10)
+    with pytest.raises(MemoryError, match=r"select\(n=2\) needs about .* GiB but only"):
+        d2fast.select(g, [1.0, 2.0], 1)
