@@ -1,11 +1,13 @@
-"""numba kernels: the three kernels of ``reference.py``, compiled lazily on first call.
+"""numba kernels: the kernels of ``reference.py`` and ``select_rounds``, compiled lazily.
 
 Same names, signatures, dtypes and results as the NumPy reference: no ``fastmath``,
 sums run in CSR order in float64, and the edge weights ``exp(-gamma * float64(d))`` come
 from the C library's exp (``math.exp``), like the reference and the C++ backend.
-``forward`` and the row passes of ``build_csr`` run in parallel over rows, each row
-writing only its own output, so results do not depend on the thread count.
-``select_heap`` is the exact lazy max-heap of SPEC 4.
+``forward``, the row passes of ``build_csr`` and the rounds of ``select_rounds`` run in
+parallel, each task writing only its own output, so results do not depend on the
+thread count.
+``select_heap`` is the exact lazy max-heap of SPEC 4, ``select_rounds`` its parallel
+exact variant (SPEC 4, "Parallel exact selection").
 """
 from __future__ import annotations
 
@@ -235,11 +237,14 @@ def _heap_pop(keys, ids, size):
 
 
 @njit(cache=True)
-def _select_heap(indptr, indices, weights, scores, capacity, picks):
+def _select_heap(indptr, indices, weights, cur, selected, capacity, picks):
     """Greedy reverse message passing with a lazy max-heap; fills ``picks`` in order.
 
-    A pick v lowers each unselected neighbour j by ``weights[p] * s_v`` (float64 of
-    shape (nnz,), p the position of j in row v). The heap arrays hold ``capacity`` entries.
+    Continues the greedy from a state: the current scores ``cur`` (float64 of shape (n,))
+    and the flags ``selected`` (bool of shape (n,)) of the nodes picked already, both
+    updated in place. A pick v lowers each unselected neighbour j by ``weights[p] * s_v``
+    (float64 of shape (nnz,), p the position of j in row v). The heap arrays hold
+    ``capacity`` entries.
 
     Every unselected node j has a heap entry with key >= its current score ``cur[j]``:
     a rise (pick with a negative score) pushes a fresh entry, a fall leaves the old,
@@ -248,15 +253,15 @@ def _select_heap(indptr, indices, weights, scores, capacity, picks):
     exists), when its node is already picked, or when the current score is NaN.
     Returns the number of picks made (``< picks.size`` only if scores became NaN).
     """
-    n = scores.size
-    cur = scores.copy()
-    selected = np.zeros(n, dtype=np.bool_)
+    n = cur.size
     keys = np.empty(capacity, dtype=np.float64)
     ids = np.empty(capacity, dtype=np.int64)
-    keys[:n] = cur
-    ids[:n] = np.arange(n)
-    size = n
-    for pos in range(n // 2 - 1, -1, -1):
+    size = 0
+    for i in range(n):
+        if not selected[i]:
+            keys[size], ids[size] = cur[i], i
+            size += 1
+    for pos in range(size // 2 - 1, -1, -1):
         _sift_down(keys, ids, size, pos)
     t = 0
     while t < picks.size and size > 0:
@@ -281,6 +286,28 @@ def _select_heap(indptr, indices, weights, scores, capacity, picks):
                     size = _heap_push(keys, ids, size, new, j)
                 cur[j] = new
     return t
+
+
+def _reverse_weights(distances, gamma_r: float, absolute: bool) -> np.ndarray:
+    """Reverse weights per edge: ``exp(-gamma_r * d)``, or 1 when ``absolute``."""
+    if absolute:  # weight 1: 1.0 * s_v == s_v exactly
+        return np.ones(distances.size, dtype=np.float64)
+    return _weights(distances, gamma_r)
+
+
+def _heap_select(indptr, indices, weights, cur, selected, picks) -> int:
+    """Run ``_select_heap`` from the state (cur, selected); returns the picks made."""
+    # the unselected entries, plus at most one push per neighbour of each pick
+    # (re-keying happens in place): n + min(nnz, picks.size * max_degree).
+    max_degree = int(np.max(np.diff(indptr)))
+    capacity = cur.size + min(indices.size, picks.size * max_degree)
+    return _select_heap(indptr, indices, weights, cur, selected, capacity, picks)
+
+
+def _nan_error(made: int, n_keep: int) -> FloatingPointError:
+    return FloatingPointError(
+        f"select: scores became NaN during selection after {made} of {n_keep} picks "
+        "(overflow to inf in the score updates); rescale the scores")
 
 
 def select_heap(indptr, indices, distances, scores, n_keep: int, gamma_r: float,
@@ -315,17 +342,220 @@ def select_heap(indptr, indices, distances, scores, n_keep: int, gamma_r: float,
     picks = np.empty(n_keep, dtype=np.int64)
     if n_keep == 0:
         return picks
-    # n initial entries, plus at most one push per neighbour of each pick
-    # (re-keying happens in place): n + min(nnz, n_keep * max_degree).
-    max_degree = int(np.max(np.diff(indptr)))
-    capacity = n + min(indices.size, n_keep * max_degree)
-    if absolute:  # weight 1: 1.0 * s_v == s_v exactly
-        weights = np.ones(indices.size, dtype=np.float64)
-    else:
-        weights = _weights(distances, gamma_r)
-    made = _select_heap(indptr, indices, weights, scores, capacity, picks)
+    cur = np.array(scores, dtype=np.float64)
+    selected = np.zeros(n, dtype=np.bool_)
+    made = _heap_select(indptr, indices, _reverse_weights(distances, gamma_r, absolute), cur,
+                        selected, picks)
     if made < n_keep:
-        raise FloatingPointError(
-            f"select: scores became NaN during selection after {made} of {n_keep} picks "
-            "(overflow to inf in the score updates); rescale the scores")
+        raise _nan_error(made, n_keep)
+    return picks
+
+
+# --------------------------------------------------------------------------- select_rounds
+@njit(cache=True)
+def _transpose(indptr, indices):
+    """The reversed graph: row j lists the sources i of the edges i -> j, by increasing i.
+
+    Returns
+    -------
+    tptr : int64 of shape (n + 1,)
+    tidx : shape (nnz,), dtype of ``indices``
+    perm : int64 of shape (nnz,), the position in the graph of each reversed edge
+    """
+    n = indptr.size - 1
+    tptr = np.zeros(n + 1, dtype=np.int64)
+    for p in range(indices.size):
+        tptr[indices[p] + 1] += 1
+    for j in range(n):
+        tptr[j + 1] += tptr[j]
+    fill = tptr[:n].copy()
+    tidx = np.empty_like(indices)
+    perm = np.empty(indices.size, dtype=np.int64)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            q = fill[indices[p]]
+            fill[indices[p]] += 1
+            tidx[q] = i
+            perm[q] = p
+    return tptr, tidx, perm
+
+
+@njit(parallel=True)
+def _local_maxima(cand, indptr, indices, tptr, tidx, symmetric, cur, selected):
+    """Which of ``cand`` beat every unselected out- (and, if not symmetric, in-) neighbour.
+
+    Keys compare as in the heap: (score, -id). Returns bool of shape (cand.size,).
+    """
+    out = np.empty(cand.size, dtype=np.bool_)
+    for c in prange(cand.size):
+        v = cand[c]
+        ok = True
+        for p in range(indptr[v], indptr[v + 1]):
+            u = indices[p]
+            if not selected[u] and not _above(cur[v], v, cur[u], u):
+                ok = False
+                break
+        if ok and not symmetric:
+            for p in range(tptr[v], tptr[v + 1]):
+                u = tidx[p]
+                if not selected[u] and not _above(cur[v], v, cur[u], u):
+                    ok = False
+                    break
+        out[c] = ok
+    return out
+
+
+@njit(parallel=True)
+def _pull(touched, tptr, tidx, tweights, picked_in, rnd, cur):
+    """Lower each ``touched`` node by the updates of round ``rnd``'s picks, in in-row order."""
+    for t in prange(touched.size):
+        j = touched[t]
+        s = cur[j]
+        for p in range(tptr[j], tptr[j + 1]):
+            v = tidx[p]
+            if picked_in[v] == rnd:
+                s -= tweights[p] * cur[v]
+        cur[j] = s
+
+
+@njit(cache=True)
+def _mark_rows(rows, ptr, idx, stamp, value):
+    """Set ``stamp[u] = value`` for every u listed in the rows ``rows`` of (ptr, idx)."""
+    for v in rows:
+        for p in range(ptr[v], ptr[v + 1]):
+            stamp[idx[p]] = value
+
+
+@njit(cache=True)
+def _filter_marked(stamp, value, selected, cur, nonneg, out):
+    """Collect the unselected nodes u with ``stamp[u] == value`` into ``out``, by increasing id.
+
+    With ``nonneg``, only those with ``cur[u] >= 0``. Returns their count.
+    """
+    m = 0
+    for u in range(stamp.size):
+        if stamp[u] == value and not selected[u] and (not nonneg or cur[u] >= 0.0):
+            out[m] = u
+            m += 1
+    return m
+
+
+@njit
+def _select_rounds(indptr, indices, tptr, tidx, tweights, symmetric, cur, selected, n_keep,
+                   pick_node, pick_score):
+    """The non-negative phase of the greedy, in rounds of simultaneous local-maximum picks.
+
+    Each round picks every unselected node with score >= 0 that is a strict local maximum
+    (``_local_maxima``) and applies their updates along out-edges (``_pull``, reading the
+    reversed graph ``tptr, tidx, tweights``). Only nodes whose own score, a neighbour's
+    score or a neighbour's selection changed are tested again. Stops when at least
+    ``n_keep`` picks beat the best unpicked key, or when no unpicked score is >= 0.
+    ``cur`` and ``selected`` are updated in place; the picks and their pick-time scores go
+    to ``pick_node`` and ``pick_score`` (int64 and float64 of shape (n,)), round by round.
+    Nodes are marked by plain stores and collected by a scan: unpredictable branches on
+    scattered loads would stall the loop.
+
+    Returns
+    -------
+    made : int, the number of picks
+    finite : bool, False if a score became NaN (the rounds then stopped)
+    """
+    n = cur.size
+    picked_in = np.full(n, -1, dtype=np.int32)  # round a node was picked in
+    touched_in = np.full(n, -1, dtype=np.int32)  # round whose picks last updated a node
+    queued_in = np.zeros(n, dtype=np.int32)  # last round a node was queued to be tested in
+    touched = np.empty(n, dtype=np.int64)
+    cand = np.empty(n, dtype=np.int64)
+    n_cand = _filter_marked(queued_in, 0, selected, cur, True, cand)
+    made = 0
+    rnd = 0
+    while n_cand > 0:
+        if made >= n_keep:  # can an unpicked node still enter the first n_keep?
+            top = cand[0]
+            for c in range(1, n_cand):
+                if _above(cur[cand[c]], cand[c], cur[top], top):
+                    top = cand[c]
+            better = 0
+            for t in range(made):
+                if _above(pick_score[t], pick_node[t], cur[top], top):
+                    better += 1
+            if better >= n_keep:
+                break
+        is_max = _local_maxima(cand[:n_cand], indptr, indices, tptr, tidx, symmetric, cur,
+                               selected)
+        first = made
+        for c in range(n_cand):
+            if is_max[c]:
+                v = cand[c]
+                selected[v] = True
+                picked_in[v] = rnd
+                pick_node[made] = v
+                pick_score[made] = cur[v]
+                made += 1
+        now = pick_node[first:made]
+        _mark_rows(now, indptr, indices, touched_in, rnd)
+        n_touched = _filter_marked(touched_in, rnd, selected, cur, False, touched)
+        _pull(touched[:n_touched], tptr, tidx, tweights, picked_in, rnd, cur)
+        # next candidates: the touched nodes, their neighbours and the picks' in-neighbours
+        for j in touched[:n_touched]:
+            if np.isnan(cur[j]):
+                return made, False
+            queued_in[j] = rnd + 1
+        _mark_rows(touched[:n_touched], indptr, indices, queued_in, rnd + 1)
+        if not symmetric:
+            _mark_rows(touched[:n_touched], tptr, tidx, queued_in, rnd + 1)
+            _mark_rows(now, tptr, tidx, queued_in, rnd + 1)
+        n_cand = _filter_marked(queued_in, rnd + 1, selected, cur, True, cand)
+        rnd += 1
+    return made, True
+
+
+def select_rounds(indptr, indices, distances, scores, n_keep: int, gamma_r: float,
+                  absolute: bool) -> np.ndarray:
+    """Parallel exact selection in rounds (SPEC 4); the picks of :func:`select_heap`.
+
+    While the picks have scores >= 0, every strict local maximum is picked at once, in
+    rounds (in parallel); the sequential order is the picks sorted by their pick-time
+    score (ties: lowest index). On a directed graph the local-maximum test looks at in-
+    and out-neighbours. The negative phase then finishes on the lazy heap. The picks
+    equal :func:`select_heap`'s up to the float summation order of the updates one node
+    receives within a round.
+
+    Parameters and result as :func:`select_heap`.
+
+    Raises
+    ------
+    FloatingPointError
+        If scores became NaN (e.g. ``inf - inf``) before ``n_keep`` picks were made.
+    """
+    n = scores.size
+    n_keep = int(n_keep)
+    picks = np.empty(n_keep, dtype=np.int64)
+    if n_keep == 0:
+        return picks
+    weights = _reverse_weights(distances, gamma_r, absolute)
+    tptr, tidx, perm = _transpose(indptr, indices)
+    # symmetric (every edge (i, j, d) has its twin (j, i, d), as in union graphs): the
+    # graph is its own transpose and the local-maximum test skips the in-neighbours
+    symmetric = (np.array_equal(tptr, indptr) and np.array_equal(tidx, indices)
+                 and np.array_equal(distances[perm], distances))
+    if symmetric:
+        tptr, tidx, tweights = indptr, indices, weights
+    else:
+        tweights = weights[perm]
+    cur = np.array(scores, dtype=np.float64)
+    selected = np.zeros(n, dtype=np.bool_)
+    pick_node = np.empty(n, dtype=np.int64)
+    pick_score = np.empty(n, dtype=np.float64)
+    made, finite = _select_rounds(indptr, indices, tptr, tidx, tweights, symmetric, cur,
+                                  selected, n_keep, pick_node, pick_score)
+    if not finite:
+        raise _nan_error(made, n_keep)
+    order = np.lexsort((pick_node[:made], -pick_score[:made]))[:n_keep]
+    done = order.size
+    picks[:done] = pick_node[order]
+    if done < n_keep:  # negative phase: every unpicked score is < 0
+        done += _heap_select(indptr, indices, weights, cur, selected, picks[done:])
+        if done < n_keep:
+            raise _nan_error(done, n_keep)
     return picks
