@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common.h"
+#include "rounds_body.h"
 #include "select_heap.h"
 
 namespace d2 {
@@ -110,17 +111,6 @@ idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const fl
     std::vector<std::int32_t> stamp(n, -1);        // round that last queued a node
     std::vector<std::int32_t> picked_in(n, -1);    // round a node was picked in
     std::vector<QueueEntry> picks;                  // (rank of the pick-time score, node)
-    auto beats = [&](idx_t v, idx_t u) {           // key(v) > key(u)
-        return cur[v] > cur[u] || (cur[v] == cur[u] && v < u);
-    };
-    auto local_max = [&](idx_t v) {
-        for (idx_t p = indptr[v]; p < indptr[v + 1]; ++p)
-            if (!selected[indices[p]] && !beats(v, indices[p])) return false;
-        if (!symmetric)
-            for (idx_t p = iptr[v]; p < iptr[v + 1]; ++p)
-                if (!selected[iidx[p]] && !beats(v, iidx[p])) return false;
-        return true;
-    };
     std::vector<idx_t> cand = parallel_filter(n, [&](idx_t i) { return cur[i] >= 0.0; });
     for (std::int32_t round = 0; !cand.empty(); ++round) {
         if (stop()) return kStopped;
@@ -136,7 +126,10 @@ idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const fl
             if (entry_less(bar, top)) break;
         }
         const idx_t nc = static_cast<idx_t>(cand.size());
-        std::vector<idx_t> now = parallel_filter(nc, [&](idx_t c) { return local_max(cand[c]); });
+        std::vector<idx_t> now = parallel_filter(nc, [&](idx_t c) {
+            return is_local_max(indptr, indices, iptr, iidx, symmetric, selected.data(),
+                                cur.data(), cand[c]);
+        });
         for (idx_t& c : now) c = cand[c];
         if (stop()) return kStopped;
         for (idx_t v : now) {
@@ -157,13 +150,8 @@ idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const fl
 #pragma omp parallel for schedule(dynamic, 1024) if (touched.size() > 4096)
         for (std::size_t t = 0; t < touched.size(); ++t) {
             const idx_t j = touched[t];
-            double s = cur[j];
-            for (idx_t p = iptr[j]; p < iptr[j + 1]; ++p) {
-                const nbr_t v = iidx[p];
-                if (picked_in[v] != round) continue;
-                s -= absolute ? cur[v] : std::exp(-gamma_r * static_cast<double>(idist[p])) * cur[v];
-            }
-            cur[j] = s;
+            cur[j] = pull_update(iptr, iidx, idist, picked_in.data(), round, gamma_r, absolute,
+                                 cur.data(), j);
         }
         if (stop()) return kStopped;
         // next candidates: nodes whose own score, a neighbour's score or a neighbour's

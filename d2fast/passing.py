@@ -40,7 +40,7 @@ def forward(graph: Graph, scores: Any, *, gamma_f: float = 1.0, mode: str = "sum
         Decay of the forward weights with distance, >= 0.
     mode : {'sum', 'product'}, default='sum'
         ``s_i + acc_i`` or ``s_i * acc_i``.
-    backend : {'auto', 'cpp', 'numba', 'numpy'}, default='auto'
+    backend : {'auto', 'cpp', 'numba', 'cuda', 'numpy'}, default='auto'
 
     Returns
     -------
@@ -104,7 +104,7 @@ def select(graph: Graph, scores: Any, n_keep: int, *, gamma_r: float = 0.1,
         on the heap; the same picks (up to the float summation order of the updates one
         node receives within a round). 'auto': heap, which is 4-7x faster than rounds
         on 2 CPU cores (radix-heap select; see the README's performance table).
-    backend : {'auto', 'cpp', 'numba', 'numpy'}, default='auto'
+    backend : {'auto', 'cpp', 'numba', 'cuda', 'numpy'}, default='auto'
         ``'numpy'`` is the O(n * n_keep) reference loop.
 
     Returns

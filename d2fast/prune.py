@@ -39,7 +39,7 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional
-    backend : {'auto', 'cpp', 'numba', 'numpy'}, default='auto'
+    backend : {'auto', 'cpp', 'numba', 'cuda', 'numpy'}, default='auto'
     progress : bool, default=False
         Show a progress bar for the kNN search.
 

@@ -14,7 +14,8 @@ from d2fast import _backends
 
 def test_all_backends_built_here():
     """The test install (extra "test") has the extension and numba: both must load."""
-    assert d2fast.backends() == ["cpp", "numba", "numpy"], d2fast.backends_missing()
+    cpu = [b for b in d2fast.backends() if b != "cuda"]  # cuda only where a GPU is usable
+    assert cpu == ["cpp", "numba", "numpy"], d2fast.backends_missing()
 
 
 def test_auto_prefers_cpp_and_env_overrides(monkeypatch):
@@ -52,7 +53,7 @@ def test_works_without_the_extension():
     code = (
         "import sys; sys.modules['d2fast._core'] = None\n"
         "import numpy as np, d2fast\n"
-        "assert d2fast.backends() == ['numba', 'numpy'], d2fast.backends()\n"
+        "assert [b for b in d2fast.backends() if b != 'cuda'] == ['numba', 'numpy']\n"
         "assert 'cpp' in d2fast.backends_missing()\n"
         "rng = np.random.default_rng(0)\n"
         "emb, s = rng.normal(size=(300, 4)), rng.random(300)\n"
