@@ -142,7 +142,7 @@ def cuda_extension():
         extra_link_args=[f"-L{libdir}", "-lcudart_static", "-ldl", "-lrt", "-lpthread"],
         depends=["csrc/cuda/kernels.cu", "csrc/cuda/kernels.h", "csrc/common.h",
                  "csrc/forward.h", "csrc/rounds_body.h", "csrc/select_heap.h",
-                 "csrc/select_rounds.h"],
+                 "csrc/select_rounds.h", "csrc/py_arrays.h"],
     )
     ext.nvcc = nvcc
     ext.cuda_sources = ["csrc/cuda/kernels.cu"]
@@ -157,6 +157,8 @@ if os.environ.get("D2FAST_NO_EXT") != "1":
             ["csrc/bindings.cpp"],
             include_dirs=["csrc"],
             cxx_std=17,
+            depends=[os.path.join("csrc", f) for f in sorted(os.listdir("csrc"))
+                     if f.endswith(".h")],
         )
     )
     cuda = cuda_extension()

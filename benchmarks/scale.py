@@ -39,10 +39,13 @@ def main() -> None:
     ap.add_argument("--M", type=int, help="HNSW M")
     ap.add_argument("--ef-construction", type=int)
     ap.add_argument("--ef-search", type=int)
+    ap.add_argument("--nlist", type=int, help="IVF lists")
+    ap.add_argument("--nprobe", type=int, help="IVF lists probed per query")
     ap.add_argument("--sample", type=int, default=2000, help="rows for the recall check")
     args = ap.parse_args()
     params = {name: v for name, v in [("M", args.M), ("ef_construction", args.ef_construction),
-                                       ("ef_search", args.ef_search)] if v is not None}
+                                       ("ef_search", args.ef_search), ("nlist", args.nlist),
+                                       ("nprobe", args.nprobe)] if v is not None}
     X = clustered(args.n, args.d)
     scores = np.random.default_rng(1).random(args.n)
     n_keep = int(0.3 * args.n)

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "forward.h"
+#include "py_arrays.h"
 #include "graph_symmetrize.h"
 #include "knn_rerank.h"
 #include "select_heap.h"
@@ -15,28 +16,9 @@
 namespace py = pybind11;
 using d2::idx_t;
 using d2::nbr_t;
-
-template <class T>
-using carray = py::array_t<T, py::array::c_style>;  // no forcecast: wrong dtypes are errors
-
-template <class T>
-static const T* data_of(const py::array& a, const char* name, py::ssize_t ndim) {
-    if (!py::isinstance<carray<T>>(a) || !(a.flags() & py::array::c_style))
-        throw py::type_error(std::string(name) + " must be a C-contiguous array of dtype " +
-                             py::str(py::dtype::of<T>()).cast<std::string>());
-    if (a.ndim() != ndim)
-        throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D");
-    return static_cast<const T*>(a.data());
-}
-
-// Ctrl-C during a kernel: polled by the kernels with the GIL released; a pending signal
-// sets the Python error (KeyboardInterrupt) and stops the kernel, which then returns.
-struct CheckSignals {
-    bool operator()() const {
-        py::gil_scoped_acquire gil;
-        return PyErr_CheckSignals() != 0;
-    }
-};
+using d2py::carray;
+using d2py::CheckSignals;
+using d2py::data_of;
 
 // Hand a std::vector to NumPy without copying it.
 template <class T>

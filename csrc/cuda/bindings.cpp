@@ -7,22 +7,13 @@
 #include <string>
 
 #include "kernels.h"
+#include "py_arrays.h"
 
 namespace py = pybind11;
 using d2::idx_t;
 using d2::nbr_t;
-
-template <class T>
-using carray = py::array_t<T, py::array::c_style>;  // no forcecast: wrong dtypes are errors
-
-template <class T>
-static const T* data_of(const py::array& a, const char* name) {
-    if (!py::isinstance<carray<T>>(a) || !(a.flags() & py::array::c_style))
-        throw py::type_error(std::string(name) + " must be a C-contiguous array of dtype " +
-                             py::str(py::dtype::of<T>()).cast<std::string>());
-    if (a.ndim() != 1) throw py::value_error(std::string(name) + " must be 1-D");
-    return static_cast<const T*>(a.data());
-}
+using d2py::CheckSignals;
+using d2py::data_of;
 
 // The CSR graph and its scores, checked for dtypes and sizes (values: the Python layer).
 struct Csr {
@@ -35,19 +26,13 @@ struct Csr {
 
 static Csr check_csr(const py::array& indptr, const py::array& indices,
                      const py::array& distances, const py::array& scores) {
-    Csr g{indptr.size() - 1, data_of<idx_t>(indptr, "indptr"), data_of<nbr_t>(indices, "indices"),
-          data_of<float>(distances, "distances"), data_of<double>(scores, "scores")};
+    Csr g{indptr.size() - 1, data_of<idx_t>(indptr, "indptr", 1),
+          data_of<nbr_t>(indices, "indices", 1), data_of<float>(distances, "distances", 1),
+          data_of<double>(scores, "scores", 1)};
     if (g.n < 0 || indices.size() != distances.size() || g.indptr[g.n] != indices.size())
         throw py::value_error("indptr/indices/distances sizes do not form a CSR graph");
     if (scores.size() != g.n) throw py::value_error("scores must have one entry per node");
     return g;
-}
-
-// Ctrl-C during a selection: polled once per round with the GIL released; a pending
-// signal sets the Python error (KeyboardInterrupt) and stops the kernel.
-static bool check_signals() {
-    py::gil_scoped_acquire gil;
-    return PyErr_CheckSignals() != 0;
 }
 
 static py::array_t<double> forward(const py::array& indptr, const py::array& indices,
@@ -74,7 +59,7 @@ static py::array_t<idx_t> select_rounds(const py::array& indptr, const py::array
     {
         py::gil_scoped_release release;
         picked = d2::cuda::select_rounds(g.n, g.indptr, g.indices, g.distances, g.scores, n_keep,
-                                         gamma_r, absolute, o, check_signals);
+                                         gamma_r, absolute, o, CheckSignals{});
     }
     if (picked == d2::kStopped) throw py::error_already_set();
     if (picked < n_keep) {

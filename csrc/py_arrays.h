@@ -1,0 +1,34 @@
+// Helpers of the pybind11 binding files (bindings.cpp, cuda/bindings.cpp): array checks
+// and Ctrl-C polling. Not included by the kernels, which stay free of Python.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+namespace d2py {
+namespace py = pybind11;
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style>;  // no forcecast: wrong dtypes are errors
+
+template <class T>
+inline const T* data_of(const py::array& a, const char* name, py::ssize_t ndim) {
+    if (!py::isinstance<carray<T>>(a) || !(a.flags() & py::array::c_style))
+        throw py::type_error(std::string(name) + " must be a C-contiguous array of dtype " +
+                             py::str(py::dtype::of<T>()).cast<std::string>());
+    if (a.ndim() != ndim)
+        throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D");
+    return static_cast<const T*>(a.data());
+}
+
+// Ctrl-C during a kernel: polled by the kernels with the GIL released; a pending signal
+// sets the Python error (KeyboardInterrupt) and stops the kernel, which then returns.
+struct CheckSignals {
+    bool operator()() const {
+        py::gil_scoped_acquire gil;
+        return PyErr_CheckSignals() != 0;
+    }
+};
+
+}  // namespace d2py
