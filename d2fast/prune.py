@@ -1,11 +1,13 @@
 """``prune``: D2 Pruning from embeddings and scores in one call."""
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from d2fast._validate import check_emb, check_k, check_scores, resolve_n_keep
+from d2fast._validate import (check_choice, check_emb, check_k, check_real, check_scores,
+                              resolve_n_keep, to_numpy)
 from d2fast.graph import knn_graph
 from d2fast.passing import forward, select
 
@@ -13,6 +15,7 @@ from d2fast.passing import forward, select
 def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int | None = None,
           gamma_f: float = 1.0, gamma_r: float = 0.1, metric: str = "euclidean",
           graph: str = "union", mode: str = "sum", reverse: str = "weighted",
+          labels: Any = None, class_budget: str = "proportional", hard_prune: float = 0.0,
           knn: str = "auto", knn_params: dict | None = None, backend: str = "auto",
           progress: bool = False) -> np.ndarray:
     """Select a coreset with D2 Pruning: kNN graph -> forward -> greedy reverse selection.
@@ -36,6 +39,17 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     graph : {'union', 'directed'}, default='union'
     mode : {'sum', 'product'}, default='sum'
     reverse : {'weighted', 'absolute'}, default='weighted'
+    labels : array-like of shape (n,), optional
+        Class of each row (integers): class-balanced selection with one graph per class
+        and per-class budgets that sum to ``n_keep``. The classes' picks are merged so
+        that every prefix of the ranking stays balanced (the t-th pick of a class with
+        budget b sits at (t + 0.5) / b).
+    class_budget : {'proportional', 'uniform'}, default='proportional'
+        Proportional: each class keeps its share of the rows (largest remainder).
+        Uniform: equal budgets, capped at the class size, the rest redistributed.
+    hard_prune : float, default=0.0
+        Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower index
+        first) before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional
@@ -62,7 +76,92 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     scores = check_scores(scores, n)
     check_k(k, n)
     n_keep = resolve_n_keep(n, rate, n_keep)
-    g = knn_graph(X, k, metric=metric, graph=graph, knn=knn, knn_params=knn_params,
+    class_budget = check_choice(class_budget, "class_budget", BUDGETS)
+    pool = _after_hard_prune(scores, hard_prune, n_keep)
+    groups = [pool] if labels is None else _by_class(_check_labels(labels, n), pool)
+    budgets = [n_keep] if labels is None else _budgets(
+        [g.size for g in groups], n_keep, class_budget)
+    kw = dict(gamma_f=gamma_f, gamma_r=gamma_r, metric=metric, graph=graph, mode=mode,
+              reverse=reverse, knn=knn, knn_params=knn_params, backend=backend,
+              progress=progress)
+    picks = [_d2(X, scores, rows, min(k, rows.size - 1), budget, **kw)
+             for rows, budget in zip(groups, budgets)]
+    if len(picks) == 1:
+        return picks[0]
+    # balanced merge: the t-th pick of a class with budget b at (t + 0.5) / b
+    position = np.concatenate([(np.arange(p.size) + 0.5) / max(p.size, 1) for p in picks])
+    order = np.argsort(position, kind="stable")
+    return np.concatenate(picks)[order].astype(np.int64)
+
+
+BUDGETS = ("proportional", "uniform")
+
+
+def _d2(X, scores, rows, k, n_keep, *, gamma_f, gamma_r, metric, graph, mode, reverse, knn,
+        knn_params, backend, progress) -> np.ndarray:
+    """D2 on the subset ``rows`` (int64, sorted) of X; returns row ids of X."""
+    if n_keep == 0:
+        return np.empty(0, dtype=np.int64)
+    if rows.size == 1:
+        return rows.copy()
+    sub = X if rows.size == X.shape[0] else X[rows]
+    g = knn_graph(sub, k, metric=metric, graph=graph, knn=knn, knn_params=knn_params,
                   progress=progress, backend=backend)
-    passed = forward(g, scores, gamma_f=gamma_f, mode=mode, backend=backend)
-    return select(g, passed, n_keep, gamma_r=gamma_r, reverse=reverse, backend=backend)
+    passed = forward(g, scores[rows], gamma_f=gamma_f, mode=mode, backend=backend)
+    return rows[select(g, passed, n_keep, gamma_r=gamma_r, reverse=reverse, backend=backend)]
+
+
+def _after_hard_prune(scores: np.ndarray, hard_prune: Any, n_keep: int) -> np.ndarray:
+    """Row ids left after dropping the floor(hard_prune * n) hardest rows, sorted."""
+    beta = check_real(hard_prune, "hard_prune")
+    if beta >= 1.0:
+        raise ValueError(f"hard_prune == {beta}, must satisfy 0 <= hard_prune < 1")
+    n = scores.size
+    drop = int(Fraction(repr(beta)) * n)  # floor(beta * n) on the decimal value of beta
+    if n - drop < n_keep:
+        raise ValueError(f"hard_prune == {beta} drops {drop} of {n} rows, fewer than "
+                         f"n_keep={n_keep} remain")
+    hardest = np.lexsort((np.arange(n), -scores))[:drop]
+    keep = np.ones(n, dtype=bool)
+    keep[hardest] = False
+    return np.flatnonzero(keep)
+
+
+def _check_labels(labels: Any, n: int) -> np.ndarray:
+    arr = to_numpy(labels, "labels")
+    if arr.shape != (n,):
+        raise ValueError(f"labels.shape == {arr.shape}, expected ({n},)")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+            raise TypeError(f"labels must be integer class ids, got {arr.dtype} values")
+    return arr.astype(np.int64)
+
+
+def _by_class(labels: np.ndarray, pool: np.ndarray) -> list:
+    """The pool's rows grouped by class (classes in increasing order), each sorted."""
+    pool_labels = labels[pool]
+    return [pool[pool_labels == c] for c in np.unique(pool_labels)]
+
+
+def _budgets(sizes: list, n_keep: int, how: str) -> list:
+    """Per-class budgets summing to n_keep, each at most its class size."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if how == "proportional":
+        exact = [(s * n_keep, int(sizes.sum())) for s in sizes]
+        budgets = np.array([a // b for a, b in exact], dtype=np.int64)
+        remainders = np.array([a % b for a, b in exact], dtype=np.int64)
+        extra = n_keep - int(budgets.sum())
+        budgets[np.lexsort((np.arange(sizes.size), -remainders))[:extra]] += 1
+        return budgets.tolist()
+    budgets = np.zeros(sizes.size, dtype=np.int64)
+    left = n_keep
+    while left > 0:  # water-filling: equal shares among classes with room, capped
+        room = np.flatnonzero(budgets < sizes)
+        share = left // room.size
+        if share == 0:  # fewer rows left than classes: one each, lowest class ids first
+            budgets[room[:left]] += 1
+            break
+        add = np.minimum(sizes[room] - budgets[room], share)
+        budgets[room] += add
+        left -= int(add.sum())
+    return budgets.tolist()

@@ -101,3 +101,52 @@ def test_progress_bar_is_opt_in(capsys):
     assert "kNN search" not in capsys.readouterr().err
     d2fast.prune(emb, scores, rate=0.5, progress=True)
     assert "kNN search" in capsys.readouterr().err
+
+
+def test_hard_prune_drops_the_hardest_first():
+    emb, scores = clustered(300, 4, seed=5)
+    keep = d2fast.prune(emb, scores, rate=0.5, hard_prune=0.1)
+    hardest = np.argsort(-scores, kind="stable")[:30]
+    assert keep.size == 150 and not np.isin(hardest, keep).any()
+    # the same as D2 on the remaining rows, mapped back to their ids
+    rest = np.setdiff1d(np.arange(300), hardest)
+    want = rest[d2fast.prune(emb[rest], scores[rest], n_keep=150)]
+    np.testing.assert_array_equal(keep, want)
+    with pytest.raises(ValueError, match="fewer than n_keep=150 remain"):
+        d2fast.prune(emb, scores, rate=0.5, hard_prune=0.6)
+    with pytest.raises(ValueError, match="hard_prune == 1.0"):
+        d2fast.prune(emb, scores, rate=0.5, hard_prune=1.0)
+
+
+@pytest.mark.parametrize("budget", ["proportional", "uniform"])
+def test_class_balanced_budgets(budget):
+    labels = np.repeat([0, 1, 2], [50, 100, 250])
+    emb, scores = clustered(400, 4, seed=6)
+    keep = d2fast.prune(emb, scores, rate=0.7, labels=labels, class_budget=budget)
+    assert keep.size == 120 and np.unique(keep).size == 120
+    counts = np.bincount(labels[keep], minlength=3)
+    assert counts.tolist() == ([15, 30, 75] if budget == "proportional" else [40, 40, 40])
+    # each class's picks are D2 on that class alone, in order
+    for c in range(3):
+        rows = np.flatnonzero(labels == c)
+        want = rows[d2fast.prune(emb[rows], scores[rows], n_keep=int(counts[c]))]
+        np.testing.assert_array_equal(keep[labels[keep] == c], want)
+    # balanced prefixes: the first 12 picks hold every class
+    assert set(labels[keep[:12]]) == {0, 1, 2}
+
+
+def test_uniform_budget_caps_small_classes():
+    labels = np.repeat([0, 1, 2], [3, 40, 57])
+    emb, scores = clustered(100, 3, seed=7)
+    keep = d2fast.prune(emb, scores, n_keep=60, labels=labels, class_budget="uniform")
+    assert np.bincount(labels[keep]).tolist() == [3, 29, 28]
+
+
+def test_labels_are_checked():
+    emb, scores = clustered(50, 3)
+    with pytest.raises(ValueError, match=r"labels.shape == \(49,\), expected \(50,\)"):
+        d2fast.prune(emb, scores, labels=np.zeros(49, int))
+    with pytest.raises(TypeError, match="labels must be integer class ids"):
+        d2fast.prune(emb, scores, labels=np.full(50, 0.5))
+    with pytest.raises(ValueError, match="class_budget='equal', must be one of"):
+        d2fast.prune(emb, scores, labels=np.zeros(50, int), class_budget="equal")
