@@ -98,28 +98,22 @@ static py::array_t<idx_t> run_select(Kernel kernel, const py::array& indptr,
                         static_cast<const float*>(distances.data()), s, n_keep, gamma_r,
                         absolute, o, CheckSignals{});
     }
-    if (picked == d2::kStopped) throw py::error_already_set();
-    if (picked < n_keep) {
-        std::string msg = "select: scores became NaN during selection (" +
-                          std::to_string(picked) + " of " + std::to_string(n_keep) + " picks made)";
-        PyErr_SetString(PyExc_FloatingPointError, msg.c_str());
-        throw py::error_already_set();
-    }
+    d2py::check_picks(picked, n_keep);
     return out;
 }
 
 static py::array_t<idx_t> select_heap(const py::array& indptr, const py::array& indices,
                                       const py::array& distances, const py::array& scores,
                                       idx_t n_keep, double gamma_r, bool absolute) {
-    return run_select(d2::select_heap<CheckSignals>, indptr, indices, distances, scores, n_keep, gamma_r,
-                      absolute);
+    return run_select(d2::select_heap<CheckSignals>, indptr, indices, distances, scores,
+                      n_keep, gamma_r, absolute);
 }
 
 static py::array_t<idx_t> select_rounds(const py::array& indptr, const py::array& indices,
                                         const py::array& distances, const py::array& scores,
                                         idx_t n_keep, double gamma_r, bool absolute) {
-    return run_select(d2::select_rounds<CheckSignals>, indptr, indices, distances, scores, n_keep, gamma_r,
-                      absolute);
+    return run_select(d2::select_rounds<CheckSignals>, indptr, indices, distances, scores,
+                      n_keep, gamma_r, absolute);
 }
 
 static py::array_t<double> pair_keys(const py::array& X, const py::array& rows,

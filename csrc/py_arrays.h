@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "common.h"
+
 namespace d2py {
 namespace py = pybind11;
 
@@ -30,5 +32,18 @@ struct CheckSignals {
         return PyErr_CheckSignals() != 0;
     }
 };
+
+// After a selection kernel returned `picked`: Ctrl-C -> KeyboardInterrupt (already set by
+// CheckSignals), fewer than n_keep picks -> FloatingPointError (a score became NaN).
+inline void check_picks(d2::idx_t picked, d2::idx_t n_keep) {
+    if (picked == d2::kStopped) throw py::error_already_set();
+    if (picked < n_keep) {
+        const std::string msg = "select: scores became NaN during selection (" +
+                                std::to_string(picked) + " of " + std::to_string(n_keep) +
+                                " picks made)";
+        PyErr_SetString(PyExc_FloatingPointError, msg.c_str());
+        throw py::error_already_set();
+    }
+}
 
 }  // namespace d2py

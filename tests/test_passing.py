@@ -163,22 +163,23 @@ def test_reference_is_the_oracle():
 
 
 @pytest.mark.parametrize("n,c,sym,kind", [case for case in CASES if case[0] >= 7])
-def test_rounds_matches_heap(n, c, sym, kind):
+def test_rounds_matches_heap(backend, n, c, sym, kind):
     """Rounds == heap; generic float inputs, so summation order cannot flip a pick."""
     rng = np.random.default_rng(zlib.crc32(repr(("rounds", n, c, sym, kind)).encode()))
     graph = random_graph(rng, n, c, sym)
     passed = d2fast.forward(graph, random_scores(rng, n, kind) + (kind == "normal") * 0.5)
     for reverse in ("weighted", "absolute"):
-        for n_keep in {1, n // 3, n // 2, n}:
+        for n_keep in {1, n // 3, n // 2, n - 1, n}:
             want = d2fast.select(graph, passed, n_keep, reverse=reverse, algorithm="heap",
                                  backend="numpy")
             got = d2fast.select(graph, passed, n_keep, reverse=reverse, algorithm="rounds",
-                                backend="cpp")
+                                backend=backend)
+            assert got.dtype == np.int64 and got.shape == (n_keep,)
             np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_rounds_exact_ties(seed):
+def test_rounds_exact_ties(backend, seed):
     """Integer scores and zero distances: exact arithmetic, so rounds == heap bit for bit."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(5, 500))
@@ -187,18 +188,20 @@ def test_rounds_exact_ties(seed):
         graph = Graph.from_knn(I, np.zeros(I.shape), graph=graph_kind)
         passed = rng.integers(-2, 6, size=n).astype(float)
         for reverse in ("weighted", "absolute"):
-            want = d2fast.select(graph, passed, n, reverse=reverse, backend="numpy")
-            got = d2fast.select(graph, passed, n, reverse=reverse, algorithm="rounds",
-                                backend="cpp")
-            np.testing.assert_array_equal(got, want)
+            for n_keep in (n // 4, n):
+                want = d2fast.select(graph, passed, n_keep, reverse=reverse, backend="numpy")
+                got = d2fast.select(graph, passed, n_keep, reverse=reverse,
+                                    algorithm="rounds", backend=backend)
+                np.testing.assert_array_equal(got, want)
 
 
-def test_rounds_on_knn_graph_with_duplicates():
+def test_rounds_on_knn_graph_with_duplicates(backend):
+    """Duplicates give zero distances and near-ties: a valid greedy up to float noise."""
     rng = np.random.default_rng(3)
     emb = rng.normal(size=(40, 3))[rng.integers(0, 40, size=800)]
     graph = d2fast.knn_graph(emb, 5, graph="directed")
     passed = d2fast.forward(graph, rng.random(800) - 0.2)
-    picks = d2fast.select(graph, passed, 800, algorithm="rounds")
+    picks = d2fast.select(graph, passed, 800, algorithm="rounds", backend=backend)
     assert_greedy_replay(graph, passed, picks, 0.1, False)
 
 

@@ -61,13 +61,7 @@ static py::array_t<idx_t> select_rounds(const py::array& indptr, const py::array
         picked = d2::cuda::select_rounds(g.n, g.indptr, g.indices, g.distances, g.scores, n_keep,
                                          gamma_r, absolute, o, CheckSignals{});
     }
-    if (picked == d2::kStopped) throw py::error_already_set();
-    if (picked < n_keep) {
-        std::string msg = "select: scores became NaN during selection (" +
-                          std::to_string(picked) + " of " + std::to_string(n_keep) + " picks made)";
-        PyErr_SetString(PyExc_FloatingPointError, msg.c_str());
-        throw py::error_already_set();
-    }
+    d2py::check_picks(picked, n_keep);
     return out;
 }
 
