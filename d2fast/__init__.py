@@ -11,7 +11,23 @@ from d2fast.passing import forward, select
 from d2fast.prune import prune
 
 __version__ = "0.1.0"
-__all__ = ["Graph", "backends", "backends_missing", "forward", "knn_graph", "prune", "select"]
+__all__ = ["Graph", "backends", "backends_missing", "baselines", "evaluate_extrapolation",
+           "extrapolate", "forward", "knn_graph", "prune", "scores", "select"]
+
+# loaded on first use: ``scores`` needs torch, which ``import d2fast`` must not pay for.
+# (the module is ``extrapolation``: a submodule named ``extrapolate`` would shadow the function)
+_LAZY = {"scores": ("d2fast.scores", None), "baselines": ("d2fast.baselines", None),
+         "extrapolate": ("d2fast.extrapolation", "extrapolate"),
+         "evaluate_extrapolation": ("d2fast.extrapolation", "evaluate_extrapolation")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'd2fast' has no attribute {name!r}")
+    import importlib
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attr is None else getattr(module, attr)
 
 
 def backends() -> list[str]:
