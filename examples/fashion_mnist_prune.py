@@ -13,8 +13,6 @@ Real training-dynamics scores (forgetting, AUM, ...) come from ``d2fast.scores``
 from __future__ import annotations
 
 import argparse
-import gzip
-import os
 import sys
 import time
 
@@ -22,31 +20,7 @@ import faiss
 import numpy as np
 
 import d2fast
-
-DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
-
-
-def read_idx(path: str) -> np.ndarray:
-    """An IDX file (the MNIST format, gzipped) as a uint8 array."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def load(data_dir: str):
-    files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-    paths = [os.path.join(data_dir, f) for f in files]
-    missing = [p for p in paths if not os.path.exists(p)]
-    if missing:
-        sys.exit(f"Fashion-MNIST not found ({missing[0]}); install it with "
-                 "'apt-get install dataset-fashion-mnist' or pass --data DIR")
-    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
-    return (xtr.reshape(len(xtr), -1) / 255.0, ytr.astype(np.int64),
-            xte.reshape(len(xte), -1) / 255.0, yte.astype(np.int64))
-
+from d2fast.datasets import FASHION_MNIST_DIR, load_fashion_mnist
 
 def pca(train: np.ndarray, test: np.ndarray, dims: int, seed: int = 0):
     """Project both sets on the top principal axes of a 10k-row sample of ``train``."""
@@ -73,13 +47,16 @@ def one_nn_accuracy(train, ytrain, test, ytest) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=DEFAULT_DIR)
+    ap.add_argument("--data", default=FASHION_MNIST_DIR)
     ap.add_argument("--rate", type=float, default=0.7, help="fraction removed")
     ap.add_argument("--k", type=int, default=5)
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    xtr, ytr, xte, yte = load(args.data)
+    try:
+        xtr, ytr, xte, yte = load_fashion_mnist(args.data)
+    except FileNotFoundError as e:
+        sys.exit(str(e))
     emb, emb_test = pca(xtr, xte, 64)
     scores = centroid_margin(emb, ytr)
     scale = np.sqrt((emb ** 2).sum(1)).mean()  # unit mean norm: exp(-gamma * d) stays in range
