@@ -1,0 +1,372 @@
+"""d2fast.scores.Recorder against direct computations from the full logit history (SPEC 6)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="d2fast.scores needs the torch extra")
+from d2fast.scores import SCORES, Recorder  # noqa: E402
+
+torch.set_num_threads(1)
+RTOL, ATOL = 1e-9, 1e-12  # logits are float32 (stored exactly); both sides compute in float64
+
+
+# ---------------------------------------------------------------- reference (straight from SPEC)
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def ref_scores(Z: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """forgetting, el2n, aum, entropy from the full history Z (E, n, C), loops over samples."""
+    E, n, C = Z.shape
+    Z = Z.astype(np.float64)
+    out = {name: np.zeros(n) for name in ("forgetting", "el2n", "aum", "entropy")}
+    for i in range(n):
+        correct = [int(np.argmax(Z[t, i])) == y[i] for t in range(E)]
+        events = sum(correct[t - 1] and not correct[t] for t in range(1, E))
+        out["forgetting"][i] = events if any(correct) else E
+        for t in range(E):
+            z, p = Z[t, i], softmax(Z[t, i])
+            onehot = np.eye(C)[y[i]]
+            out["el2n"][i] += np.sqrt(((p - onehot) ** 2).sum()) / E
+            out["aum"][i] += (z[y[i]] - max(z[c] for c in range(C) if c != y[i])) / E
+            out["entropy"][i] += -sum(pc * np.log(pc) for pc in p if pc > 0) / E
+    return out
+
+
+def ref_dynamic_uncertainty(Z: np.ndarray, y: np.ndarray, J: int) -> np.ndarray:
+    E, n, _ = Z.shape
+    p_y = np.array([[softmax(Z[t, i].astype(np.float64))[y[i]] for i in range(n)]
+                    for t in range(E)])
+    u = [np.std(p_y[i:i + J], axis=0, ddof=0) for i in range(E - J + 1)]
+    return np.mean(u, axis=0)
+
+
+def ref_tdds(Z: np.ndarray, W: int, T: int, beta: float) -> np.ndarray:
+    E, n, _ = Z.shape
+    P = softmax(Z[E - T:].astype(np.float64))  # the last T epochs
+    out = np.zeros(n)
+    for i in range(n):
+        kappa = [np.abs(P[t + 1, i] * (np.log(P[t + 1, i] + 1e-8) - np.log(P[t, i] + 1e-8))).sum()
+                 for t in range(T - 1)]
+        for k in range(T - W + 1):
+            part = np.array(kappa[k:k + W - 1])
+            R = np.sqrt(((part - part.mean()) ** 2).sum())
+            out[i] += beta * (1 - beta) ** (T - W - k) * R
+    return out
+
+
+# ---------------------------------------------------------------- synthetic training runs
+def synthetic_history(rng: np.random.Generator, E: int, n: int, C: int):
+    """Logits drifting towards the labels (some samples never learnt), float32 (E, n, C)."""
+    y = rng.integers(0, C, n)
+    drift = rng.normal(0.4, 0.5, n)
+    drift[: n // 8] = -1.0  # never correct: forgetting == E, negative AUM
+    Z = rng.normal(size=(E, n, C)).astype(np.float32)
+    for t in range(E):
+        Z[t, np.arange(n), y] += (drift * t).astype(np.float32)
+    Z[:, : n // 8, :] += np.where(np.arange(C) == y[: n // 8, None], -50, 0).astype(np.float32)
+    return Z, y
+
+
+def record(Z: np.ndarray, y: np.ndarray, rng: np.random.Generator, *, history: int,
+           rec: Recorder | None = None, epochs: range | None = None, as_numpy: bool = False,
+           decoys: bool = True) -> Recorder:
+    """Feed epochs of Z in shuffled batches of varying size; with ``decoys``, some samples
+    are first updated with wrong logits earlier in the epoch, and some batches repeat an id
+    (garbage first, true logits last), so only "the last update wins" gives the reference."""
+    E, n, C = Z.shape
+    rec = rec or Recorder(n, C, history=history)
+    for t in epochs if epochs is not None else range(E):
+        if decoys:
+            early = rng.choice(n, size=n // 3, replace=False)
+            rec.update(torch.from_numpy(early), torch.randn(early.size, C) * 5,
+                       torch.from_numpy(y[early]))
+        perm = rng.permutation(n)
+        start = 0
+        while start < n:
+            b = int(rng.integers(1, 17))
+            ids = perm[start:start + b]
+            logits, labels = Z[t, ids], y[ids]
+            if decoys and ids.size > 1:
+                ids = np.concatenate([ids[:1], ids])  # ids[0] twice: garbage, then the truth
+                logits = np.concatenate([logits[:1] + 7.0, logits])
+                labels = np.concatenate([labels[:1], labels])
+            if as_numpy:
+                rec.update(ids, logits, labels)
+            else:
+                rec.update(torch.from_numpy(ids), torch.from_numpy(logits),
+                           torch.from_numpy(labels))
+            start += b
+        rec.end_epoch()
+    return rec
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
+# ---------------------------------------------------------------- scores vs reference
+@pytest.mark.parametrize("E,C,history,as_numpy", [(1, 2, 2, False), (4, 3, 4, True),
+                                                   (9, 5, 6, False), (13, 4, 10, False)])
+def test_scores_match_reference(E, C, history, as_numpy):
+    rng = np.random.default_rng(E)
+    Z, y = synthetic_history(rng, E, 40, C)
+    rec = record(Z, y, rng, history=history, as_numpy=as_numpy)
+    assert rec.epochs == E
+    want = ref_scores(Z, y)
+    for name in ("forgetting", "el2n", "aum", "entropy"):
+        assert_close(getattr(rec, name)(), want[name])
+    assert (rec.forgetting()[:5] == E).all()  # never correct
+    assert (rec.aum()[:5] < 0).all()
+    assert (rec.forgetting()[5:] < E).any()  # learnt samples are not all at E
+    for J in range(2, min(E, history) + 1):  # includes E == window
+        assert_close(rec.dynamic_uncertainty(window=J), ref_dynamic_uncertainty(Z, y, J))
+    for T in range(2, min(E, history) + 1):
+        for W in range(2, T + 1):
+            for beta in (0.9, 0.5, 1.0, 0.0):
+                assert_close(rec.tdds(window=W, horizon=T, beta=beta), ref_tdds(Z, W, T, beta))
+
+
+def test_defaults_and_difficulty():
+    rng = np.random.default_rng(1)
+    Z, y = synthetic_history(rng, 12, 30, 3)
+    rec = record(Z, y, rng, history=10, decoys=False)
+    assert_close(rec.dynamic_uncertainty(), ref_dynamic_uncertainty(Z, y, 10))
+    assert_close(rec.tdds(), ref_tdds(Z, 10, 10, 0.9))
+    assert rec.tdds().std() > 0 and rec.dynamic_uncertainty().std() > 0
+    aum = rec.aum()
+    assert_close(rec.difficulty("aum"), aum.max() - aum)
+    for name in ("forgetting", "el2n", "entropy"):
+        assert_close(rec.difficulty(name), getattr(rec, name)())
+    assert_close(rec.difficulty("dynamic_uncertainty", window=4), rec.dynamic_uncertainty(4))
+    assert_close(rec.difficulty("tdds", window=3, horizon=5, beta=0.5),
+                 rec.tdds(window=3, horizon=5, beta=0.5))
+    with pytest.raises(ValueError, match="name='margin'"):
+        rec.difficulty("margin")
+    assert set(SCORES) == {"forgetting", "el2n", "aum", "entropy", "dynamic_uncertainty", "tdds"}
+
+
+def test_last_update_wins_and_duplicates_in_batch():
+    C = 3
+    z_final = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
+    rec = Recorder(2, C)
+    rec.update([0, 1, 0], torch.tensor([[5.0, 0.0, 0.0], [9.0, 0.0, 0.0], [1.0, 1.0, 1.0]]),
+               [1, 0, 1])
+    rec.update(np.array([0]), z_final[:1].numpy(), np.array([1]))  # later batch overrides
+    rec.update(torch.tensor([1, 1]), torch.stack([z_final[0], z_final[1]]), torch.tensor([0, 0]))
+    rec.end_epoch()
+    want = ref_scores(z_final[None].numpy(), np.array([1, 0]))
+    for name in want:
+        assert_close(getattr(rec, name)(), want[name])
+
+
+def test_grad_and_no_grad_inputs():
+    lin = torch.nn.Linear(4, 3)
+    x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    a, b = Recorder(6, 3), Recorder(6, 3)
+    logits = lin(x)
+    assert logits.requires_grad
+    a.update(torch.arange(6), logits, y)
+    with torch.inference_mode():
+        b.update(torch.arange(6), lin(x), y)
+    a.end_epoch()
+    b.end_epoch()
+    assert_close(a.aum(), b.aum())
+    logits.sum().backward()  # the recorder did not disturb autograd
+
+
+# ---------------------------------------------------------------- errors
+def test_missing_sample_is_an_error_and_epoch_stays_open():
+    rec = Recorder(10, 2)
+    z = torch.randn(10, 2)
+    rec.update(torch.arange(7), z[:7], torch.zeros(7, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"3 of n=10 samples were not updated in epoch 0 "
+                                         r"\(first ids \[7, 8, 9\]\)"):
+        rec.end_epoch()
+    assert rec.epochs == 0
+    rec.update(torch.arange(7, 10), z[7:], torch.zeros(3, dtype=torch.long))
+    rec.end_epoch()
+    assert rec.epochs == 1
+    assert_close(rec.aum(), ref_scores(z[None].numpy(), np.zeros(10, int))["aum"])
+    with pytest.raises(ValueError, match="none of the n=3 samples"):
+        Recorder(3, 2).end_epoch()
+
+
+def test_too_few_epochs_and_window_larger_than_history():
+    rec = Recorder(5, 3, history=6)
+    for name in SCORES:
+        with pytest.raises(ValueError, match="0 recorded"):
+            rec.difficulty(name, **({"window": 2} if name == "dynamic_uncertainty" else
+                                    {"window": 2, "horizon": 2} if name == "tdds" else {}))
+    rng = np.random.default_rng(0)
+    Z, y = synthetic_history(rng, 3, 5, 3)
+    record(Z, y, rng, history=6, rec=rec)
+    with pytest.raises(ValueError, match=r"dynamic_uncertainty\(window=4\) needs at least 4 "
+                                         "completed epochs, 3 recorded"):
+        rec.dynamic_uncertainty(window=4)
+    with pytest.raises(ValueError, match=r"tdds\(horizon=5\) needs at least 5 completed "
+                                         "epochs, 3 recorded"):
+        rec.tdds(window=3, horizon=5)
+    with pytest.raises(ValueError, match="history >= 10"):
+        rec.dynamic_uncertainty()  # default window 10 > history 6
+    with pytest.raises(ValueError, match="horizon == 7.*history >= 7"):
+        rec.tdds(window=3, horizon=7)
+    with pytest.raises(ValueError, match=r"window == 4, must satisfy 2 <= window <= 3"):
+        rec.tdds(window=4, horizon=3)
+    with pytest.raises(ValueError, match="window == 1"):
+        rec.dynamic_uncertainty(window=1)
+    with pytest.raises(ValueError, match="beta == 1.5"):
+        rec.tdds(window=2, horizon=3, beta=1.5)
+    with pytest.raises(TypeError, match="window must be an int"):
+        rec.dynamic_uncertainty(window=2.0)
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    (dict(n=0, num_classes=3), ValueError, "n == 0"),
+    (dict(n=5, num_classes=1), ValueError, "num_classes == 1"),
+    (dict(n=5, num_classes=3, history=1), ValueError, "history == 1"),
+    (dict(n=5.0, num_classes=3), TypeError, "n must be an int"),
+])
+def test_constructor_validation(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        Recorder(**kwargs)
+
+
+@pytest.mark.parametrize("indices,logits,targets,err,match", [
+    ([0, 5], torch.zeros(2, 3), [0, 1], ValueError, r"indices: 1 out of range .* first \[5\]"),
+    ([0, -1], torch.zeros(2, 3), [0, 1], ValueError, r"indices: 1 out of range"),
+    ([0, 1], torch.zeros(2, 3), [0, 3], ValueError, r"targets: 1 out of range"),
+    ([0, 1], torch.zeros(2, 4), [0, 1], ValueError, r"logits.shape == \(2, 4\)"),
+    ([0, 1], torch.zeros(3, 3), [0, 1], ValueError, r"logits.shape == \(3, 3\)"),
+    ([0, 1], torch.zeros(2, 3), [0, 1, 2], ValueError, r"targets.shape == \(3,\)"),
+    ([[0, 1]], torch.zeros(2, 3), [0, 1], ValueError, r"indices.shape == \(1, 2\)"),
+    ([0, 1], torch.tensor([[0.0, float("nan"), 0.0], [0, 0, 0]]), [0, 1], ValueError,
+     r"logits contain NaN or inf in 1 rows, first at batch positions \[0\]"),
+    ([0, 1], torch.tensor([[0.0, float("inf"), 0.0], [0, 0, 0]]), [0, 1], ValueError, "logits"),
+    ([0.0, 1.0], torch.zeros(2, 3), [0, 1], TypeError, "indices must have an integer dtype"),
+    ([0, 1], torch.zeros(2, 3, dtype=torch.long), [0, 1], TypeError, "logits must have a float"),
+    ([0, 1], torch.zeros(2, 3), np.array([True, False]), TypeError, "targets must have"),
+    ([0, 0], torch.zeros(2, 3), [0, 1], ValueError, r"label of 1 samples differs .*\[0\]"),
+])
+def test_update_validation_leaves_state_unchanged(indices, logits, targets, err, match):
+    rec = Recorder(5, 3)
+    rec.update([0, 1, 2, 3, 4], torch.ones(5, 3), [0, 1, 2, 0, 1])
+    before = rec.state_dict()
+    with pytest.raises(err, match=match):
+        rec.update(indices, logits, targets)
+    after = rec.state_dict()
+    for key, buf in before["state"].items():
+        assert torch.equal(buf, after["state"][key]), key
+
+
+def test_label_change_across_epochs_is_an_error():
+    rec = Recorder(3, 2)
+    rec.update([0, 1, 2], torch.zeros(3, 2), [0, 1, 1])
+    rec.end_epoch()
+    with pytest.raises(ValueError, match=r"label of 1 samples differs .*first ids \[2\]"):
+        rec.update([2, 1], torch.zeros(2, 2), [0, 1])
+
+
+def test_empty_batch_is_a_no_op():
+    rec = Recorder(3, 2)
+    rec.update(torch.zeros(0, dtype=torch.long), torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+    assert rec.device is None and rec.epochs == 0
+
+
+# ---------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("mid_epoch", [False, True])
+def test_state_dict_round_trip_continues_identically(mid_epoch):
+    E, n, C, history = 9, 25, 4, 5
+    Z, y = synthetic_history(np.random.default_rng(3), E, n, C)
+    full = record(Z, y, np.random.default_rng(4), history=history, decoys=False)
+
+    rng = np.random.default_rng(4)
+    part = record(Z, y, rng, history=history, epochs=range(4), decoys=False)
+    if mid_epoch:  # half of epoch 4 before the checkpoint
+        part.update(torch.arange(n // 2), torch.from_numpy(Z[4, : n // 2]),
+                    torch.from_numpy(y[: n // 2]))
+    buffer = io.BytesIO()
+    torch.save(part.state_dict(), buffer)
+    part.update(torch.arange(n), torch.zeros(n, C), torch.from_numpy(y))  # lost after load
+    buffer.seek(0)
+    resumed = Recorder(n, C, history=history)
+    resumed.load_state_dict(torch.load(buffer))
+    assert resumed.epochs == 4
+    record(Z, y, rng, history=history, rec=resumed, epochs=range(4, E), decoys=False)
+    for name in ("forgetting", "el2n", "aum", "entropy"):
+        np.testing.assert_array_equal(getattr(resumed, name)(), getattr(full, name)())
+    for J in range(2, history + 1):
+        np.testing.assert_array_equal(resumed.dynamic_uncertainty(J), full.dynamic_uncertainty(J))
+    np.testing.assert_array_equal(resumed.tdds(3, 5, 0.7), full.tdds(3, 5, 0.7))
+
+
+def test_state_dict_mismatch_is_an_error():
+    rec = Recorder(4, 3, history=3)
+    rec.update([0, 1, 2, 3], torch.zeros(4, 3), [0, 1, 2, 0])
+    state = rec.state_dict()
+    for other in (Recorder(5, 3, history=3), Recorder(4, 2, history=3), Recorder(4, 3)):
+        with pytest.raises(ValueError, match="state_dict is for n=4, num_classes=3, history=3"):
+            other.load_state_dict(state)
+    broken = rec.state_dict()
+    broken["state"]["kappa"] = torch.zeros(7)
+    with pytest.raises(ValueError, match=r"\['kappa'\] is missing or not torch.float64"):
+        Recorder(4, 3, history=3).load_state_dict(broken)
+    with pytest.raises(ValueError, match="not a d2fast.scores.Recorder"):
+        rec.load_state_dict({"n": 4})
+    fresh = Recorder(4, 3, history=3)
+    fresh.load_state_dict(Recorder(4, 3, history=3).state_dict())  # never updated
+    assert fresh.device is None and fresh.epochs == 0
+
+
+# ---------------------------------------------------------------- memory, devices, imports
+def test_buffers_are_online_not_history():
+    n, C, history = 50, 7, 4
+    rng = np.random.default_rng(5)
+    Z, y = synthetic_history(rng, 12, n, C)
+    rec = record(Z, y, rng, history=history)
+    numel = sum(buf.numel() for buf in rec.state_dict()["state"].values())
+    assert numel <= 2 * n * C + 3 * history * n + 10 * n  # O(n (C + history)), not O(E n C)
+
+
+def test_numpy_and_torch_inputs_agree():
+    rng = np.random.default_rng(6)
+    Z, y = synthetic_history(rng, 5, 20, 3)
+    a = record(Z, y, np.random.default_rng(0), history=5, as_numpy=True)
+    b = record(Z, y, np.random.default_rng(0), history=5, as_numpy=False)
+    for name in SCORES:
+        np.testing.assert_array_equal(a.difficulty(name, **({"window": 5} if name ==
+                                      "dynamic_uncertainty" else {"window": 3, "horizon": 5}
+                                      if name == "tdds" else {})),
+                                      b.difficulty(name, **({"window": 5} if name ==
+                                      "dynamic_uncertainty" else {"window": 3, "horizon": 5}
+                                      if name == "tdds" else {})))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (torch.cuda)")
+def test_cuda_state_matches_cpu():
+    rng = np.random.default_rng(7)
+    Z, y = synthetic_history(rng, 6, 30, 4)
+    cpu = record(Z, y, np.random.default_rng(1), history=6)
+    gpu = Recorder(30, 4, history=6)
+    rng = np.random.default_rng(1)
+    for t in range(6):
+        perm = rng.permutation(30)
+        gpu.update(torch.from_numpy(perm).cuda(), torch.from_numpy(Z[t, perm]).cuda(),
+                   torch.from_numpy(y[perm]).cuda())
+        gpu.end_epoch()
+    assert gpu.device.type == "cuda"
+    for name in ("forgetting", "el2n", "aum", "entropy"):
+        np.testing.assert_allclose(getattr(gpu, name)(), getattr(cpu, name)(), rtol=1e-9)
+    np.testing.assert_allclose(gpu.tdds(3, 6), cpu.tdds(3, 6), rtol=1e-9, atol=1e-12)
+
+
+def test_import_d2fast_does_not_import_torch():
+    import subprocess
+    import sys
+    code = "import sys, d2fast; assert 'torch' not in sys.modules; d2fast.scores.Recorder"
+    subprocess.run([sys.executable, "-c", code], check=True)
