@@ -61,7 +61,7 @@ class Recorder:
         self.n = check_int(n, "n", 1, 2**62, "a positive number of samples")
         self.num_classes = check_int(num_classes, "num_classes", 2, 2**31 - 1,
                                      "at least two classes")
-        self.history = check_int(history, "history", 2, 2**20, "windows need >= 2 epochs")
+        self.history = check_int(history, "history", 2, 2**20, "a window spans >= 2 epochs")
         self.epochs = 0
         self._state: dict[str, torch.Tensor] | None = None  # allocated on the first update
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -199,10 +201,10 @@ def test_missing_sample_is_an_error_and_epoch_stays_open():
 
 def test_too_few_epochs_and_window_larger_than_history():
     rec = Recorder(5, 3, history=6)
+    kwargs = {"dynamic_uncertainty": {"window": 2}, "tdds": {"window": 2, "horizon": 2}}
     for name in SCORES:
         with pytest.raises(ValueError, match="0 recorded"):
-            rec.difficulty(name, **({"window": 2} if name == "dynamic_uncertainty" else
-                                    {"window": 2, "horizon": 2} if name == "tdds" else {}))
+            rec.difficulty(name, **kwargs.get(name, {}))
     rng = np.random.default_rng(0)
     Z, y = synthetic_history(rng, 3, 5, 3)
     record(Z, y, rng, history=6, rec=rec)
@@ -274,7 +276,8 @@ def test_label_change_across_epochs_is_an_error():
 
 def test_empty_batch_is_a_no_op():
     rec = Recorder(3, 2)
-    rec.update(torch.zeros(0, dtype=torch.long), torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+    nothing = torch.zeros(0, dtype=torch.long)
+    rec.update(nothing, torch.zeros(0, 2), nothing)
     assert rec.device is None and rec.epochs == 0
 
 
@@ -338,13 +341,10 @@ def test_numpy_and_torch_inputs_agree():
     Z, y = synthetic_history(rng, 5, 20, 3)
     a = record(Z, y, np.random.default_rng(0), history=5, as_numpy=True)
     b = record(Z, y, np.random.default_rng(0), history=5, as_numpy=False)
+    kwargs = {"dynamic_uncertainty": {"window": 5}, "tdds": {"window": 3, "horizon": 5}}
     for name in SCORES:
-        np.testing.assert_array_equal(a.difficulty(name, **({"window": 5} if name ==
-                                      "dynamic_uncertainty" else {"window": 3, "horizon": 5}
-                                      if name == "tdds" else {})),
-                                      b.difficulty(name, **({"window": 5} if name ==
-                                      "dynamic_uncertainty" else {"window": 3, "horizon": 5}
-                                      if name == "tdds" else {})))
+        np.testing.assert_array_equal(a.difficulty(name, **kwargs.get(name, {})),
+                                      b.difficulty(name, **kwargs.get(name, {})))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (torch.cuda)")
@@ -366,7 +366,19 @@ def test_cuda_state_matches_cpu():
 
 
 def test_import_d2fast_does_not_import_torch():
-    import subprocess
-    import sys
     code = "import sys, d2fast; assert 'torch' not in sys.modules; d2fast.scores.Recorder"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_torch_names_the_extra():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "try:\n    import d2fast.scores\nexcept ImportError as exc:\n    print(exc)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert 'pip install "d2fast[torch]"' in out.stdout
+
+
+def test_memory_is_checked_before_allocating():
+    rec = Recorder(10**12, 1000)
+    with pytest.raises(MemoryError, match=r"Recorder\(n=1000000000000, num_classes=1000"):
+        rec.update([0], torch.zeros(1, 1000), [0])
+    assert rec.device is None
