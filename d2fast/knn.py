@@ -62,14 +62,8 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
     ids : int64 of shape (n, k), -1 where an approximate search found fewer than k rows
     keys : float64 of shape (n, k), squared L2 or cosine distance (inf where ids == -1)
     """
-    n = X.shape[0]
-    if method == "auto":
-        method = "exact" if n <= EXACT_MAX_ROWS else "ivf"  # IVF: 4.7x HNSW at 1M here
-    if method == "exact":
-        if params:
-            raise ValueError(f"knn_params={params!r}: exact search takes no parameters")
-        return _exact(X, k, cosine, progress, backend)
-    return _approximate(X, k, cosine, method, _check_params(method, params), progress, backend)
+    return search_database(X, None, None, k, cosine=cosine, method=method, params=params,
+                           progress=progress, backend=backend)
 
 
 def _check_params(method: str, params: dict | None) -> dict:
@@ -84,45 +78,101 @@ def _check_params(method: str, params: dict | None) -> dict:
     return {**_PARAMS[method], **params}
 
 
-def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool, backend: str):
-    """Exact search: faiss brute force, re-ranked; unsure rows searched again, wider."""
+def search_database(X: np.ndarray, queries: np.ndarray | None, database: np.ndarray | None,
+                    k: int, *, cosine: bool, method: str = "auto", params: dict | None = None,
+                    progress: bool = False, backend: str = "auto"):
+    """The k nearest ``database`` rows of every ``queries`` row of ``X``.
+
+    :func:`search` restricted to subsets of the rows (same candidates, exact float64
+    re-ranking, ties to the lower id); a query in ``database`` is not its own neighbour.
+    ``method='auto'`` is exact up to ``EXACT_MAX_ROWS`` rows of ``X``, IVF above.
+
+    Parameters
+    ----------
+    X : float32 of shape (n, d), C-contiguous; unit rows for cosine
+    queries : int64 of shape (m,), row ids in [0, n); None: all rows
+    database : int64 of shape (n_db,), sorted unique row ids in [0, n), at least k rows
+        besides the query itself; None: all rows
+    k, cosine, method, params, progress, backend : as in :func:`search`
+
+    Returns
+    -------
+    ids : int64 of shape (m, k), row ids of X (-1 where an approximate search found fewer)
+    keys : float64 of shape (m, k), squared L2 or cosine distance (inf where ids == -1)
+    """
+    if method == "auto":
+        method = "exact" if X.shape[0] <= EXACT_MAX_ROWS else "ivf"  # IVF: 4.7x HNSW at 1M
+    if method == "exact":
+        if params:
+            raise ValueError(f"knn_params={params!r}: exact search takes no parameters")
+        return _exact(X, k, cosine, progress, backend, queries, database)
+    return _approximate(X, k, cosine, method, _check_params(method, params), progress, backend,
+                        queries, database)
+
+
+def _subset(X: np.ndarray, queries: np.ndarray | None, database: np.ndarray | None):
+    """The query ids (None: all rows), the database rows of X and their ids (None: all)."""
+    queries = np.arange(X.shape[0], dtype=np.int64) if queries is None else queries
+    return queries, (X if database is None else X[database]), database
+
+
+def _to_rows(I: np.ndarray, database: np.ndarray | None) -> np.ndarray:
+    """faiss result positions in the database as row ids of X (-1 stays -1)."""
+    return I if database is None else np.where(I >= 0, database[np.maximum(I, 0)], -1)
+
+
+def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool, backend: str,
+           queries: np.ndarray | None = None, database: np.ndarray | None = None):
+    """Exact search: faiss brute force, re-ranked; unsure rows searched again, wider.
+
+    Queries all rows against all rows, or ``queries`` against ``database`` (row ids).
+    """
     import faiss
     from tqdm.auto import tqdm
 
-    n, d = X.shape
+    d = X.shape[1]
+    queries, X_db, database = _subset(X, queries, database)
+    m, n_db = queries.size, X_db.shape[0]
     metric = faiss.METRIC_INNER_PRODUCT if cosine else faiss.METRIC_L2
     sq_norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
     # bound on faiss' float32 rounding of a squared distance / inner product
     slack = 4.0 * d * 2.0**-24 * (sq_norms + sq_norms.max()) + 1e-30
-    ids = np.empty((n, k), dtype=np.int64)
-    keys = np.empty((n, k), dtype=np.float64)
-    pending = np.arange(n, dtype=np.int64)
-    c = min(n, k + 1 + _MARGIN)
-    with tqdm(total=n, desc="kNN search", unit="row", disable=not progress) as bar:
+    ids = np.empty((m, k), dtype=np.int64)
+    keys = np.empty((m, k), dtype=np.float64)
+    pending = np.arange(m, dtype=np.int64)
+    c = min(n_db, k + 1 + _MARGIN)
+    with tqdm(total=m, desc="kNN search", unit="row", disable=not progress) as bar:
         first_pass = True
         while pending.size:
             unsure = []
             for start in range(0, pending.size, _QUERY_ROWS):
-                rows = pending[start:start + _QUERY_ROWS]
-                D, I = faiss.knn(X[rows], X, c, metric=metric)
+                pos = pending[start:start + _QUERY_ROWS]
+                rows = queries[pos]
+                D, I = faiss.knn(X[rows], X_db, c, metric=metric)
                 bound = 1.0 - D[:, -1] if cosine else D[:, -1].astype(np.float64)
-                ids[rows], keys[rows] = rerank(X, rows, I, k, cosine, backend)
-                if c < n:  # a row is sure if its k-th key is below every key not seen
-                    unsure.append(rows[keys[rows, -1] >= bound - slack[rows]])
+                ids[pos], keys[pos] = rerank(X, rows, _to_rows(I, database), k, cosine, backend)
+                if c < n_db:  # a row is sure if its k-th key is below every key not seen
+                    unsure.append(pos[keys[pos, -1] >= bound - slack[rows]])
                 if first_pass:
                     bar.update(rows.size)
             pending = np.concatenate(unsure) if unsure else pending[:0]
-            c, first_pass = min(n, 2 * c), False
+            c, first_pass = min(n_db, 2 * c), False
     return ids, keys
 
 
 def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
-                 progress: bool, backend: str):
-    """HNSW or IVF-flat search (L2 on the rows: the cosine order for unit rows), re-ranked."""
+                 progress: bool, backend: str, queries: np.ndarray | None = None,
+                 database: np.ndarray | None = None):
+    """HNSW or IVF-flat search (L2 on the rows: the cosine order for unit rows), re-ranked.
+
+    Indexes all rows, or the ``database`` rows, and queries all rows, or ``queries``.
+    """
     import faiss
     from tqdm.auto import tqdm
 
-    n, d = X.shape
+    d = X.shape[1]
+    queries, X_db, database = _subset(X, queries, database)
+    m, n = queries.size, X_db.shape[0]
     c = min(n, k + 1 + _MARGIN)
     if method == "hnsw":
         index = faiss.IndexHNSWFlat(d, int(params["M"]))
@@ -133,18 +183,19 @@ def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
         rng = np.random.default_rng(0)
         sample = np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))
-        index.train(np.ascontiguousarray(X[sample]))
+        index.train(np.ascontiguousarray(X_db[sample]))
         index.nprobe = min(nlist, int(params["nprobe"]))
-    ids = np.empty((n, k), dtype=np.int64)
-    keys = np.empty((n, k), dtype=np.float64)
-    with tqdm(total=2 * n, desc=f"kNN {method}", unit="row", disable=not progress) as bar:
+    ids = np.empty((m, k), dtype=np.int64)
+    keys = np.empty((m, k), dtype=np.float64)
+    with tqdm(total=n + m, desc=f"kNN {method}", unit="row", disable=not progress) as bar:
         for start in range(0, n, _QUERY_ROWS):
-            index.add(X[start:start + _QUERY_ROWS])
+            index.add(X_db[start:start + _QUERY_ROWS])
             bar.update(min(_QUERY_ROWS, n - start))
-        for start in range(0, n, _QUERY_ROWS):
-            rows = np.arange(start, min(n, start + _QUERY_ROWS))
+        for start in range(0, m, _QUERY_ROWS):
+            pos = np.arange(start, min(m, start + _QUERY_ROWS))
+            rows = queries[pos]
             _, I = index.search(X[rows], c)
-            ids[rows], keys[rows] = rerank(X, rows, I, k, cosine, backend)
+            ids[pos], keys[pos] = rerank(X, rows, _to_rows(I, database), k, cosine, backend)
             bar.update(rows.size)
     ids[~np.isfinite(keys)] = -1
     return ids, keys
