@@ -11,6 +11,10 @@ D2FAST_CUDA=0|1   the CUDA extension ``d2fast._cuda`` (``csrc/cuda/``): by defau
                   0 skips it, 1 requires it (no nvcc or a failed build is then an error).
 D2FAST_CUDA_ARCH  nvcc's ``-arch`` for it (default ``all-major``: sm_75, sm_80, sm_90,
                   sm_100, sm_110, sm_120 and PTX for newer GPUs), e.g. ``sm_86`` or ``native``.
+D2FAST_SANITIZE   sanitizers for ``d2fast._core`` only (not CUDA), e.g. ``address,undefined``:
+                  adds ``-fsanitize=...``, ``-fno-sanitize-recover=undefined`` (a UBSan finding
+                  aborts) and ``-fno-omit-frame-pointer -g -O1``. Python is not instrumented,
+                  so import it with the ASan runtime preloaded; see tests/README.md.
 """
 import os
 import shutil
@@ -48,9 +52,11 @@ class BuildExt(build_ext):
         if omp and not has_flag(self.compiler, omp):
             print("d2fast: compiler has no OpenMP, building the kernels serially")
             omp = []
+        sanitize = sanitizer_flags()
         for ext in self.extensions:
-            ext.extra_compile_args += flags + omp
-            ext.extra_link_args += omp
+            extra = sanitize if ext.name == "d2fast._core" else []
+            ext.extra_compile_args += flags + omp + extra  # extra's -O1 overrides -O3
+            ext.extra_link_args += omp + extra
         self.host_flags = flags + omp
         self.failed = []
         super().build_extensions()
@@ -85,6 +91,17 @@ class BuildExt(build_ext):
         print(" ".join(cmd))
         subprocess.run(cmd, check=True)
         return obj
+
+
+def sanitizer_flags():
+    """Compile and link flags of D2FAST_SANITIZE (e.g. "address,undefined"); [] if unset."""
+    wanted = os.environ.get("D2FAST_SANITIZE", "").strip()
+    if not wanted:
+        return []
+    flags = [f"-fsanitize={wanted}", "-fno-omit-frame-pointer", "-g", "-O1"]
+    if "undefined" in wanted.split(","):
+        flags.append("-fno-sanitize-recover=undefined")
+    return flags
 
 
 def find_nvcc():

@@ -17,6 +17,7 @@ namespace py = pybind11;
 using d2::idx_t;
 using d2::nbr_t;
 using d2py::carray;
+using d2py::aligned;
 using d2py::CheckSignals;
 using d2py::data_of;
 
@@ -37,7 +38,8 @@ static void check_csr(const py::array& indptr, const py::array& indices,
         throw py::value_error("indptr/indices/distances sizes do not form a CSR graph");
 }
 
-static py::tuple build_csr(const py::array& knn_idx, const py::array& knn_dist, bool symmetric) {
+static py::tuple build_csr(py::array knn_idx, py::array knn_dist, bool symmetric) {
+    knn_idx = aligned(knn_idx), knn_dist = aligned(knn_dist);
     const idx_t* I = data_of<idx_t>(knn_idx, "knn_idx", 2);
     const float* D = data_of<float>(knn_dist, "knn_dist", 2);
     if (knn_idx.shape(0) != knn_dist.shape(0) || knn_idx.shape(1) != knn_dist.shape(1))
@@ -56,9 +58,10 @@ static py::tuple build_csr(const py::array& knn_idx, const py::array& knn_dist, 
     return py::make_tuple(indptr, to_numpy(std::move(indices)), to_numpy(std::move(distances)));
 }
 
-static py::array_t<double> forward(const py::array& indptr, const py::array& indices,
-                                   const py::array& distances, const py::array& scores,
-                                   double gamma_f, bool product) {
+static py::array_t<double> forward(py::array indptr, py::array indices, py::array distances,
+                                   py::array scores, double gamma_f, bool product) {
+    indptr = aligned(indptr), indices = aligned(indices), distances = aligned(distances);
+    scores = aligned(scores);
     check_csr(indptr, indices, distances);
     const idx_t n = indptr.size() - 1;
     const double* s = data_of<double>(scores, "scores", 1);
@@ -79,10 +82,11 @@ static py::array_t<double> forward(const py::array& indptr, const py::array& ind
 
 // Shared by select_heap and select_rounds: checks, output, GIL release, NaN error.
 template <class Kernel>
-static py::array_t<idx_t> run_select(Kernel kernel, const py::array& indptr,
-                                     const py::array& indices, const py::array& distances,
-                                     const py::array& scores, idx_t n_keep, double gamma_r,
-                                     bool absolute) {
+static py::array_t<idx_t> run_select(Kernel kernel, py::array indptr, py::array indices,
+                                     py::array distances, py::array scores, idx_t n_keep,
+                                     double gamma_r, bool absolute) {
+    indptr = aligned(indptr), indices = aligned(indices), distances = aligned(distances);
+    scores = aligned(scores);
     check_csr(indptr, indices, distances);
     const idx_t n = indptr.size() - 1;
     const double* s = data_of<double>(scores, "scores", 1);
@@ -116,8 +120,9 @@ static py::array_t<idx_t> select_rounds(const py::array& indptr, const py::array
                       n_keep, gamma_r, absolute);
 }
 
-static py::array_t<double> pair_keys(const py::array& X, const py::array& rows,
-                                     const py::array& cand, bool cosine) {
+static py::array_t<double> pair_keys(py::array X, py::array rows, py::array cand,
+                                     bool cosine) {
+    X = aligned(X), rows = aligned(rows), cand = aligned(cand);
     const float* x = data_of<float>(X, "X", 2);
     const idx_t* r = data_of<idx_t>(rows, "rows", 1);
     const idx_t* cd = data_of<idx_t>(cand, "cand", 2);

@@ -24,6 +24,14 @@ inline const T* data_of(const py::array& a, const char* name, py::ssize_t ndim) 
     return static_cast<const T*>(a.data());
 }
 
+// `a` itself, or an aligned copy when its data is misaligned for its dtype (a memmap of an
+// .npz member, a view at a byte offset): the kernels read through T*, and a misaligned T*
+// is undefined behaviour (UBSan: "load of misaligned address"). Call before data_of.
+inline py::array aligned(py::array a) {
+    if (a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) return a;
+    return py::module_::import("numpy").attr("array")(a);  // a copy, aligned
+}
+
 // Ctrl-C during a kernel: polled by the kernels with the GIL released; a pending signal
 // sets the Python error (KeyboardInterrupt) and stops the kernel, which then returns.
 struct CheckSignals {
