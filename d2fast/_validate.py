@@ -136,7 +136,11 @@ def available_memory() -> int | None:
     return None
 
 
-def check_memory(nbytes: float, what: str) -> None:
+_GRAPH_HINT = ("use fewer rows, a smaller k, or build the graph once and reuse it "
+               "(Graph.save / Graph.load)")
+
+
+def check_memory(nbytes: float, what: str, hint: str = _GRAPH_HINT) -> None:
     """Refuse, before allocating, work that needs more memory than is available.
 
     Raises
@@ -147,5 +151,4 @@ def check_memory(nbytes: float, what: str) -> None:
     free = available_memory()
     if free is not None and nbytes > free:
         raise MemoryError(f"{what} needs about {nbytes / 2**30:.1f} GiB but only "
-                          f"{free / 2**30:.1f} GiB are available; use fewer rows, a smaller k, "
-                          "or build the graph once and reuse it (Graph.save / Graph.load)")
+                          f"{free / 2**30:.1f} GiB are available; {hint}")

@@ -25,7 +25,8 @@ from d2fast._validate import (check_choice, check_emb, check_int, check_scores,
                               resolve_n_keep)
 from d2fast.graph import METRICS
 from d2fast.knn import float32_rows
-from d2fast.prune import BUDGETS, _after_hard_prune, _budgets, _by_class, _check_labels
+from d2fast.prune import (BUDGETS, _after_hard_prune, _budgets, _by_class, _check_labels,
+                          merge_balanced)
 
 __all__ = ["ccs", "kcenter", "moderate", "random", "topk"]
 MAX_STRATA = 2**20
@@ -62,7 +63,7 @@ def random(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = Non
     _, scores, n_keep, groups, budgets = _setup(emb, scores, rate, n_keep, labels,
                                                 class_budget)
     rng = np.random.default_rng(_check_seed(seed))
-    return _merge([rng.permutation(rows)[:b] for rows, b in zip(groups, budgets)])
+    return merge_balanced([rng.permutation(rows)[:b] for rows, b in zip(groups, budgets)])
 
 
 def topk(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = None,
@@ -97,7 +98,7 @@ def topk(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = None,
     _, scores, n_keep, groups, budgets = _setup(emb, scores, rate, n_keep, labels,
                                                 class_budget)
     sign = -1.0 if hardest else 1.0
-    return _merge([rows[np.lexsort((rows, sign * scores[rows]))[:b]]
+    return merge_balanced([rows[np.lexsort((rows, sign * scores[rows]))[:b]]
                    for rows, b in zip(groups, budgets)])
 
 
@@ -224,7 +225,7 @@ def moderate(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = N
         m = rows.size
         middle_first = np.lexsort((np.arange(m), np.abs(2 * np.arange(m) - (m - 1))))
         picks.append(rows[ranked[middle_first[:b]]])
-    return _merge(picks)
+    return merge_balanced(picks)
 
 
 def kcenter(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = None,
@@ -321,12 +322,3 @@ def _inputs(emb, scores, rate, n_keep):
 
 def _check_seed(seed: Any) -> int:
     return check_int(seed, "seed", 0, 2**63 - 1, "a non-negative int")
-
-
-def _merge(picks: list) -> np.ndarray:
-    """Balanced merge of per-class rankings: the t-th pick of a class with budget b at
-    (t + 0.5) / b, ties by class order (as in :func:`d2fast.prune`)."""
-    if len(picks) == 1:
-        return picks[0].astype(np.int64)
-    position = np.concatenate([(np.arange(p.size) + 0.5) / max(p.size, 1) for p in picks])
-    return np.concatenate(picks)[np.argsort(position, kind="stable")].astype(np.int64)

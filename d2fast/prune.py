@@ -86,12 +86,16 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
               progress=progress)
     picks = [_d2(X, scores, rows, min(k, rows.size - 1), budget, **kw)
              for rows, budget in zip(groups, budgets)]
+    return merge_balanced(picks)
+
+
+def merge_balanced(picks: list) -> np.ndarray:
+    """One ranking from per-class rankings such that every prefix stays balanced: the t-th
+    pick of a class with budget b sits at (t + 0.5) / b, ties in class order. int64."""
     if len(picks) == 1:
-        return picks[0]
-    # balanced merge: the t-th pick of a class with budget b at (t + 0.5) / b
+        return picks[0].astype(np.int64)
     position = np.concatenate([(np.arange(p.size) + 0.5) / max(p.size, 1) for p in picks])
-    order = np.argsort(position, kind="stable")
-    return np.concatenate(picks)[order].astype(np.int64)
+    return np.concatenate(picks)[np.argsort(position, kind="stable")].astype(np.int64)
 
 
 BUDGETS = ("proportional", "uniform")

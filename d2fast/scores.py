@@ -261,7 +261,7 @@ class Recorder:
                                   f"{free / 2**30:.1f} GiB are free on the GPU; pass CPU "
                                   "tensors to update() to keep the state in host memory")
         else:
-            check_memory(nbytes, what)
+            check_memory(nbytes, what, "record fewer samples or a shorter history")
 
     # ------------------------------------------------------------------ scores
     def forgetting(self) -> np.ndarray:
