@@ -16,7 +16,7 @@ import numpy as np
 
 from d2fast._validate import (check_choice, check_emb, check_int, check_k, check_memory,
                               check_real, check_scores, to_numpy)
-from d2fast.graph import METRICS, knn_graph
+from d2fast.graph import METRICS, Graph, knn_graph
 from d2fast.knn import KNN, float32_rows, search_database
 
 METHODS = ("knn", "gnn")
@@ -26,7 +26,8 @@ WEIGHTS = ("distance", "uniform")
 def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn", k: int = 10,
                 *, metric: str = "euclidean", weights: str = "distance",
                 temperature: float | None = None, knn: str = "auto",
-                knn_params: dict | None = None, labels: Any = None, hidden: int = 64,
+                knn_params: dict | None = None, graph: Graph | None = None,
+                labels: Any = None, hidden: int = 64,
                 layers: int = 2, epochs: int = 500, lr: float = 0.01,
                 weight_decay: float = 5e-4, val_fraction: float = 0.2, patience: int = 50,
                 seed: int = 0, device: Any = "cpu", return_info: bool = False,
@@ -63,6 +64,10 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
         kNN search, as in :func:`d2fast.knn_graph` (exact up to 200k rows).
     knn_params : dict, optional
         Parameters of an approximate search (see :func:`d2fast.knn_graph`).
+    graph : Graph, optional
+        'gnn' only: a prebuilt graph of all rows (e.g. the kNN graph :func:`d2fast.prune`
+        uses), instead of building one from ``k``, ``metric``, ``knn``, ``knn_params``;
+        a directed graph is made symmetric (union).
     labels : int array-like of shape (n,), optional
         'gnn' only: class labels of all rows, appended to the features as one-hot columns.
     hidden : int, default=64
@@ -136,8 +141,9 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
     seed = check_int(seed, "seed", 0, 2**63 - 1, "a non-negative int64")
     train_pos, val_pos = _split(known.size, val_fraction, seed)
     if method == "knn":
-        if labels is not None:
-            raise ValueError("labels is used by method='gnn' only")
+        for name, value in (("labels", labels), ("graph", graph)):
+            if value is not None:
+                raise ValueError(f"{name} is used by method='gnn' only")
         k = check_int(k, "k", 1, train_pos.size,
                       f"{train_pos.size} known rows not held out for validation"
                       if val_pos.size else f"{known.size} known rows")
@@ -147,7 +153,12 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
         if val_pos.size == 0:
             raise ValueError(f"val_fraction == {val_fraction} holds out no known row; "
                              "method='gnn' needs some for model selection")
-        k = check_k(k, n)
+        if graph is None:
+            k = check_k(k, n)
+        elif not isinstance(graph, Graph):
+            raise TypeError(f"graph must be a d2fast.Graph, got {type(graph).__name__}")
+        elif graph.n != n:
+            raise ValueError(f"graph.n == {graph.n}, expected {n} nodes like emb")
         one_hot = None if labels is None else _one_hot(labels, n)
         hidden = check_int(hidden, "hidden", 1, 2**20, "a layer width")
         layers = check_int(layers, "layers", 2, 3, "graph convolutions")
@@ -156,10 +167,11 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
         lr = check_real(lr, "lr")
         weight_decay = check_real(weight_decay, "weight_decay")
         device = _torch_device(device)
-        check_memory(8.0 * n * (X.shape[1] + 4 * hidden) + 64.0 * n * k,
-                     f"extrapolate(method='gnn', n={n}, hidden={hidden}, k={k})")
-        graph = knn_graph(X, k, metric=metric, knn=knn, knn_params=knn_params,
-                          progress=progress)
+        if graph is None:
+            graph = knn_graph(X, k, metric=metric, knn=knn, knn_params=knn_params,
+                              progress=progress)
+        check_memory(8.0 * n * (X.shape[1] + 4 * hidden) + 48.0 * (graph.nnz + n),
+                     f"extrapolate(method='gnn', n={n}, hidden={hidden}, nnz={graph.nnz})")
         out, info = _gnn_method(X, one_hot, graph, known, known_vals, train_pos, val_pos,
                                 hidden, layers, epochs, lr, weight_decay, patience, seed,
                                 device, progress)
@@ -328,20 +340,22 @@ def _torch_device(device: Any):
         raise ValueError(f"device={device!r} is not a torch device ({exc})") from None
 
 
-def _normalized_adjacency(graph, device):
-    """``D^-1/2 (A + I) D^-1/2`` of a symmetric graph as a float32 torch CSR tensor."""
+def _normalized_adjacency(graph: Graph, device):
+    """``D^-1/2 (A + I) D^-1/2`` of the graph made symmetric (union of both edge
+    directions), unweighted, as a float32 torch CSR tensor."""
     import torch
 
     n = graph.n
     rows = np.repeat(np.arange(n, dtype=np.int64), graph.degrees())
-    rows = np.concatenate([rows, np.arange(n, dtype=np.int64)])
-    cols = np.concatenate([graph.indices.astype(np.int64), np.arange(n, dtype=np.int64)])
-    order = np.lexsort((cols, rows))
-    rows, cols = rows[order], cols[order]
-    inv_sqrt_deg = 1.0 / np.sqrt(graph.degrees() + 1.0)
+    cols = graph.indices.astype(np.int64)
+    diag = np.arange(n, dtype=np.int64)
+    keys = np.unique(np.concatenate([rows * n + cols, cols * n + rows, diag * (n + 1)]))
+    rows, cols = np.divmod(keys, n)  # sorted by row, then column
+    deg = np.bincount(rows, minlength=n).astype(np.float64)  # self loop included
+    inv_sqrt_deg = 1.0 / np.sqrt(deg)
     vals = (inv_sqrt_deg[rows] * inv_sqrt_deg[cols]).astype(np.float32)
     crow = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(graph.degrees() + 1, out=crow[1:])
+    np.cumsum(deg.astype(np.int64), out=crow[1:])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols),

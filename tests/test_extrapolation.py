@@ -182,6 +182,44 @@ def test_gnn_labels_and_three_layers(field):
     assert evaluate_extrapolation(out, scores, unknown)["spearman"] > 0.5
 
 
+def test_gnn_takes_a_prebuilt_graph(field):
+    emb, scores, known, _ = field
+    union = d2fast.knn_graph(emb, 10)
+    want = extrapolate(emb, known, scores[known], method="gnn", **GNN_FAST)
+    got = extrapolate(emb, known, scores[known], method="gnn", graph=union, k=1, **GNN_FAST)
+    np.testing.assert_array_equal(got, want)
+    directed = d2fast.knn_graph(emb, 10, graph="directed")  # made symmetric: the same
+    got = extrapolate(emb, known, scores[known], method="gnn", graph=directed, **GNN_FAST)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_normalized_adjacency_against_dense():
+    from d2fast.extrapolation import _normalized_adjacency
+
+    rng = np.random.default_rng(5)
+    graph = d2fast.knn_graph(rng.normal(size=(40, 2)), 3, graph="directed")
+    A = (graph.to_scipy().toarray() > 0) | (graph.to_scipy().toarray().T > 0)
+    A = A.astype(float) + np.eye(40)
+    want = A / np.sqrt(np.outer(A.sum(1), A.sum(1)))
+    got = _normalized_adjacency(graph, torch.device("cpu")).to_dense().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_symmetric_propagation_gradient():
+    from d2fast.extrapolation import _normalized_adjacency, _symmetric_propagation
+
+    rng = np.random.default_rng(6)
+    adj = _normalized_adjacency(d2fast.knn_graph(rng.normal(size=(50, 3)), 4),
+                                torch.device("cpu"))
+    x = torch.randn(50, 2, requires_grad=True)
+    w = torch.randn(50, 2)
+    (_symmetric_propagation()(adj, x) * w).sum().backward()
+    dense = adj.to_dense()
+    x2 = x.detach().clone().requires_grad_(True)
+    ((dense @ x2) * w).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+
+
 def test_torch_inputs_match_numpy(field):
     emb, scores, known, _ = field
     t_emb, t_idx, t_sc = torch.from_numpy(emb), torch.from_numpy(known), torch.from_numpy(
@@ -277,6 +315,9 @@ BAD = [
     (dict(labels=np.zeros(N, dtype=int)), ValueError, "labels is used by method='gnn' only"),
     (dict(method="gnn", labels=np.zeros(N - 1, dtype=int)), ValueError, r"labels.shape"),
     (dict(method="gnn", labels=np.zeros(N)), TypeError, "labels must have an integer"),
+    (dict(graph=d2fast.knn_graph(EMB, 3)), ValueError, "graph is used by method='gnn' only"),
+    (dict(method="gnn", graph=d2fast.knn_graph(EMB[:-1], 3)), ValueError, "graph.n == 59"),
+    (dict(method="gnn", graph=np.zeros((N, N))), TypeError, "graph must be a d2fast.Graph"),
     (dict(method="gnn", hidden=0), ValueError, "hidden == 0"),
     (dict(method="gnn", layers=1), ValueError, "layers == 1"),
     (dict(method="gnn", layers=4), ValueError, "layers == 4"),
