@@ -1,15 +1,20 @@
-"""End-to-end scale run: prune() on n x 64 clustered float32 embeddings with an ANN graph.
+"""End-to-end scale run: D2 Pruning of n x 64 clustered embeddings with an ANN graph.
 
-    python benchmarks/scale.py                   # n = 1M, knn = hnsw, k = 10, keep 30 %
-    python benchmarks/scale.py --n 200000 --knn ivf
+    python benchmarks/scale.py                   # n = 1M, knn = ivf, k = 10, keep 30 %
+    python benchmarks/scale.py --n 200000 --knn hnsw --M 16
     /usr/bin/time -v python benchmarks/scale.py  # + peak RSS ("Maximum resident set size")
+    /usr/bin/time -v python benchmarks/scale.py --n 10000000 --memmap /tmp/emb10m.npy \\
+        --dtype float16 --prune                  # the public prune() on a float16 memmap
 
-Prints the time of each stage (kNN graph, forward, select) and recall@k of the graph's
-kNN lists against exact search on a sample of rows (faiss brute force, same metric).
+Default: the steps of ``knn_graph`` (the same ``d2fast.knn.search`` that ``prune`` runs,
+then the union CSR), ``forward`` and ``select``, each timed, and recall@k of the kNN lists
+against exact search on a sample of rows (faiss brute force over database blocks, so a
+memmap is never loaded whole). ``--prune``: one ``d2fast.prune`` call, timed, no recall.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import faiss
@@ -18,16 +23,44 @@ import numpy as np
 import d2fast
 from d2fast import knn as knn_mod
 
+BLOCK = 1 << 18
 
-def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """n rows around 1000 Gaussian centres, unit-scale noise, float32 (n, d)."""
+
+def clustered(n: int, d: int, seed: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """n rows around 1000 Gaussian centres, unit-scale noise, written in row blocks to
+    ``out`` (any float dtype, e.g. a memmap) or to a new float32 (n, d) array."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(1000, d)).astype(np.float32) * 4
-    out = np.empty((n, d), dtype=np.float32)
-    for a in range(0, n, 1 << 18):
-        b = min(n, a + (1 << 18))
+    out = np.empty((n, d), dtype=np.float32) if out is None else out
+    for a in range(0, n, BLOCK):
+        b = min(n, a + BLOCK)
         out[a:b] = centres[rng.integers(0, 1000, b - a)] + rng.normal(size=(b - a, d))
     return out
+
+
+def open_memmap(path: str, n: int, d: int, dtype: str) -> np.memmap:
+    """The clustered data as a read-only ``.npy`` memmap, written first if missing."""
+    if not os.path.exists(path):
+        out = np.lib.format.open_memmap(path + ".tmp.npy", mode="w+", dtype=dtype, shape=(n, d))
+        clustered(n, d, out=out)
+        out.flush()
+        del out
+        os.replace(path + ".tmp.npy", path)
+    X = np.load(path, mmap_mode="r")
+    if X.shape != (n, d) or X.dtype != np.dtype(dtype):
+        raise SystemExit(f"{path} holds {X.dtype} {X.shape}, expected {dtype} {(n, d)}")
+    return X
+
+
+def exact_knn(X: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """Exact L2 kNN ids (len(rows), k + 1) of ``X[rows]``, the database read in blocks."""
+    query = np.ascontiguousarray(X[rows], dtype=np.float32)
+    heap = faiss.ResultHeap(len(rows), k + 1)
+    for a in range(0, X.shape[0], BLOCK):
+        D, I = faiss.knn(query, np.ascontiguousarray(X[a:a + BLOCK], dtype=np.float32), k + 1)
+        heap.add_result(D, I + a)
+    heap.finalize()
+    return heap.I
 
 
 def main() -> None:
@@ -35,26 +68,40 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--d", type=int, default=64)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--knn", default="hnsw", choices=["hnsw", "ivf", "exact"])
+    ap.add_argument("--knn", default="ivf", choices=["hnsw", "ivf", "exact", "auto"])
     ap.add_argument("--M", type=int, help="HNSW M")
     ap.add_argument("--ef-construction", type=int)
     ap.add_argument("--ef-search", type=int)
     ap.add_argument("--nlist", type=int, help="IVF lists")
     ap.add_argument("--nprobe", type=int, help="IVF lists probed per query")
+    ap.add_argument("--memmap", help=".npy file holding the embeddings (written if missing)")
+    ap.add_argument("--dtype", default="float32", choices=["float16", "float32"])
+    ap.add_argument("--prune", action="store_true", help="time one d2fast.prune call")
     ap.add_argument("--sample", type=int, default=2000, help="rows for the recall check")
     args = ap.parse_args()
     params = {name: v for name, v in [("M", args.M), ("ef_construction", args.ef_construction),
                                        ("ef_search", args.ef_search), ("nlist", args.nlist),
                                        ("nprobe", args.nprobe)] if v is not None}
-    X = clustered(args.n, args.d)
+    t0 = time.perf_counter()
+    if args.memmap:
+        X = open_memmap(args.memmap, args.n, args.d, args.dtype)
+    else:
+        X = clustered(args.n, args.d).astype(args.dtype, copy=False)
     scores = np.random.default_rng(1).random(args.n)
     n_keep = int(0.3 * args.n)
-    print(f"n={args.n} d={args.d} k={args.k} knn={args.knn} params={params or 'default'} "
-          f"keep={n_keep} backends={d2fast.backends()}")
+    print(f"n={args.n} d={args.d} {X.dtype} {'memmap' if args.memmap else 'in memory'} "
+          f"k={args.k} knn={args.knn} params={params or 'default'} keep={n_keep} "
+          f"backends={d2fast.backends()} (data ready in {time.perf_counter() - t0:.1f} s)",
+          flush=True)
 
-    # the steps of knn_graph, timed apart, keeping the directed lists for the recall check
     t0 = time.perf_counter()
-    ids, keys = knn_mod.search(X, args.k, cosine=False, method=args.knn,
+    if args.prune:
+        keep = d2fast.prune(X, scores, args.k, n_keep=n_keep, knn=args.knn,
+                            knn_params=params or None, progress=True)
+        print(f"prune {time.perf_counter() - t0:.1f} s; kept {keep.size}")
+        return
+    X32 = knn_mod.float32_rows(X, normalize=False)
+    ids, keys = knn_mod.search(X32, args.k, cosine=False, method=args.knn,
                                params=params or None, progress=True)
     t1 = time.perf_counter()
     graph = d2fast.Graph.from_knn(ids, np.sqrt(np.maximum(keys, 0)), drop_self=False)
@@ -67,7 +114,7 @@ def main() -> None:
           f"forward {t3 - t2:.2f} s, select {t4 - t3:.2f} s; total {t4 - t0:.1f} s; "
           f"kept {keep.size}")
     rows = np.sort(np.random.default_rng(2).choice(args.n, args.sample, replace=False))
-    _, exact = faiss.knn(X[rows], X, args.k + 1)
+    exact = exact_knn(X, rows, args.k)
     hits = sum(len(set(ids[row].tolist()) & set([j for j in exact[r] if j != row][:args.k]))
                for r, row in enumerate(rows))
     print(f"recall@{args.k} of the kNN lists on {args.sample} rows vs exact search: "
