@@ -9,7 +9,7 @@ import numpy as np
 
 from d2fast import _backends
 from d2fast._validate import check_choice, check_emb, check_k, check_memory, to_numpy
-from d2fast.knn import KNN, float32_rows, search
+from d2fast.knn import EXACT_MAX_ROWS, KNN, float32_rows, search
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 GRAPHS = ("union", "directed")
@@ -365,15 +365,18 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     metric = check_choice(metric, "metric", METRICS)
     graph = check_choice(graph, "graph", GRAPHS)
     knn = check_choice(knn, "knn", KNN)
-    # float32 rows, kNN ids + keys (16 B), CSR build: 2 keys (8 B) per directed edge twice,
-    # the output (8 B per edge) and per-row counters
+    # float32 rows, an approximate index's own copy of them, kNN ids + keys (16 B), CSR
+    # build: 2 keys (8 B) per directed edge twice, the output (8 B per edge), row counters
     edges = n * k * (2 if graph == "union" else 1)
-    check_memory(4.0 * n * d + 16.0 * n * k + 24.0 * edges + 32.0 * n,
-                 f"knn_graph(n={n}, d={d}, k={k})")
-    X = float32_rows(X, normalize=metric == "cosine")
-    knn_idx, keys = search(X, k, cosine=metric == "cosine", method=knn, params=knn_params,
+    approximate = knn in ("hnsw", "ivf") or (knn == "auto" and n > EXACT_MAX_ROWS)
+    check_memory(4.0 * n * d * (2 if approximate else 1) + 16.0 * n * k + 24.0 * edges
+                 + 32.0 * n, f"knn_graph(n={n}, d={d}, k={k})")
+    X32 = float32_rows(X, normalize=metric == "cosine")
+    knn_idx, keys = search(X32, k, cosine=metric == "cosine", method=knn, params=knn_params,
                            progress=progress, backend=backend)
+    del X32  # a float32 copy of a memmap / other dtype: free it before the CSR build
     if metric == "euclidean":
         np.sqrt(keys, out=keys)
     dist = np.maximum(keys, 0.0).astype(np.float32)
+    del keys
     return Graph._trusted(*_backends.get(backend).build_csr(knn_idx, dist, graph == "union"))
