@@ -1,0 +1,370 @@
+"""The ``d2fast`` command line: ``graph``, ``prune``, ``extrapolate``, ``report``, ``demo``.
+
+A thin layer: each subcommand reads its inputs with :mod:`d2fast.io`, calls the public
+Python API and writes its output atomically, with a JSON sidecar ``<output>.json`` that
+records the command, parameters, inputs (path, sha256, shape, dtype), versions, the
+backend and per-stage timings. Exit codes: 0 ok, 2 bad input or usage (one line on
+stderr; ``--verbose`` adds the traceback), 1 a missing optional dependency, 130 Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+import traceback
+import warnings
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+import d2fast
+from d2fast import _backends, io
+from d2fast._validate import resolve_n_keep
+from d2fast.graph import GRAPHS, METRICS
+from d2fast.knn import KNN
+from d2fast.passing import MODES, REVERSE
+from d2fast.prune import BUDGETS
+
+log = logging.getLogger("d2fast")
+_BAD_INPUT = (ValueError, TypeError, OSError, MemoryError, FloatingPointError)
+METHODS = ("d2", "random", "topk", "ccs", "moderate", "kcenter")
+FIGURES = (".png", ".pdf", ".svg")
+
+
+class _Run:
+    """Inputs, timings and results of one command, written to the sidecar at the end."""
+
+    def __init__(self, args: argparse.Namespace, argv: Sequence[str]) -> None:
+        self.args = args
+        self.record: dict[str, Any] = {
+            "command": ["d2fast", *argv], "subcommand": args.command,
+            "parameters": {k: v for k, v in vars(args).items() if k not in ("run", "command")},
+            "inputs": {}, "timings_s": {}, "versions": io.versions()}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - start
+        self.record["timings_s"][name] = round(seconds, 6)
+        log.info("%s: %.3f s", name, seconds)
+
+    def load(self, name: str, path: str | None, key: str | None, ndim: int | None):
+        """Read an input (None when ``path`` is None) and record its file and shape."""
+        if path is None:
+            return None
+        with self.stage(f"load {name}"):
+            arr = io.load_array(path, key, name=name, ndim=ndim)
+        with self.stage(f"hash {name}"):
+            self.record["inputs"][name] = {**io.file_info(path), **io.array_info(arr), "key": key}
+        return arr
+
+    def finish(self, output: str, **result: Any) -> None:
+        self.record["output"] = {**io.file_info(output), **result}
+        sidecar = io.write_sidecar(output, self.record)
+        log.info("wrote %s and %s", output, sidecar)
+
+
+def _input(parser: argparse.ArgumentParser, name: str, help: str, optional: bool = False):
+    """A file argument with its own ``--NAME-key`` (npz member, .pt entry, parquet column)."""
+    flag = name.replace("_", "-")
+    if optional:
+        parser.add_argument(f"--{flag}", dest=name, metavar=name.upper(), help=help)
+    else:
+        parser.add_argument(name, metavar=name.upper(), help=help)
+    parser.add_argument(f"--{flag}-key", dest=f"{name}_key", metavar="KEY",
+                        help=f"member/entry/column of {name.upper()} (default: --key)")
+
+
+def _common(parser: argparse.ArgumentParser, output: str | None) -> None:
+    if output is not None:
+        parser.add_argument("-o", "--output", required=output == "", default=output or None,
+                            help="output file" + (f" (default {output})" if output else ""))
+        parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+    parser.add_argument("--key", help="default member/entry/column for every input")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log stages and timings; tracebacks on errors")
+
+
+def _graph_options(parser: argparse.ArgumentParser, k: int | None) -> None:
+    parser.add_argument("-k", "--k", type=int, default=k, help=f"neighbours per row ({k or 5})")
+    parser.add_argument("--metric", choices=METRICS,
+                        help="distance (default euclidean)")
+    parser.add_argument("--graph-kind", choices=GRAPHS,
+                        help="union (default) or directed kNN graph")
+    parser.add_argument("--knn", choices=KNN,
+                        help="kNN search: exact up to 200k rows, IVF above (default auto)")
+    parser.add_argument("--knn-param", action="append", default=[], metavar="NAME=INT",
+                        help="HNSW M/ef_construction/ef_search, IVF nlist/nprobe (repeatable)")
+    parser.add_argument("--backend", default="auto",
+                        help="kernel backend: auto, cpp, numba, cuda, numpy (default auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``d2fast`` command."""
+    parser = argparse.ArgumentParser(
+        prog="d2fast", description="Fast exact D2 Pruning: coreset selection by message "
+        "passing over a kNN graph. Inputs: .npy, .npz, .pt, .parquet, .txt, .csv.")
+    parser.add_argument("--version", action="version", version=f"d2fast {d2fast.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("graph", help="build the kNN graph of EMB and save it (.npz)")
+    _input(p, "emb", "embeddings (n, d)")
+    _graph_options(p, 5)
+    _common(p, "")
+    p.set_defaults(run=run_graph)
+
+    p = sub.add_parser("prune", help="select a coreset (row ids, most important first)",
+                       description="D2 Pruning (or a baseline) of EMB with SCORES "
+                       "(higher = harder). Writes the kept row ids in selection order.")
+    _input(p, "emb", "embeddings (n, d); with --graph only its row count is used")
+    _input(p, "scores", "difficulty scores (n,), higher = harder")
+    _input(p, "labels", "integer classes (n,): class-balanced selection", optional=True)
+    _graph_options(p, None)
+    p.add_argument("--rate", type=float, default=0.5, help="fraction removed (default 0.5)")
+    p.add_argument("--n-keep", type=int, help="rows kept (instead of --rate)")
+    p.add_argument("--gamma-f", type=float, default=1.0, help="forward decay (default 1.0)")
+    p.add_argument("--gamma-r", type=float, default=0.1, help="reverse decay (default 0.1)")
+    p.add_argument("--mode", choices=MODES, default="sum")
+    p.add_argument("--reverse", choices=REVERSE, default="weighted")
+    p.add_argument("--class-budget", choices=BUDGETS, default="proportional")
+    p.add_argument("--hard-prune", type=float,
+                   help="drop this fraction of hardest rows first (d2: 0, ccs: 0.1)")
+    p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
+                   help="reuse a graph saved by 'd2fast graph' (d2 without --labels and "
+                   "--hard-prune)")
+    p.add_argument("--method", choices=METHODS, default="d2",
+                   help="d2 (default) or a baseline of d2fast.baselines")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of random, ccs and kcenter (d2 is deterministic)")
+    _common(p, "")
+    p.set_defaults(run=run_prune)
+
+    p = sub.add_parser("extrapolate", help="predict scores of all rows from a known subset")
+    _input(p, "emb", "embeddings (n, d)")
+    _input(p, "known_idx", "row ids whose scores are known (m,)")
+    _input(p, "known_scores", "their scores (m,)")
+    _input(p, "labels", "gnn: integer classes (n,), added as one-hot features", optional=True)
+    p.add_argument("--method", choices=("knn", "gnn"), default="knn",
+                   help="mean of the nearest known rows (default) or a graph network")
+    p.add_argument("-k", "--k", type=int, default=10, help="neighbours (default 10)")
+    p.add_argument("--metric", choices=METRICS, default="euclidean")
+    p.add_argument("--weights", choices=("distance", "uniform"), default="distance",
+                   help="knn: exp(-(d - d_min) / temperature) weights (default) or a plain mean")
+    p.add_argument("--temperature", type=float, help="knn: default the median distance")
+    p.add_argument("--knn", choices=KNN, default="auto")
+    p.add_argument("--knn-param", action="append", default=[], metavar="NAME=INT")
+    p.add_argument("--epochs", type=int, default=500, help="gnn: at most this many steps")
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation split and GNN")
+    _common(p, "")
+    p.set_defaults(run=run_extrapolate)
+
+    p = sub.add_parser("report", help="figure: scores, classes and a 2-D map, kept vs pruned")
+    _input(p, "emb", "embeddings (n, d)")
+    _input(p, "scores", "scores (n,)")
+    _input(p, "keep", "kept row ids (output of prune)")
+    _input(p, "labels", "integer classes (n,): kept fraction per class", optional=True)
+    p.add_argument("--max-points", type=int, default=20_000,
+                   help="rows sampled for the 2-D projection (default 20000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of that sample")
+    _common(p, "")
+    p.set_defaults(run=run_report)
+
+    p = sub.add_parser("demo", help="D2 vs random vs CCS on Fashion-MNIST: retrain, compare")
+    p.add_argument("--data", metavar="DIR",
+                   help="Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--quick", action="store_true", help="fewer rows and epochs (~1 minute)")
+    p.add_argument("--rates", default="0.3,0.5,0.7,0.9", help="pruning rates, comma-separated")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p, "d2fast-demo.png")
+    p.set_defaults(run=run_demo)
+    return parser
+
+
+def _key(args: argparse.Namespace, name: str) -> str | None:
+    own = getattr(args, f"{name}_key")
+    return own if own is not None else args.key
+
+
+def _knn_params(items: list) -> dict | None:
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            raise ValueError(f"--knn-param {item!r}, expected NAME=INT (e.g. nprobe=32)")
+        params[name.strip()] = int(value)
+    return params or None
+
+
+def _graph_kwargs(args: argparse.Namespace) -> dict:
+    return dict(metric=args.metric or "euclidean", graph=args.graph_kind or "union",
+                knn=args.knn or "auto", knn_params=_knn_params(args.knn_param),
+                backend=args.backend)
+
+
+def _backend_name(backend: str) -> str:
+    return _backends.get(backend).NAME
+
+
+def run_graph(args: argparse.Namespace, run: _Run) -> None:
+    io.check_output(args.output, args.force, (".npz",))
+    emb = run.load("emb", args.emb, _key(args, "emb"), 2)
+    with run.stage("knn_graph"):
+        graph = d2fast.knn_graph(emb, args.k, progress=not args.quiet, **_graph_kwargs(args))
+    with run.stage("write"), io.atomic_write(args.output) as tmp:
+        graph.save(tmp)
+    run.finish(args.output, n=graph.n, nnz=graph.nnz, backend=_backend_name(args.backend))
+
+
+def run_prune(args: argparse.Namespace, run: _Run) -> None:
+    io.check_output(args.output, args.force, io.ARRAY_OUTPUTS)
+    emb = run.load("emb", args.emb, _key(args, "emb"), 2)
+    scores = run.load("scores", args.scores, _key(args, "scores"), 1)
+    labels = run.load("labels", args.labels, _key(args, "labels"), 1)
+    n = emb.shape[0]
+    n_keep = resolve_n_keep(n, args.rate, args.n_keep)
+    if args.method != "d2":
+        keep = _baseline(args, run, emb, scores, labels, n_keep)
+    elif labels is not None or args.hard_prune:
+        if args.graph_file:
+            raise ValueError("--graph cannot be combined with --labels or --hard-prune: "
+                             "those build graphs on subsets of the rows")
+        with run.stage("prune"):
+            keep = d2fast.prune(emb, scores, args.k or 5, n_keep=n_keep, gamma_f=args.gamma_f,
+                                gamma_r=args.gamma_r, mode=args.mode, reverse=args.reverse,
+                                labels=labels, class_budget=args.class_budget,
+                                hard_prune=args.hard_prune or 0.0, progress=not args.quiet,
+                                **_graph_kwargs(args))
+    else:
+        graph = _prune_graph(args, run, emb)
+        with run.stage("forward"):
+            passed = d2fast.forward(graph, scores, gamma_f=args.gamma_f, mode=args.mode,
+                                    backend=args.backend)
+        with run.stage("select"):
+            keep = d2fast.select(graph, passed, n_keep, gamma_r=args.gamma_r,
+                                 reverse=args.reverse, backend=args.backend)
+    with run.stage("write"):
+        io.save_array(args.output, keep)
+    run.finish(args.output, **io.array_info(keep), n=n, n_keep=int(keep.size),
+               method=args.method, backend=_backend_name(args.backend))
+
+
+def _prune_graph(args: argparse.Namespace, run: _Run, emb: np.ndarray) -> d2fast.Graph:
+    """The graph of plain D2: loaded from --graph, else built from EMB."""
+    if not args.graph_file:
+        with run.stage("knn_graph"):
+            return d2fast.knn_graph(emb, args.k or 5, progress=not args.quiet,
+                                    **_graph_kwargs(args))
+    given = [f"--{flag}" for flag, value in (("k", args.k), ("metric", args.metric),
+                                             ("graph-kind", args.graph_kind), ("knn", args.knn),
+                                             ("knn-param", args.knn_param)) if value]
+    if given:
+        raise ValueError(f"{', '.join(given)} cannot be used with --graph: the saved graph "
+                         "fixes k, the metric and the kind")
+    with run.stage("load graph"):
+        graph = d2fast.Graph.load(args.graph_file)
+    run.record["inputs"]["graph"] = {**io.file_info(args.graph_file), "n": graph.n,
+                                     "nnz": graph.nnz}
+    if graph.n != emb.shape[0]:
+        raise ValueError(f"graph: {args.graph_file} has {graph.n} nodes but emb has "
+                         f"{emb.shape[0]} rows")
+    return graph
+
+
+def _baseline(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: int):
+    """A baseline of :mod:`d2fast.baselines`, with the options that apply to it."""
+    if args.graph_file:
+        raise ValueError(f"--graph is only used by --method d2, not {args.method}")
+    extra = {"random": {"seed": args.seed}, "topk": {},
+             "ccs": {"seed": args.seed, **({} if args.hard_prune is None
+                                           else {"hard_prune": args.hard_prune})},
+             "moderate": {"labels": labels},
+             "kcenter": {"seed": args.seed, "metric": args.metric or "euclidean"}}[args.method]
+    if labels is not None and args.method != "moderate":
+        raise ValueError(f"--labels is not used by --method {args.method}")
+    with run.stage(args.method):
+        return getattr(d2fast.baselines, args.method)(emb, scores, n_keep=n_keep, **extra)
+
+
+def run_extrapolate(args: argparse.Namespace, run: _Run) -> None:
+    io.check_output(args.output, args.force, io.ARRAY_OUTPUTS)
+    emb = run.load("emb", args.emb, _key(args, "emb"), 2)
+    known_idx = run.load("known_idx", args.known_idx, _key(args, "known_idx"), 1)
+    known_scores = run.load("known_scores", args.known_scores, _key(args, "known_scores"), 1)
+    labels = run.load("labels", args.labels, _key(args, "labels"), 1)
+    with run.stage("extrapolate"):
+        scores, info = d2fast.extrapolate(
+            emb, known_idx, known_scores, method=args.method, k=args.k, metric=args.metric,
+            weights=args.weights, temperature=args.temperature, knn=args.knn,
+            knn_params=_knn_params(args.knn_param), labels=labels, epochs=args.epochs,
+            seed=args.seed, return_info=True, progress=not args.quiet)
+    with run.stage("write"):
+        io.save_array(args.output, scores)
+    run.finish(args.output, **io.array_info(scores),
+               info={k: v for k, v in info.items() if np.ndim(v) == 0})
+
+
+def run_report(args: argparse.Namespace, run: _Run) -> None:
+    from d2fast import report
+
+    io.check_output(args.output, args.force, FIGURES)
+    emb = run.load("emb", args.emb, _key(args, "emb"), 2)
+    scores = run.load("scores", args.scores, _key(args, "scores"), 1)
+    keep = run.load("keep", args.keep, _key(args, "keep"), 1)
+    labels = run.load("labels", args.labels, _key(args, "labels"), 1)
+    with run.stage("report"), io.atomic_write(args.output) as tmp:
+        summary = report.report(emb, scores, keep, labels, path=tmp,
+                                max_points=args.max_points, seed=args.seed)
+    run.finish(args.output, summary=summary)
+
+
+def run_demo(args: argparse.Namespace, run: _Run) -> None:
+    from d2fast import demo
+
+    io.check_output(args.output, args.force, FIGURES)
+    try:
+        rates = tuple(float(r) for r in args.rates.split(","))
+    except ValueError:
+        raise ValueError(f"--rates {args.rates!r}, expected numbers like 0.3,0.5") from None
+    with run.stage("demo"):
+        result = demo.run_demo(data_dir=args.data, quick=args.quick, rates=rates,
+                               seed=args.seed, out=None, progress=not args.quiet)
+    with run.stage("plot"), io.atomic_write(args.output) as tmp:
+        demo.plot(result, tmp)
+    run.finish(args.output, **result)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    log.warning("warning: %s", " ".join(str(message).split()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``d2fast`` command; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("d2fast: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    warnings.showwarning = _show_warning
+    prefix = f"d2fast {args.command}"
+    try:
+        args.run(args, _Run(args, argv))
+        return 0
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except (*_BAD_INPUT, ImportError) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{prefix}: error: {message}", file=sys.stderr)
+        return 1 if isinstance(exc, ImportError) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
