@@ -15,6 +15,9 @@ MODES = ("sum", "product")
 REVERSE = ("weighted", "absolute")
 ALGORITHMS = ("auto", "heap", "rounds")
 _UNDERFLOW = 1e-6  # median forward weight below which the forward pass is a no-op
+# select: a score moves by at most max|scores| per pick, so every score stays within
+# max|scores| * (n_keep + 1); below this limit no update can overflow float64 (SPEC 4)
+_SELECT_LIMIT = float(np.finfo(np.float64).max) / 2
 
 
 def _check_graph(graph: Any) -> Graph:
@@ -46,6 +49,11 @@ def forward(graph: Graph, scores: Any, *, gamma_f: float = 1.0, mode: str = "sum
     -------
     ndarray of float64, shape (n,)
 
+    Raises
+    ------
+    ValueError
+        When the passed scores overflow float64 (inf or NaN): rescale the scores.
+
     Warns
     -----
     UserWarning
@@ -57,18 +65,20 @@ def forward(graph: Graph, scores: Any, *, gamma_f: float = 1.0, mode: str = "sum
     gamma_f = check_real(gamma_f, "gamma_f")
     product = check_choice(mode, "mode", MODES) == "product"
     _warn_underflow(graph, gamma_f)
-    out = _backends.get(backend).forward(graph.indptr, graph.indices, graph.distances, scores,
-                                         gamma_f, product)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: the ValueError below
+        out = _backends.get(backend).forward(graph.indptr, graph.indices, graph.distances,
+                                             scores, gamma_f, product)
     if not np.isfinite(out).all():
-        raise FloatingPointError("forward: the passed scores overflowed to inf/NaN; "
-                                 "rescale the scores")
+        raise ValueError(f"scores too large: the forward pass overflowed to inf/NaN "
+                         f"(max |scores| = {np.abs(scores).max():.3g}, mode={mode!r}); "
+                         "rescale the scores")
     return out
 
 
 def _warn_underflow(graph: Graph, gamma_f: float) -> None:
     if graph.nnz == 0 or gamma_f == 0.0:
         return
-    sample = graph.distances[:: max(1, graph.nnz // 100_000)]
+    sample = graph.distances[:: max(1, graph.nnz // 100_000)].astype(np.float64)
     weight = np.exp(-gamma_f * float(np.median(sample)))
     if weight < _UNDERFLOW:
         warnings.warn(f"forward weights underflow: median exp(-gamma_f * d) = {weight:.2e} "
@@ -111,10 +121,21 @@ def select(graph: Graph, scores: Any, n_keep: int, *, gamma_r: float = 0.1,
     -------
     ndarray of int64, shape (n_keep,)
         Selected node ids in selection order, most important first.
+
+    Raises
+    ------
+    ValueError
+        When ``max|scores| * (n_keep + 1)`` exceeds half the float64 range: the updates
+        could then overflow (a pick moves a score by at most ``max|scores|``); rescale.
     """
     graph = _check_graph(graph)
     scores = check_scores(scores, graph.n)
     n_keep = check_int(n_keep, "n_keep", 0, graph.n, f"n={graph.n}")
+    peak = float(np.abs(scores).max())
+    if peak * (n_keep + 1) > _SELECT_LIMIT:
+        raise ValueError(f"scores too large: max |scores| = {peak:.3g} with n_keep={n_keep} "
+                         f"could overflow float64 in the updates (max |scores| * (n_keep + 1) "
+                         f"must be <= {_SELECT_LIMIT:.3g}); rescale the scores")
     gamma_r = check_real(gamma_r, "gamma_r")
     absolute = check_choice(reverse, "reverse", REVERSE) == "absolute"
     algorithm = check_choice(algorithm, "algorithm", ALGORITHMS)
