@@ -205,6 +205,13 @@ def _graph_kwargs(args: argparse.Namespace) -> dict:
                 backend=args.backend)
 
 
+def _check_rows(n: int, ref: str, **arrays: np.ndarray | None) -> None:
+    """Every given array has n rows, like ``ref`` (checked before any expensive work)."""
+    for name, arr in arrays.items():
+        if arr is not None and arr.shape[0] != n:
+            raise ValueError(f"{name} has {arr.shape[0]} rows but {ref} has {n}")
+
+
 def _backend_name(backend: str) -> str:
     return _backends.get(backend).NAME
 
@@ -225,6 +232,7 @@ def run_prune(args: argparse.Namespace, run: _Run) -> None:
     scores = run.load("scores", args.scores, _key(args, "scores"), 1)
     labels = run.load("labels", args.labels, _key(args, "labels"), 1)
     n = emb.shape[0]
+    _check_rows(n, "emb", scores=scores, labels=labels)
     n_keep = resolve_n_keep(n, args.rate, args.n_keep)
     if args.method != "d2":
         keep = _baseline(args, run, emb, scores, labels, n_keep)
@@ -265,7 +273,7 @@ def _prune_graph(args: argparse.Namespace, run: _Run, emb: np.ndarray) -> d2fast
         raise ValueError(f"{', '.join(given)} cannot be used with --graph: the saved graph "
                          "fixes k, the metric and the kind")
     with run.stage("load graph"):
-        graph = d2fast.Graph.load(args.graph_file)
+        graph = io.load_graph(args.graph_file)
     run.record["inputs"]["graph"] = {**io.file_info(args.graph_file), "n": graph.n,
                                      "nnz": graph.nnz}
     if graph.n != emb.shape[0]:
@@ -295,6 +303,8 @@ def run_extrapolate(args: argparse.Namespace, run: _Run) -> None:
     known_idx = run.load("known_idx", args.known_idx, _key(args, "known_idx"), 1)
     known_scores = run.load("known_scores", args.known_scores, _key(args, "known_scores"), 1)
     labels = run.load("labels", args.labels, _key(args, "labels"), 1)
+    _check_rows(len(known_idx), "known_idx", known_scores=known_scores)
+    _check_rows(emb.shape[0], "emb", labels=labels)
     with run.stage("extrapolate"):
         scores, info = d2fast.extrapolate(
             emb, known_idx, known_scores, method=args.method, k=args.k, metric=args.metric,
@@ -315,6 +325,7 @@ def run_report(args: argparse.Namespace, run: _Run) -> None:
     scores = run.load("scores", args.scores, _key(args, "scores"), 1)
     keep = run.load("keep", args.keep, _key(args, "keep"), 1)
     labels = run.load("labels", args.labels, _key(args, "labels"), 1)
+    _check_rows(emb.shape[0], "emb", scores=scores, labels=labels)
     with run.stage("report"), io.atomic_write(args.output) as tmp:
         summary = report.report(emb, scores, keep, labels, path=tmp,
                                 max_points=args.max_points, seed=args.seed)

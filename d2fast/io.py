@@ -73,6 +73,18 @@ def load_array(path: str, key: str | None = None, *, name: str = "input",
     return arr
 
 
+def load_graph(path: str, name: str = "graph"):
+    """A :class:`d2fast.Graph` saved by ``Graph.save`` / ``d2fast graph`` (memory-mapped)."""
+    from d2fast.graph import Graph
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{name}: {path} does not exist")
+    try:
+        return Graph.load(path)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{name}: {path} is not a d2fast graph file (not a .npz)") from None
+
+
 def _extension(path: str, allowed: tuple, name: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext not in allowed:

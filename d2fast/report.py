@@ -136,7 +136,7 @@ def _class_bars(ax, classes: np.ndarray, fractions: np.ndarray, overall: float) 
 
 
 def _scatter(ax, xy: np.ndarray, kept: np.ndarray, n: int) -> None:
-    size = max(1.0, min(12.0, 4000.0 / xy.shape[0]))
+    size = max(1.0, min(12.0, 8000.0 / xy.shape[0]))
     ax.scatter(xy[~kept, 0], xy[~kept, 1], s=size, color=PRUNED, alpha=0.5, linewidths=0,
                label="pruned")
     ax.scatter(xy[kept, 0], xy[kept, 1], s=size, color=KEPT, alpha=0.7, linewidths=0,

@@ -1,0 +1,295 @@
+"""The installed ``d2fast`` console script, run in subprocesses on small files."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import d2fast
+from d2fast import io
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _script() -> str:
+    """The console script pip installed beside this Python (else the one on PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "d2fast")
+    found = beside if os.path.exists(beside) else shutil.which("d2fast")
+    assert found, "the d2fast console script is not installed (pip install -e .)"
+    return found
+
+
+SCRIPT = _script()
+
+
+def run(*args, cwd, code: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run([SCRIPT, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          env=ENV, timeout=120)
+    assert proc.returncode == code, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def assert_one_line_error(proc, command: str, fragment: str) -> None:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"d2fast {command}: error: "), lines[0]
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Embeddings, scores and labels of 300 rows in .npy."""
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(300, 8)).astype(np.float32)
+    scores = rng.normal(size=300)
+    labels = rng.integers(0, 3, size=300)
+    for name, arr in (("emb", emb), ("scores", scores), ("labels", labels)):
+        np.save(tmp_path / f"{name}.npy", arr)
+    return tmp_path, emb, scores, labels
+
+
+def test_version_and_help(tmp_path):
+    assert run("--version", cwd=tmp_path).stdout.strip() == f"d2fast {d2fast.__version__}"
+    out = run("--help", cwd=tmp_path).stdout
+    for command in ("graph", "prune", "extrapolate", "report", "demo"):
+        assert command in out
+
+
+def test_graph_matches_api_and_sidecar(files):
+    folder, emb, _, _ = files
+    run("graph", "emb.npy", "-k", 7, "--metric", "cosine", "--knn", "exact", "-q",
+        "-o", "g.npz", cwd=folder)
+    got = d2fast.Graph.load(folder / "g.npz")
+    want = d2fast.knn_graph(emb, 7, metric="cosine", knn="exact")
+    for name in ("indptr", "indices", "distances"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    record = json.loads((folder / "g.npz.json").read_text())
+    assert record["command"] == ["d2fast", "graph", "emb.npy", "-k", "7", "--metric", "cosine",
+                                 "--knn", "exact", "-q", "-o", "g.npz"]
+    assert record["parameters"]["k"] == 7 and record["parameters"]["metric"] == "cosine"
+    assert record["inputs"]["emb"]["sha256"] == io.file_info(str(folder / "emb.npy"))["sha256"]
+    assert record["inputs"]["emb"]["shape"] == [300, 8]
+    assert record["output"]["nnz"] == want.nnz and record["output"]["backend"] == "cpp"
+    assert record["output"]["sha256"] == io.file_info(str(folder / "g.npz"))["sha256"]
+    assert {"load emb", "knn_graph", "write"} <= set(record["timings_s"])
+    assert record["versions"]["numpy"] == np.__version__
+
+
+def test_prune_matches_api(files):
+    folder, emb, scores, labels = files
+    run("prune", "emb.npy", "scores.npy", "--k", 5, "--rate", 0.7, "-o", "keep.npy", cwd=folder)
+    want = d2fast.prune(emb, scores, k=5, rate=0.7)
+    np.testing.assert_array_equal(np.load(folder / "keep.npy"), want)
+    record = json.loads((folder / "keep.npy.json").read_text())
+    assert record["output"]["n_keep"] == 90 and record["output"]["method"] == "d2"
+    assert {"knn_graph", "forward", "select"} <= set(record["timings_s"])
+
+    run("graph", "emb.npy", "-k", 5, "-o", "g.npz", "-q", cwd=folder)
+    run("prune", "emb.npy", "scores.npy", "--graph", "g.npz", "--rate", 0.7, "--gamma-r", 0.5,
+        "-o", "keep_g.txt", cwd=folder)
+    np.testing.assert_array_equal(np.loadtxt(folder / "keep_g.txt", dtype=np.int64),
+                                  d2fast.prune(emb, scores, k=5, rate=0.7, gamma_r=0.5))
+
+    run("prune", "emb.npy", "scores.npy", "--labels", "labels.npy", "--hard-prune", 0.1,
+        "--n-keep", 40, "--class-budget", "uniform", "--gamma-f", 2, "-q", "-o", "keep_l.npy",
+        cwd=folder)
+    np.testing.assert_array_equal(
+        np.load(folder / "keep_l.npy"),
+        d2fast.prune(emb, scores, k=5, n_keep=40, labels=labels, hard_prune=0.1,
+                     class_budget="uniform", gamma_f=2.0))
+
+
+def test_prune_baselines(files):
+    folder, emb, scores, _ = files
+    run("prune", "emb.npy", "scores.npy", "--method", "random", "--seed", 3, "--rate", 0.5,
+        "-o", "r.npy", cwd=folder)
+    np.testing.assert_array_equal(np.load(folder / "r.npy"),
+                                  d2fast.baselines.random(emb, scores, 0.5, seed=3))
+    run("prune", "emb.npy", "scores.npy", "--method", "ccs", "--hard-prune", 0.2,
+        "--rate", 0.6, "-o", "c.npy", cwd=folder)
+    np.testing.assert_array_equal(np.load(folder / "c.npy"),
+                                  d2fast.baselines.ccs(emb, scores, 0.6, hard_prune=0.2))
+
+
+def test_every_input_format(files):
+    """The same prune from .npz, .pt, .parquet, .txt and .csv inputs as from .npy."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    folder, emb, scores, _ = files
+    want = d2fast.prune(emb, scores, k=5, rate=0.5)
+    np.savez_compressed(folder / "both.npz", emb=emb, scores=scores)
+    torch.save({"emb": torch.from_numpy(emb)}, folder / "emb.pt")
+    torch.save(torch.from_numpy(scores), folder / "scores.pt")
+    pq.write_table(pa.table({"emb": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), 8),
+                             "scores": scores}), folder / "t.parquet")
+    pq.write_table(pa.table({f"c{j}": emb[:, j] for j in range(8)}), folder / "cols.parquet")
+    np.savetxt(folder / "scores.txt", scores, fmt="%.17g")
+    np.savetxt(folder / "scores.csv", scores, fmt="%.17g", header="score", comments="")
+    cases = [("both.npz", "both.npz", ["--emb-key", "emb", "--scores-key", "scores"]),
+             ("emb.pt", "scores.pt", ["--emb-key", "emb"]),
+             ("t.parquet", "t.parquet", ["--emb-key", "emb", "--scores-key", "scores"]),
+             ("cols.parquet", "scores.txt", []),
+             ("emb.npy", "scores.csv", [])]
+    for i, (e, s, keys) in enumerate(cases):
+        run("prune", e, s, *keys, "--rate", 0.5, "-q", "-o", f"k{i}.npy", cwd=folder)
+        np.testing.assert_array_equal(np.load(folder / f"k{i}.npy"), want, err_msg=f"{e} {s}")
+
+
+def test_extrapolate_matches_api(files):
+    folder, emb, scores, _ = files
+    idx = np.sort(np.random.default_rng(1).choice(300, 60, replace=False))
+    np.savetxt(folder / "idx.txt", idx, fmt="%d")
+    np.save(folder / "known.npy", scores[idx])
+    run("extrapolate", "emb.npy", "idx.txt", "known.npy", "-k", 4, "-o", "pred.npy", "-q",
+        cwd=folder)
+    want = d2fast.extrapolate(emb, idx, scores[idx], method="knn", k=4)
+    np.testing.assert_array_equal(np.load(folder / "pred.npy"), want)
+    info = json.loads((folder / "pred.npy.json").read_text())["output"]["info"]
+    assert info["method"] == "knn" and info["n_known"] == 60
+
+
+def test_report_png(files):
+    folder, emb, scores, labels = files
+    np.savetxt(folder / "keep.txt", d2fast.prune(emb, scores, rate=0.5), fmt="%d")
+    run("report", "emb.npy", "scores.npy", "keep.txt", "--labels", "labels.npy",
+        "-o", "r.png", cwd=folder)
+    from matplotlib.image import imread
+
+    assert (folder / "r.png").read_bytes()[:8] == PNG_SIGNATURE
+    height, width = imread(folder / "r.png").shape[:2]
+    assert (width, height) == (1500, 420)
+    summary = json.loads((folder / "r.png.json").read_text())["output"]["summary"]
+    assert summary["n_keep"] == 150 and len(summary["class_kept_fraction"]) == 3
+
+
+def test_force(files):
+    folder = files[0]
+    run("prune", "emb.npy", "scores.npy", "--n-keep", 10, "-q", "-o", "k.npy", cwd=folder)
+    first = (folder / "k.npy").read_bytes()
+    proc = run("prune", "emb.npy", "scores.npy", "--n-keep", 20, "-q", "-o", "k.npy",
+               cwd=folder, code=2)
+    assert_one_line_error(proc, "prune", "exists; pass --force")
+    assert (folder / "k.npy").read_bytes() == first
+    run("prune", "emb.npy", "scores.npy", "--n-keep", 20, "-q", "-o", "k.npy", "--force",
+        cwd=folder)
+    assert np.load(folder / "k.npy").size == 20
+
+
+BAD = [  # (files to make, command line, message fragment)
+    ({}, ["prune", "missing.npy", "scores.npy"], "emb: missing.npy does not exist"),
+    ({"e1.npy": np.zeros(300)}, ["prune", "e1.npy", "scores.npy"], "expected 2-D (n, d)"),
+    ({"s2.npy": np.zeros((300, 2))}, ["prune", "emb.npy", "s2.npy"], "expected 1-D (n,)"),
+    ({"str.npy": np.array(["a"] * 300)}, ["prune", "emb.npy", "str.npy"], "holds <U1 data"),
+    ({"short.npy": np.zeros(299)}, ["prune", "emb.npy", "short.npy"],
+     "scores has 299 rows but emb has 300"),
+    ({"nan.npy": np.full(300, np.nan)}, ["prune", "emb.npy", "nan.npy"], "NaN or inf"),
+    ({"bad.npy": b"garbage"}, ["prune", "emb.npy", "bad.npy"], "cannot read bad.npy"),
+    ({"x.json": b"{}"}, ["prune", "emb.npy", "x.json"], "unknown extension '.json'"),
+    ({}, ["prune", "emb.npy", "scores.npy", "--rate", "1.5"], "rate == 1.5"),
+    ({}, ["prune", "emb.npy", "scores.npy", "-k", "300"], "k == 300"),
+    ({}, ["prune", "emb.npy", "scores.npy", "--graph", "none.npz"],
+     "graph: none.npz does not exist"),
+    ({"g.npz": b"PK"}, ["prune", "emb.npy", "scores.npy", "--graph", "g.npz"],
+     "not a d2fast graph file"),
+    ({"g.npz": {"indptr": np.array([0, 1])}}, ["prune", "emb.npy", "scores.npy", "--graph",
+                                                "g.npz"], "not a d2fast graph file"),
+    ({"g.npz": b"PK"}, ["prune", "emb.npy", "scores.npy", "--graph", "g.npz", "-k", "3"],
+     "--k cannot be used with --graph"),
+    ({"l.npy": np.zeros(300, int)}, ["prune", "emb.npy", "scores.npy", "--graph", "g2.npz",
+                                     "--labels", "l.npy"], "--graph cannot be combined"),
+    ({}, ["prune", "emb.npy", "scores.npy", "--knn-param", "nprobe"], "expected NAME=INT"),
+    ({}, ["prune", "emb.npy", "scores.npy", "-o", "out.png"], "unknown extension '.png'"),
+    ({"i.txt": b"0\n400\n", "v.txt": b"1\n2\n"}, ["extrapolate", "emb.npy", "i.txt", "v.txt"],
+     "400"),
+    ({"k.txt": b"0\n0\n"}, ["report", "emb.npy", "scores.npy", "k.txt", "-o", "r.png"],
+     "repeats a row id"),
+]
+
+
+@pytest.mark.parametrize("make, argv, fragment", BAD, ids=[b[2][:30] for b in BAD])
+def test_bad_input_one_line_exit_2(files, make, argv, fragment):
+    folder = files[0]
+    for name, content in make.items():
+        if isinstance(content, bytes):
+            (folder / name).write_bytes(content)
+        elif isinstance(content, dict):
+            np.savez(folder / name, **content)
+        else:
+            np.save(folder / name, content)
+    if "-o" not in argv:
+        argv = [*argv, "-o", "out.npy"]
+    before = set(os.listdir(folder))
+    proc = run(*argv, "-q", cwd=folder, code=2)
+    assert_one_line_error(proc, argv[0], fragment)
+    assert set(os.listdir(folder)) == before  # no output, no temporary file
+
+
+def test_verbose_shows_traceback(files):
+    proc = run("prune", "emb.npy", "scores.npy", "--rate", 2, "-o", "k.npy", "-v",
+               cwd=files[0], code=2)
+    assert "Traceback" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("d2fast prune: error: rate == 2.0")
+
+
+def test_progress_bar_and_quiet(files):
+    folder = files[0]
+    loud = run("graph", "emb.npy", "-o", "a.npz", cwd=folder)
+    assert "kNN search" in loud.stderr and "100%" in loud.stderr
+    assert run("graph", "emb.npy", "-o", "b.npz", "-q", cwd=folder).stderr == ""
+
+
+def test_ctrl_c_leaves_no_output(tmp_path):
+    """SIGINT during the kNN search: exit 130, no output, no sidecar, no temporary file."""
+    emb = np.random.default_rng(0).normal(size=(40_000, 8)).astype(np.float32)
+    np.save(tmp_path / "emb.npy", emb)
+    proc = subprocess.Popen([SCRIPT, "graph", "emb.npy", "-o", "g.npz"], cwd=tmp_path,
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, start = b"", time.monotonic()
+    while b"kNN search" not in seen and time.monotonic() - start < 60:
+        seen += os.read(proc.stderr.fileno(), 4096)
+    time.sleep(0.3)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert b"d2fast graph: interrupted" in err and b"Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["emb.npy"]
+
+
+def test_demo_quick_digits_fallback(tmp_path):
+    start = time.monotonic()
+    proc = run("demo", "--quick", "--data", tmp_path / "nonexistent", "-o", "demo.png",
+               cwd=tmp_path)
+    seconds = time.monotonic() - start
+    assert "apt-get install dataset-fashion-mnist" in proc.stderr
+    assert "running on scikit-learn's digits instead" in proc.stderr
+    table = proc.stdout.splitlines()
+    assert table[0].startswith("scikit-learn digits: 1348 train / 449 test rows")
+    rows = [line.split() for line in table[2:]]
+    assert [r[1] for r in rows] == ["full"] + ["d2", "random", "ccs"] * 4
+    assert [int(r[2]) for r in rows[1::3]] == [943, 674, 404, 134]  # floor((1 - rate) * 1348)
+    accuracies = [float(r[3]) for r in rows]
+    assert min(accuracies) > 0.5 and accuracies[0] > 0.85  # chance is 0.1
+    png = (tmp_path / "demo.png").read_bytes()
+    assert png[:8] == PNG_SIGNATURE and len(png) > 10_000
+    record = json.loads((tmp_path / "demo.png.json").read_text())
+    assert record["output"]["dataset"] == "digits" and len(record["output"]["results"]) == 12
+    assert seconds < 60, f"demo --quick on digits took {seconds:.0f} s"
+
+
+def test_prune_graph_of_other_size(files):
+    folder, emb, _, _ = files
+    d2fast.knn_graph(emb[:100], 5).save(folder / "small.npz")
+    proc = run("prune", "emb.npy", "scores.npy", "--graph", "small.npz", "-o", "k.npy",
+               cwd=folder, code=2)
+    assert_one_line_error(proc, "prune", "small.npz has 100 nodes but emb has 300 rows")
