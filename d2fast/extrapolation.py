@@ -31,7 +31,7 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
                 layers: int = 2, epochs: int = 500, lr: float = 0.01,
                 weight_decay: float = 5e-4, val_fraction: float = 0.2, patience: int = 50,
                 seed: int = 0, device: Any = "cpu", return_info: bool = False,
-                progress: bool = False):
+                progress: bool = False) -> np.ndarray | tuple[np.ndarray, dict]:
     """Predict difficulty scores of all rows from the scores of a known subset.
 
     Parameters
@@ -394,11 +394,13 @@ def _gnn_method(X, one_hot, graph, known, known_vals, train_pos, val_pos, hidden
         feats = np.hstack([feats, one_hot])
     y_train = known_vals[train_pos]
     mean, scale = y_train.mean(), y_train.std() or 1.0
-    target = torch.from_numpy((known_vals - mean) / scale).to(device, torch.float32)
+    target = (known_vals - mean) / scale
+    t_train = torch.from_numpy(target[train_pos]).to(device, torch.float32)
+    t_val = torch.from_numpy(target[val_pos]).to(device, torch.float32)
     train_rows = torch.from_numpy(known[train_pos]).to(device)
     val_rows = torch.from_numpy(known[val_pos]).to(device)
     adj = _normalized_adjacency(graph, device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[]):  # the layers are initialised on the CPU
         torch.manual_seed(seed)
         # A_hat (X W) = (A_hat X) W: the first propagation is done once
         adj_feats = adj @ torch.from_numpy(feats.astype(np.float32)).to(device)
@@ -406,11 +408,8 @@ def _gnn_method(X, one_hot, graph, known, known_vals, train_pos, val_pos, hidden
         linears = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
         linears.to(device)
     opt = torch.optim.Adam(linears.parameters(), lr=lr, weight_decay=weight_decay)
-    t_train, t_val = target[torch.from_numpy(train_pos).to(device)], \
-        target[torch.from_numpy(val_pos).to(device)]
     propagate = _symmetric_propagation()
     best = {"val_loss": np.inf}
-    epoch = 0
     for epoch in tqdm(range(epochs + 1), desc="GNN epochs", disable=not progress):
         h = linears[0](adj_feats)
         for layer in linears[1:]:

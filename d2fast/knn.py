@@ -5,8 +5,6 @@ distance keys and ties to the lower index among the candidates faiss found.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from d2fast import _backends
