@@ -72,6 +72,7 @@ def test_gnn_recovers_a_smooth_field(field, gnn_run):
     np.testing.assert_array_equal(out[known], scores[known])
     assert info["method"] == "gnn" and info["n_known"] == known.size
     assert info["n_val"] == round(0.2 * known.size) == info["val_idx"].size
+    assert np.isin(info["val_idx"], known).all()  # model selection on known rows only
     assert 0 <= info["best_epoch"] <= info["epochs_run"] <= 500
     assert info["epochs_run"] == 500 or info["epochs_run"] - info["best_epoch"] == 50
     assert info["val_spearman"] >= 0.8 and info["val_loss"] < 0.5
