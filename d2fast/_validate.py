@@ -12,6 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 
 BLOCK_ROWS = 65536  # rows per block when scanning large (memmap) inputs
+# Rows longer than this overflow the float32 squared distances of the kNN search
+# (|x|^2 + |y|^2 - 2 x.y <= 4 * 1e36, below float32's 3.4e38).
+EMB_MAX_NORM = 1e18
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:
@@ -46,13 +49,23 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 
 
 def check_emb(emb: Any, name: str = "emb") -> np.ndarray:
-    """Embeddings of shape (n, d), n >= 2, d >= 1, finite. Returns a view, not a copy."""
+    """Embeddings of shape (n, d), n >= 2, d >= 1, finite, rows of L2 norm <= 1e18
+    (``EMB_MAX_NORM``). Returns a view, not a copy."""
     arr = to_numpy(emb, name)
     if arr.ndim != 2:
         raise ValueError(f"{name}.shape == {arr.shape}, expected 2-D (n, d)")
     if arr.shape[0] < 2 or arr.shape[1] < 1:
         raise ValueError(f"{name}.shape == {arr.shape}, expected at least 2 rows and 1 column")
     check_finite(arr, name)
+    for start in range(0, arr.shape[0], BLOCK_ROWS):
+        block = arr[start:start + BLOCK_ROWS]
+        with np.errstate(over="ignore"):  # an overflow is a norm above the limit
+            sq = np.einsum("ij,ij->i", block, block, dtype=np.float64, casting="unsafe")
+        if not (sq <= EMB_MAX_NORM**2).all():
+            bad = start + int(np.flatnonzero(~(sq <= EMB_MAX_NORM**2))[0])
+            raise ValueError(f"{name} row {bad} has L2 norm {np.sqrt(sq[bad - start]):.3g}, "
+                             f"above {EMB_MAX_NORM:.0e}: its float32 distances would overflow; "
+                             "rescale the embeddings")
     return arr
 
 

@@ -9,11 +9,12 @@ import numpy as np
 
 from d2fast import _backends
 from d2fast._validate import check_choice, check_emb, check_k, check_memory, to_numpy
-from d2fast.knn import EXACT_MAX_ROWS, KNN, float32_rows, search
+from d2fast.knn import KNN, float32_rows, index_bytes, search
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 GRAPHS = ("union", "directed")
 _FORMAT = "d2fast.Graph/1"  # tag stored in Graph.save files
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # distances are stored as float32
 
 
 class Graph:
@@ -201,6 +202,9 @@ class Graph:
             raise ValueError(f"D must be >= 0 at valid entries (found {D[valid].min()})")
         if squared:
             np.sqrt(D, out=D, where=valid)
+        if (D[valid] > _FLOAT32_MAX).any():
+            raise ValueError(f"D must fit float32 (<= {_FLOAT32_MAX:.4g}) at valid entries, "
+                             f"after the square root when squared (found {D[valid].max():.4g})")
         is_self = I == np.arange(n)[:, None]
         if drop_self == "auto":
             drop_self = bool(is_self.any())
@@ -242,8 +246,9 @@ class Graph:
         n = csr.shape[0]
         row, col = coo.row.astype(np.int64), coo.col.astype(np.int64)
         dist = to_numpy(coo.data, "csr.data").astype(np.float64)
-        if not (np.isfinite(dist).all() and (dist >= 0).all()):
-            raise ValueError("csr.data (the distances) must be finite and >= 0")
+        if not (np.isfinite(dist).all() and (dist >= 0).all() and (dist <= _FLOAT32_MAX).all()):
+            raise ValueError(f"csr.data (the distances) must be finite, >= 0 and fit float32 "
+                             f"(<= {_FLOAT32_MAX:.4g})")
         off = row != col
         row, col, dist = row[off], col[off], dist[off].astype(np.float32)
         order = np.lexsort((dist, col, row))
@@ -316,7 +321,9 @@ def _int_array(x: Any, name: str) -> np.ndarray:
         return arr.astype(np.int64)  # [] is float64 to NumPy
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
-    return arr
+    if arr.dtype == np.uint64 and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} has values above 2**63 - 1 (found {arr.max()})")
+    return arr.astype(np.int64, copy=False)  # unsigned differences would wrap around
 
 
 def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "union",
@@ -340,7 +347,9 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         Parameters of the approximate index: HNSW ``M`` (32), ``ef_construction`` (80),
-        ``ef_search`` (max(64, 4k)); IVF ``nlist`` (4 sqrt(n)), ``nprobe`` (16).
+        ``ef_search`` (max(64, 4 c)); IVF ``nlist`` (4 sqrt(n)), ``nprobe`` (8), ``codes``
+        ('flat'; 'fp16', 'sq8', 'pq' for smaller lists); both ``candidates`` (c = k + 9),
+        the candidates per row re-ranked with exact distances. See :func:`d2fast.knn.search`.
     progress : bool, default=False
         Show a tqdm progress bar over the query blocks.
     backend : str, default='auto'
@@ -368,9 +377,8 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     # float32 rows, an approximate index's own copy of them, kNN ids + keys (16 B), CSR
     # build: 2 keys (8 B) per directed edge twice, the output (8 B per edge), row counters
     edges = n * k * (2 if graph == "union" else 1)
-    approximate = knn in ("hnsw", "ivf") or (knn == "auto" and n > EXACT_MAX_ROWS)
-    check_memory(4.0 * n * d * (2 if approximate else 1) + 16.0 * n * k + 24.0 * edges
-                 + 32.0 * n, f"knn_graph(n={n}, d={d}, k={k})")
+    check_memory(4.0 * n * d + index_bytes(n, d, knn, knn_params) + 16.0 * n * k
+                 + 24.0 * edges + 32.0 * n, f"knn_graph(n={n}, d={d}, k={k})")
     X32 = float32_rows(X, normalize=metric == "cosine")
     knn_idx, keys = search(X32, k, cosine=metric == "cosine", method=knn, params=knn_params,
                            progress=progress, backend=backend)

@@ -8,8 +8,10 @@ import numpy as np
 
 from d2fast._validate import (check_choice, check_emb, check_k, check_real, check_scores,
                               resolve_n_keep, to_numpy)
-from d2fast.graph import knn_graph
-from d2fast.passing import forward, select
+from d2fast import _backends
+from d2fast.graph import GRAPHS, METRICS, knn_graph
+from d2fast.knn import KNN
+from d2fast.passing import MODES, REVERSE, forward, select
 
 
 def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int | None = None,
@@ -77,6 +79,13 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     check_k(k, n)
     n_keep = resolve_n_keep(n, rate, n_keep)
     class_budget = check_choice(class_budget, "class_budget", BUDGETS)
+    # checked here too: the per-class runs skip them when a class keeps nothing
+    check_real(gamma_f, "gamma_f"), check_real(gamma_r, "gamma_r")
+    for value, name, options in ((metric, "metric", METRICS), (graph, "graph", GRAPHS),
+                                 (mode, "mode", MODES), (reverse, "reverse", REVERSE),
+                                 (knn, "knn", KNN)):
+        check_choice(value, name, options)
+    _backends.get(backend)
     pool = _after_hard_prune(scores, hard_prune, n_keep)
     groups = [pool] if labels is None else _by_class(_check_labels(labels, n), pool)
     budgets = [n_keep] if labels is None else _budgets(
