@@ -14,8 +14,13 @@ KNN = ("auto", "exact", "hnsw", "ivf")
 EXACT_MAX_ROWS = 200_000  # knn="auto": exact search up to here (O(n^2 d)), IVF above
 _MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
 _QUERY_ROWS = 8192  # query rows per faiss call (faiss tiles the database itself)
-_PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None},
-           "ivf": {"nlist": None, "nprobe": 16}}
+_PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None, "candidates": None},
+           "ivf": {"nlist": None, "nprobe": 8, "codes": "flat", "candidates": None}}
+# IVF list storage: float32 rows, float16 (lossless for float16 data), 8-bit scalar
+# quantised, or product-quantised (d/4 bytes a row); candidates are re-ranked exactly
+_CODES = ("flat", "fp16", "sq8", "pq")
+_TRAIN_PER_LIST = 40  # k-means sample rows per IVF list (faiss warns below 39)
+_TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no convergence
 
 
 def float32_rows(X: np.ndarray, normalize: bool) -> np.ndarray:
@@ -49,7 +54,10 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
         Keys are ``1 - x_i . x_j`` (cosine distance of unit rows) instead of squared L2.
     method : {'auto', 'exact', 'hnsw', 'ivf'}
     params : dict, optional
-        HNSW: ``M``, ``ef_construction``, ``ef_search``; IVF: ``nlist``, ``nprobe``.
+        HNSW: ``M`` (32), ``ef_construction`` (80), ``ef_search`` (max(64, 4 c));
+        IVF: ``nlist`` (4 sqrt(n)), ``nprobe`` (8), ``codes`` ('flat', or 'fp16', 'sq8',
+        'pq' to store the lists in 2, 1 or 1/4 bytes a dimension); both: ``candidates``
+        (c, default k + 9, at least k + 1), the candidates per row re-ranked exactly.
     progress : bool
         tqdm progress bar over the query rows.
     backend : str
@@ -71,9 +79,42 @@ def _check_params(method: str, params: dict | None) -> dict:
         raise ValueError(f"knn_params has {sorted(unknown)}, not parameters of knn={method!r} "
                          f"(those are {sorted(_PARAMS[method])})")
     for name, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if name == "codes":
+            if value not in _CODES:
+                raise ValueError(f"knn_params['codes'] == {value!r}, must be one of {_CODES}")
+        elif isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= 1")
     return {**_PARAMS[method], **params}
+
+
+def index_bytes(n: int, d: int, method: str, params: dict | None) -> float:
+    """Approximate memory of the index ``search`` builds for n rows of d dims, in bytes
+    (0 for exact search)."""
+    if method == "auto":
+        method = "exact" if n <= EXACT_MAX_ROWS else "ivf"
+    if method == "exact":
+        return 0.0
+    params = _check_params(method, params)
+    if method == "hnsw":
+        return n * (4.0 * d + 8.0 * params["M"] + 16.0)
+    return n * (8.0 + d * {"flat": 4.0, "fp16": 2.0, "sq8": 1.0, "pq": 0.25}[params["codes"]])
+
+
+def _ivf_index(d: int, nlist: int, codes: str):
+    """An untrained faiss IVF index over ``nlist`` lists storing ``codes``."""
+    import faiss
+
+    quantizer = faiss.IndexFlatL2(d)
+    if codes == "flat":
+        index = faiss.IndexIVFFlat(quantizer, d, nlist)
+    elif codes == "pq":
+        m = max(s for s in range(1, d + 1) if d % s == 0 and s <= max(1, d // 4))
+        index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8)
+    else:
+        qtype = {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}
+        index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, qtype[codes])
+    index.cp.niter = _TRAIN_ITERATIONS
+    return index
 
 
 def search_database(X: np.ndarray, queries: np.ndarray | None, database: np.ndarray | None,
@@ -171,16 +212,16 @@ def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
     d = X.shape[1]
     queries, X_db, database = _subset(X, queries, database)
     m, n = queries.size, X_db.shape[0]
-    c = min(n, k + 1 + _MARGIN)
+    c = min(n, max(k + 1, int(params["candidates"] or k + 1 + _MARGIN)))
     if method == "hnsw":
         index = faiss.IndexHNSWFlat(d, int(params["M"]))
         index.hnsw.efConstruction = int(params["ef_construction"])
         index.hnsw.efSearch = int(params["ef_search"] or max(64, 4 * c))
     else:
-        nlist = int(params["nlist"] or max(1, min(n // 39, int(4 * np.sqrt(n)))))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
+        nlist = int(params["nlist"] or max(1, min(n // _TRAIN_PER_LIST, int(4 * np.sqrt(n)))))
+        index = _ivf_index(d, nlist, params["codes"])
         rng = np.random.default_rng(0)
-        sample = np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))
+        sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
         index.train(np.ascontiguousarray(X_db[sample]))
         index.nprobe = min(nlist, int(params["nprobe"]))
     ids = np.empty((m, k), dtype=np.int64)

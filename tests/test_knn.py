@@ -46,12 +46,41 @@ def test_approximate_graph_is_valid(method):
             assert (g.degrees() <= 5).all() and g.degrees().mean() > 4.9
 
 
+@pytest.mark.parametrize("codes", ["flat", "fp16", "sq8", "pq"])
+def test_ivf_codes(codes):
+    """Every list storage gives high recall after the exact re-ranking; with nprobe == nlist
+    and enough candidates the search is exhaustive, so flat and fp16 are exact."""
+    X = knn.float32_rows(clustered(4000, 32, seed=2), normalize=False)
+    exact_ids, exact_keys = knn.search(X, 8, cosine=False, method="exact")
+    ids, keys = knn.search(X, 8, cosine=False, method="ivf",
+                           params={"codes": codes, "candidates": 40})
+    assert recall(ids, exact_ids) >= 0.95
+    assert (np.diff(keys, axis=1) >= 0).all()
+    if codes in ("flat", "fp16"):
+        ids, keys = knn.search(X, 8, cosine=False, method="ivf",
+                               params={"codes": codes, "nlist": 16, "nprobe": 16})
+        np.testing.assert_array_equal(keys, exact_keys)
+
+
+def test_index_bytes_follow_the_codes():
+    n, d = 1_000_000, 64
+    flat = knn.index_bytes(n, d, "ivf", None)
+    assert flat >= 4 * n * d
+    assert knn.index_bytes(n, d, "ivf", {"codes": "sq8"}) < flat / 3
+    assert knn.index_bytes(n, d, "auto", None) == flat  # 1M rows: IVF
+    assert knn.index_bytes(1000, d, "auto", None) == 0.0  # exact
+
+
 def test_params_are_checked():
     X = clustered(500, 4)
     with pytest.raises(ValueError, match=r"knn_params has \['nprobe'\]"):
         d2fast.knn_graph(X, 3, knn="hnsw", knn_params={"nprobe": 4})
     with pytest.raises(ValueError, match=r"knn_params\['M'\] == 0"):
         d2fast.knn_graph(X, 3, knn="hnsw", knn_params={"M": 0})
+    with pytest.raises(ValueError, match=r"knn_params\['codes'\] == 'pq4'"):
+        d2fast.knn_graph(X, 3, knn="ivf", knn_params={"codes": "pq4"})
+    with pytest.raises(ValueError, match=r"knn_params\['candidates'\] == 0"):
+        d2fast.knn_graph(X, 3, knn="ivf", knn_params={"candidates": 0})
     with pytest.raises(ValueError, match="exact search takes no parameters"):
         d2fast.knn_graph(X, 3, knn="exact", knn_params={"M": 4})
     g = d2fast.knn_graph(X, 3, knn="ivf", knn_params={"nlist": 4, "nprobe": 4})
