@@ -61,6 +61,13 @@ class _Run:
             self.record["inputs"][name] = {**io.file_info(path), **io.array_info(arr), "key": key}
         return arr
 
+    def load_graph(self, path: str) -> d2fast.Graph:
+        """Read a saved graph (memory-mapped) and record its file."""
+        with self.stage("load graph"):
+            graph = io.load_graph(path)
+        self.record["inputs"]["graph"] = {**io.file_info(path), "n": graph.n, "nnz": graph.nnz}
+        return graph
+
     def finish(self, output: str, **result: Any) -> None:
         self.record["output"] = {**io.file_info(output), **result}
         sidecar = io.write_sidecar(output, self.record)
@@ -158,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--knn", choices=KNN, default="auto")
     p.add_argument("--knn-param", action="append", default=[], metavar="NAME=INT")
     p.add_argument("--epochs", type=int, default=500, help="gnn: at most this many steps")
+    p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
+                   help="gnn: reuse a graph saved by 'd2fast graph' instead of building one")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation split and GNN")
     _common(p, "")
     p.set_defaults(run=run_extrapolate)
@@ -272,10 +281,7 @@ def _prune_graph(args: argparse.Namespace, run: _Run, emb: np.ndarray) -> d2fast
     if given:
         raise ValueError(f"{', '.join(given)} cannot be used with --graph: the saved graph "
                          "fixes k, the metric and the kind")
-    with run.stage("load graph"):
-        graph = io.load_graph(args.graph_file)
-    run.record["inputs"]["graph"] = {**io.file_info(args.graph_file), "n": graph.n,
-                                     "nnz": graph.nnz}
+    graph = run.load_graph(args.graph_file)
     if graph.n != emb.shape[0]:
         raise ValueError(f"graph: {args.graph_file} has {graph.n} nodes but emb has "
                          f"{emb.shape[0]} rows")
@@ -305,12 +311,13 @@ def run_extrapolate(args: argparse.Namespace, run: _Run) -> None:
     labels = run.load("labels", args.labels, _key(args, "labels"), 1)
     _check_rows(len(known_idx), "known_idx", known_scores=known_scores)
     _check_rows(emb.shape[0], "emb", labels=labels)
+    graph = run.load_graph(args.graph_file) if args.graph_file else None
     with run.stage("extrapolate"):
         scores, info = d2fast.extrapolate(
             emb, known_idx, known_scores, method=args.method, k=args.k, metric=args.metric,
             weights=args.weights, temperature=args.temperature, knn=args.knn,
-            knn_params=_knn_params(args.knn_param), labels=labels, epochs=args.epochs,
-            seed=args.seed, return_info=True, progress=not args.quiet)
+            knn_params=_knn_params(args.knn_param), graph=graph, labels=labels,
+            epochs=args.epochs, seed=args.seed, return_info=True, progress=not args.quiet)
     with run.stage("write"):
         io.save_array(args.output, scores)
     run.finish(args.output, **io.array_info(scores),

@@ -157,6 +157,13 @@ def test_extrapolate_matches_api(files):
     info = json.loads((folder / "pred.npy.json").read_text())["output"]["info"]
     assert info["method"] == "knn" and info["n_known"] == 60
 
+    run("graph", "emb.npy", "-k", 6, "-o", "g.npz", "-q", cwd=folder)
+    run("extrapolate", "emb.npy", "idx.txt", "known.npy", "--method", "gnn", "--graph", "g.npz",
+        "--epochs", 30, "--seed", 2, "-o", "gnn.npy", "-q", cwd=folder)
+    want = d2fast.extrapolate(emb, idx, scores[idx], method="gnn", epochs=30, seed=2,
+                              graph=d2fast.knn_graph(emb, 6))
+    np.testing.assert_allclose(np.load(folder / "gnn.npy"), want, rtol=1e-6, atol=1e-9)
+
 
 def test_report_png(files):
     folder, emb, scores, labels = files
@@ -256,7 +263,9 @@ def test_ctrl_c_leaves_no_output(tmp_path):
                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen, start = b"", time.monotonic()
     while b"kNN search" not in seen and time.monotonic() - start < 60:
-        seen += os.read(proc.stderr.fileno(), 4096)
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, f"stderr closed early: {seen!r}"
+        seen += chunk
     time.sleep(0.3)
     assert proc.poll() is None, "finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)

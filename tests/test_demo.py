@@ -62,12 +62,12 @@ def test_select_calls_the_library(digits):
     emb, scores = rng.normal(size=(400, 6)), rng.random(400)
     for rate in (0.3, 0.7, 0.9):
         beta = demo.hard_prune_for(rate)
-        np.testing.assert_array_equal(demo._select("d2", emb, scores, rate, None, 0),
+        np.testing.assert_array_equal(demo._select("d2", emb, scores, rate, 0),
                                       d2fast.prune(emb, scores, k=10, rate=rate, hard_prune=beta))
-        np.testing.assert_array_equal(demo._select("random", emb, scores, rate, None, 4),
+        np.testing.assert_array_equal(demo._select("random", emb, scores, rate, 4),
                                       d2fast.baselines.random(emb, scores, rate, seed=4))
         np.testing.assert_array_equal(
-            demo._select("ccs", emb, scores, rate, None, 4),
+            demo._select("ccs", emb, scores, rate, 4),
             d2fast.baselines.ccs(emb, scores, rate, hard_prune=beta, seed=4))
     assert [demo.hard_prune_for(r) for r in (0.3, 0.5, 0.7, 0.9)] == [0.0, 0.0, 0.1, 0.2]
 
