@@ -36,25 +36,54 @@ def raw_array(fdp: atheris.FuzzedDataProvider, dtype: np.dtype, length: int) -> 
     return np.frombuffer(raw, dtype=dtype).copy()
 
 
-def int_array(fdp: atheris.FuzzedDataProvider, length: int, offsets: bool) -> np.ndarray:
-    """Small ids, offsets (a cumulative sum of degrees, if ``offsets``) or raw bits."""
+def int_array(fdp: atheris.FuzzedDataProvider, length: int, high: int) -> np.ndarray:
+    """Ids in about [-1, high] in some integer (or wrong) dtype, or raw bits."""
     dtype = INT_DTYPES[fdp.ConsumeIntInRange(0, len(INT_DTYPES) - 1)]
-    how = fdp.ConsumeIntInRange(0, 3)
-    if how == 0:
+    if fdp.ConsumeIntInRange(0, 3) == 0:
         return raw_array(fdp, dtype, length)
-    if how == 1 and offsets:
-        steps = fdp.ConsumeIntListInRange(max(length - 1, 0), 0, 4)
-        vals = np.concatenate([[0], np.cumsum(steps, dtype=np.int64)])[:length]
-    else:
-        vals = np.array(fdp.ConsumeIntListInRange(length, 0, 40), dtype=np.int64) - \
-            fdp.ConsumeIntInRange(0, 2)
+    vals = np.array(fdp.ConsumeIntListInRange(length, -1, high), dtype=np.int64)
     with np.errstate(all="ignore"):
         return vals.astype(dtype)
 
 
+def csr_arrays(fdp: atheris.FuzzedDataProvider):
+    """A valid CSR graph (sorted rows of other nodes) with zero to two corruptions, or
+    three unrelated arrays."""
+    n = fdp.ConsumeIntInRange(0, 24)
+    if fdp.ConsumeIntInRange(0, 3) == 0:
+        nnz = fdp.ConsumeIntInRange(0, 64)
+        return (int_array(fdp, n + 1, 64), int_array(fdp, nnz, n),
+                real_array(fdp, nnz + fdp.ConsumeIntInRange(-1, 1)))
+    rows = [sorted({j for j in fdp.ConsumeIntListInRange(fdp.ConsumeIntInRange(0, 6), 0,
+                                                         max(n - 1, 0)) if j != i})
+            for i in range(n)]
+    indptr = np.cumsum([0] + [len(r) for r in rows], dtype=np.int64)
+    indices = np.array([j for r in rows for j in r], dtype=np.int64)
+    distances = real_array(fdp, indices.size)
+    for _ in range(fdp.ConsumeIntInRange(0, 2)):
+        where = fdp.ConsumeIntInRange(0, max(indices.size - 1, 0))
+        how = fdp.ConsumeIntInRange(0, 5)
+        if how == 0 and n:
+            indptr[fdp.ConsumeIntInRange(0, n)] = fdp.ConsumeInt(8)
+        elif how == 1 and indices.size:
+            indices[where] = fdp.ConsumeInt(8)
+        elif how == 2 and indices.size:
+            indices[where] = int(np.searchsorted(indptr, where, "right")) - 1  # self loop
+        elif how == 3:
+            indices = indices[::-1].copy()
+        elif how == 4:
+            indptr = indptr[:-1]
+        elif how == 5 and distances.size:
+            with np.errstate(all="ignore"):
+                distances[where] = -distances[where] - 1
+    dtypes = [INT_DTYPES[fdp.ConsumeIntInRange(0, len(INT_DTYPES) - 1)] for _ in range(2)]
+    with np.errstate(all="ignore"):
+        return indptr.astype(dtypes[0]), indices.astype(dtypes[1]), distances
+
+
 def real_array(fdp: atheris.FuzzedDataProvider, length: int) -> np.ndarray:
     dtype = REAL_DTYPES[fdp.ConsumeIntInRange(0, len(REAL_DTYPES) - 1)]
-    if fdp.ConsumeBool():
+    if fdp.ConsumeIntInRange(0, 3) == 0:
         return raw_array(fdp, dtype, length)  # NaN, inf, denormals, huge values
     with np.errstate(all="ignore"):
         return np.array([fdp.ConsumeProbability() * 4 for _ in range(length)]).astype(dtype)
@@ -76,13 +105,10 @@ def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     try:
         if fdp.ConsumeBool():
-            n = fdp.ConsumeIntInRange(0, 24)
-            nnz = fdp.ConsumeIntInRange(0, 64)
-            g = Graph(int_array(fdp, n + 1, offsets=True), int_array(fdp, nnz, offsets=False),
-                      real_array(fdp, nnz + fdp.ConsumeIntInRange(-1, 1) * fdp.ConsumeBool()))
+            g = Graph(*csr_arrays(fdp))
         else:
             n, c = fdp.ConsumeIntInRange(0, 16), fdp.ConsumeIntInRange(0, 6)
-            I = int_array(fdp, n * c, offsets=False).reshape(n, c)
+            I = int_array(fdp, n * c, n).reshape(n, c)
             D = real_array(fdp, n * c).reshape(n, c)
             drop_self = ["auto", True, False][fdp.ConsumeIntInRange(0, 2)]
             g = Graph.from_knn(I, D, graph=["union", "directed"][fdp.ConsumeIntInRange(0, 1)],
