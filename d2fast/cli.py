@@ -104,8 +104,9 @@ def _graph_options(parser: argparse.ArgumentParser, k: int | None) -> None:
                         help="union (default) or directed kNN graph")
     parser.add_argument("--knn", choices=KNN,
                         help="kNN search: exact up to 200k rows, IVF above (default auto)")
-    parser.add_argument("--knn-param", action="append", default=[], metavar="NAME=INT",
-                        help="HNSW M/ef_construction/ef_search, IVF nlist/nprobe (repeatable)")
+    parser.add_argument("--knn-param", action="append", default=[], metavar="NAME=VALUE",
+                        help="HNSW M/ef_construction/ef_search, IVF nlist/nprobe/codes, candidates "
+                             "(repeatable, e.g. nprobe=16 codes=sq8)")
     parser.add_argument("--backend", default="auto",
                         help="kernel backend: auto, cpp, numba, cuda, numpy (default auto)")
 
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="knn: exp(-(d - d_min) / temperature) weights (default) or a plain mean")
     p.add_argument("--temperature", type=float, help="knn: default the median distance")
     p.add_argument("--knn", choices=KNN, default="auto")
-    p.add_argument("--knn-param", action="append", default=[], metavar="NAME=INT")
+    p.add_argument("--knn-param", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--epochs", type=int, default=500, help="gnn: at most this many steps")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
                    help="gnn: reuse a graph saved by 'd2fast graph' instead of building one")
@@ -199,12 +200,15 @@ def _key(args: argparse.Namespace, name: str) -> str | None:
 
 
 def _knn_params(items: list) -> dict | None:
+    """``NAME=VALUE`` items as knn_params: integers as int, words (``codes=sq8``) as str;
+    ``knn_graph`` checks names and values."""
     params = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not value.strip().lstrip("-").isdigit():
-            raise ValueError(f"--knn-param {item!r}, expected NAME=INT (e.g. nprobe=32)")
-        params[name.strip()] = int(value)
+        value = value.strip()
+        if not sep or not value:
+            raise ValueError(f"--knn-param {item!r}, expected NAME=VALUE (e.g. nprobe=32)")
+        params[name.strip()] = int(value) if value.lstrip("-").isdigit() else value
     return params or None
 
 
