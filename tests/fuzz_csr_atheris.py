@@ -63,8 +63,8 @@ def csr_arrays(fdp: atheris.FuzzedDataProvider):
     for _ in range(fdp.ConsumeIntInRange(0, 2)):
         where = fdp.ConsumeIntInRange(0, max(indices.size - 1, 0))
         how = fdp.ConsumeIntInRange(0, 5)
-        if how == 0 and n:
-            indptr[fdp.ConsumeIntInRange(0, n)] = fdp.ConsumeInt(8)
+        if how == 0 and indptr.size:
+            indptr[fdp.ConsumeIntInRange(0, indptr.size - 1)] = fdp.ConsumeInt(8)
         elif how == 1 and indices.size:
             indices[where] = fdp.ConsumeInt(8)
         elif how == 2 and indices.size:
