@@ -5,6 +5,8 @@ distance keys and ties to the lower index among the candidates faiss found.
 """
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 from d2fast import _backends
@@ -39,7 +41,18 @@ def float32_rows(X: np.ndarray, normalize: bool) -> np.ndarray:
             norms = np.linalg.norm(block, axis=1, keepdims=True)
             block = np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
         out[start:start + block.shape[0]] = block
+    _release_pages(X)
     return out
+
+
+def _release_pages(X: np.ndarray) -> None:
+    """Drop a file-backed memmap's pages from this process's resident set (they stay in
+    the page cache; a later read faults them back in), so a memmap read once in blocks
+    does not stay counted in memory beside its float32 copy. Copy-on-write maps ('c')
+    hold private changes and are left alone."""
+    mapping = getattr(X, "_mmap", None)
+    if mapping is not None and getattr(X, "mode", "c") != "c" and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",

@@ -1,6 +1,8 @@
 """kNN search (d2fast.knn): approximate indexes against exact search."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,34 @@ def test_pair_keys_backends_agree(backend, cosine):
         diff = X[j].astype(float) - X[i].astype(float)
         direct = 1 - X[i].astype(float) @ X[j].astype(float) if cosine else diff @ diff
         assert abs(want[3, 0] - direct) <= 1e-12
+
+
+def _resident_kib(path) -> int:
+    """Resident KiB of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5:  # a mapping's header line
+                inside = line.rstrip().endswith(str(path))
+            elif inside and head[0] == "Rss:":
+                total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_float32_rows_of_a_memmap_releases_its_pages(tmp_path, dtype):
+    """A memmap read in blocks is not left resident beside its float32 copy, the copy is
+    exact, and a copy-on-write map keeps its private changes."""
+    path = tmp_path / "emb.npy"
+    data = clustered(40_000, 64).astype(dtype)
+    np.save(path, data)
+    X = np.load(path, mmap_mode="r")
+    out = knn.float32_rows(X, normalize=False)
+    np.testing.assert_array_equal(out, data.astype(np.float32))
+    assert _resident_kib(path) == 0
+    np.testing.assert_array_equal(X, data)  # still readable after the release
+    Xc = np.load(path, mmap_mode="c")
+    Xc[0, 0] = 7
+    assert knn.float32_rows(Xc, normalize=False)[0, 0] == 7 and Xc[0, 0] == 7
