@@ -17,9 +17,10 @@ EXACT_MAX_ROWS = 200_000  # knn="auto": exact search up to here (O(n^2 d)), IVF 
 _MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
 _QUERY_ROWS = 8192  # query rows per faiss call (faiss tiles the database itself)
 _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None, "candidates": None},
-           "ivf": {"nlist": None, "nprobe": 8, "codes": "flat", "candidates": None}}
-# IVF list storage: float32 rows, float16 (lossless for float16 data), 8-bit scalar
-# quantised, or product-quantised (d/4 bytes a row); candidates are re-ranked exactly
+           "ivf": {"nlist": None, "nprobe": 8, "codes": "fp16", "candidates": None}}
+# IVF list storage: float32 rows, float16 (the default: half the memory, as fast, lossless
+# for float16 data), 8-bit scalar quantised, or product-quantised (d/4 bytes a row); the
+# candidates are re-ranked with exact distances either way
 _CODES = ("flat", "fp16", "sq8", "pq")
 _TRAIN_PER_LIST = 40  # k-means sample rows per IVF list (faiss warns below 39)
 _TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no convergence
@@ -68,8 +69,8 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
     method : {'auto', 'exact', 'hnsw', 'ivf'}
     params : dict, optional
         HNSW: ``M`` (32), ``ef_construction`` (80), ``ef_search`` (max(64, 4 c));
-        IVF: ``nlist`` (4 sqrt(n)), ``nprobe`` (8), ``codes`` ('flat', or 'fp16', 'sq8',
-        'pq' to store the lists in 2, 1 or 1/4 bytes a dimension); both: ``candidates``
+        IVF: ``nlist`` (2 sqrt(n)), ``nprobe`` (8), ``codes`` ('fp16'; 'flat', 'sq8', 'pq'
+        store the lists in 4, 1 or 1/4 bytes a dimension); both: ``candidates``
         (c, default k + 9, at least k + 1), the candidates per row re-ranked exactly.
     progress : bool
         tqdm progress bar over the query rows.
@@ -231,7 +232,7 @@ def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
         index.hnsw.efConstruction = int(params["ef_construction"])
         index.hnsw.efSearch = int(params["ef_search"] or max(64, 4 * c))
     else:
-        nlist = int(params["nlist"] or max(1, min(n // _TRAIN_PER_LIST, int(4 * np.sqrt(n)))))
+        nlist = int(params["nlist"] or max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n)))))
         index = _ivf_index(d, nlist, params["codes"])
         rng = np.random.default_rng(0)
         sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
