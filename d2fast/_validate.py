@@ -85,6 +85,37 @@ def check_scores(scores: Any, n: int | None = None, name: str = "scores") -> np.
     return out
 
 
+def _whole_numbers(arr: np.ndarray, name: str, what: str) -> np.ndarray:
+    """int64 copy of an integer array, or of floats holding whole numbers (as text files
+    are read); TypeError naming ``name`` otherwise."""
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+            raise TypeError(f"{name} must be {what} (integers), got {arr.dtype} values")
+    return arr.astype(np.int64)
+
+
+def check_ids(ids: Any, n: int, name: str, *, unique: bool = False) -> np.ndarray:
+    """Row ids: 1-D whole numbers in ``[0, n)`` (no repeats when ``unique``); int64 copy."""
+    arr = to_numpy(ids, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}.shape == {arr.shape}, expected 1-D")
+    arr = _whole_numbers(arr, name, "row ids")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise ValueError(f"{name} must lie in [0, n) with n={n} "
+                         f"(found {arr.min()} .. {arr.max()})")
+    if unique and np.unique(arr).size != arr.size:
+        raise ValueError(f"{name} repeats a row id")
+    return arr
+
+
+def check_labels(labels: Any, n: int, name: str = "labels") -> np.ndarray:
+    """Class ids of the n rows: shape (n,), whole numbers (any values); int64 copy."""
+    arr = to_numpy(labels, name)
+    if arr.shape != (n,):
+        raise ValueError(f"{name}.shape == {arr.shape}, expected ({n},)")
+    return _whole_numbers(arr, name, "class ids")
+
+
 def check_int(value: Any, name: str, lo: int, hi: int, hi_text: str) -> int:
     """An integer (not bool) with ``lo <= value <= hi``; ``hi_text`` explains the upper bound."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

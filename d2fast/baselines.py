@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from d2fast._validate import (check_choice, check_emb, check_int, check_scores,
+from d2fast._validate import (check_choice, check_emb, check_int, check_labels, check_scores,
                               resolve_n_keep)
 from d2fast.graph import METRICS
 from d2fast.knn import float32_rows
-from d2fast.prune import (BUDGETS, _after_hard_prune, _budgets, _by_class, _check_labels,
-                          merge_balanced)
+from d2fast.prune import BUDGETS, _after_hard_prune, _budgets, _by_class, merge_balanced
 
 __all__ = ["ccs", "kcenter", "moderate", "random", "topk"]
 MAX_STRATA = 2**20
@@ -309,7 +308,7 @@ def _setup(emb, scores, rate, n_keep, labels, class_budget):
     pool = np.arange(n, dtype=np.int64)
     if labels is None:
         return X, scores, n_keep, [pool], [n_keep]
-    groups = _by_class(_check_labels(labels, n), pool)
+    groups = _by_class(check_labels(labels, n), pool)
     return X, scores, n_keep, groups, _budgets([g.size for g in groups], n_keep, class_budget)
 
 

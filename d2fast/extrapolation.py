@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from d2fast._validate import (check_choice, check_emb, check_int, check_k, check_memory,
-                              check_real, check_scores, to_numpy)
+from d2fast._validate import (check_choice, check_emb, check_ids, check_int, check_k,
+                              check_labels, check_memory, check_real, check_scores)
 from d2fast.graph import METRICS, Graph, knn_graph
 from d2fast.knn import KNN, float32_rows, search_database
 
@@ -202,7 +202,7 @@ def evaluate_extrapolation(pred: Any, true: Any, idx: Any = None) -> dict:
     pred = check_scores(pred, name="pred")
     true = check_scores(true, pred.size, name="true")
     if idx is not None:
-        idx = _check_ids(idx, pred.size, "idx")
+        idx = check_ids(idx, pred.size, "idx")
         pred, true = pred[idx], true[idx]
     return {"pearson": _pearson(pred, true),
             "spearman": _pearson(_average_ranks(pred), _average_ranks(true)), "n": int(pred.size)}
@@ -227,23 +227,9 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _check_ids(ids: Any, n: int, name: str) -> np.ndarray:
-    """1-D int64 row ids in [0, n)."""
-    arr = to_numpy(ids, name)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}.shape == {arr.shape}, expected 1-D")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
-    arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= n):
-        raise ValueError(f"{name} must lie in [0, n) with n={n} "
-                         f"(found {arr.min()} .. {arr.max()})")
-    return arr
-
-
 def _check_known(known_idx: Any, known_scores: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Known row ids sorted ascending (int64) and their scores in the same order (float64)."""
-    known = _check_ids(known_idx, n, "known_idx")
+    known = check_ids(known_idx, n, "known_idx")
     if known.size == 0:
         raise ValueError("known_idx is empty")
     vals = check_scores(known_scores, name="known_scores")
@@ -319,12 +305,7 @@ def _val_correlations(pred: np.ndarray, true: np.ndarray) -> dict:
 
 def _one_hot(labels: Any, n: int) -> np.ndarray:
     """float32 (n, classes) one-hot of integer labels (any values)."""
-    arr = to_numpy(labels, "labels")
-    if arr.shape != (n,):
-        raise ValueError(f"labels.shape == {arr.shape}, expected ({n},) like emb")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"labels must have an integer dtype, got {arr.dtype}")
-    classes, codes = np.unique(arr, return_inverse=True)
+    classes, codes = np.unique(check_labels(labels, n), return_inverse=True)
     out = np.zeros((n, classes.size), dtype=np.float32)
     out[np.arange(n), codes] = 1.0
     return out

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from d2fast._validate import (check_choice, check_emb, check_k, check_real, check_scores,
-                              resolve_n_keep, to_numpy)
+from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
+                              check_scores, resolve_n_keep)
 from d2fast import _backends
 from d2fast.graph import GRAPHS, METRICS, knn_graph
 from d2fast.knn import KNN
@@ -87,7 +87,7 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
         check_choice(value, name, options)
     _backends.get(backend)
     pool = _after_hard_prune(scores, hard_prune, n_keep)
-    groups = [pool] if labels is None else _by_class(_check_labels(labels, n), pool)
+    groups = [pool] if labels is None else _by_class(check_labels(labels, n), pool)
     budgets = [n_keep] if labels is None else _budgets(
         [g.size for g in groups], n_keep, class_budget)
     kw = dict(gamma_f=gamma_f, gamma_r=gamma_r, metric=metric, graph=graph, mode=mode,
@@ -138,16 +138,6 @@ def _after_hard_prune(scores: np.ndarray, hard_prune: Any, n_keep: int) -> np.nd
     keep = np.ones(n, dtype=bool)
     keep[hardest] = False
     return np.flatnonzero(keep)
-
-
-def _check_labels(labels: Any, n: int) -> np.ndarray:
-    arr = to_numpy(labels, "labels")
-    if arr.shape != (n,):
-        raise ValueError(f"labels.shape == {arr.shape}, expected ({n},)")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
-            raise TypeError(f"labels must be integer class ids, got {arr.dtype} values")
-    return arr.astype(np.int64)
 
 
 def _by_class(labels: np.ndarray, pool: np.ndarray) -> list:

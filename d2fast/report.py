@@ -6,27 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from d2fast._validate import check_emb, check_int, check_scores, to_numpy
-from d2fast.prune import _check_labels
+from d2fast._validate import check_emb, check_ids, check_int, check_labels, check_scores
 
 KEPT, PRUNED = "#d62728", "#9e9e9e"
-
-
-def check_keep(keep: Any, n: int, name: str = "keep") -> np.ndarray:
-    """Kept row ids: 1-D integers in ``[0, n)`` without repeats; returns int64 (a copy)."""
-    arr = to_numpy(keep, name)
-    if arr.ndim != 1:
-        raise ValueError(f"{name}.shape == {arr.shape}, expected 1-D (n_keep,)")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
-            raise TypeError(f"{name} must hold integer row ids, got {arr.dtype} values")
-    arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= n):
-        raise ValueError(f"{name} must lie in [0, n) with n={n} "
-                         f"(found {arr.min()} .. {arr.max()})")
-    if np.unique(arr).size != arr.size:
-        raise ValueError(f"{name} repeats a row id")
-    return arr
 
 
 def project_2d(emb: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -86,8 +68,8 @@ def report(emb: Any, scores: Any, keep: Any, labels: Any = None, *, path: str = 
     n = X.shape[0]
     scores = check_scores(scores, n)
     kept = np.zeros(n, dtype=bool)
-    kept[check_keep(keep, n)] = True
-    labels = None if labels is None else _check_labels(labels, n)
+    kept[check_ids(keep, n, "keep", unique=True)] = True
+    labels = None if labels is None else check_labels(labels, n)
     max_points = check_int(max_points, "max_points", 2, 2**31, "rows drawn")
     summary = {"n": n, "n_keep": int(kept.sum()), "kept_fraction": float(kept.mean()),
                "mean_score_kept": float(scores[kept].mean()) if kept.any() else None,

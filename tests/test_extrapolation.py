@@ -287,7 +287,7 @@ SC = _rng.normal(size=KNOWN.size)
 BAD = [
     (dict(emb=np.r_[EMB[:-1], [[np.nan] * 3]]), ValueError, "emb contains NaN"),
     (dict(emb=EMB[:, 0]), ValueError, r"emb.shape"),
-    (dict(known_idx=KNOWN.astype(float)), TypeError, "known_idx must have an integer"),
+    (dict(known_idx=KNOWN + 0.5), TypeError, "known_idx must be row ids"),
     (dict(known_idx=KNOWN + 3), ValueError, r"known_idx must lie in \[0, n\)"),
     (dict(known_idx=KNOWN - 1), ValueError, r"known_idx must lie in \[0, n\)"),
     (dict(known_idx=np.r_[KNOWN[:-1], 0]), ValueError, "known_idx holds row 0 twice"),
@@ -315,7 +315,7 @@ BAD = [
     (dict(method="gnn", val_fraction=0), ValueError, "val_fraction == 0.0 holds out no"),
     (dict(labels=np.zeros(N, dtype=int)), ValueError, "labels is used by method='gnn' only"),
     (dict(method="gnn", labels=np.zeros(N - 1, dtype=int)), ValueError, r"labels.shape"),
-    (dict(method="gnn", labels=np.zeros(N)), TypeError, "labels must have an integer"),
+    (dict(method="gnn", labels=np.full(N, 0.5)), TypeError, "labels must be class ids"),
     (dict(graph=d2fast.knn_graph(EMB, 3)), ValueError, "graph is used by method='gnn' only"),
     (dict(method="gnn", graph=d2fast.knn_graph(EMB[:-1], 3)), ValueError, "graph.n == 59"),
     (dict(method="gnn", graph=np.zeros((N, N))), TypeError, "graph must be a d2fast.Graph"),
@@ -344,7 +344,7 @@ def test_evaluate_bad_inputs():
         evaluate_extrapolation(np.zeros(4), np.zeros(5))
     with pytest.raises(ValueError, match="pred contains NaN"):
         evaluate_extrapolation([np.nan, 1.0], [0.0, 1.0])
-    with pytest.raises(TypeError, match="idx must have an integer"):
+    with pytest.raises(TypeError, match="idx must be row ids"):
         evaluate_extrapolation(np.zeros(4), np.zeros(4), [0.5])
     with pytest.raises(ValueError, match=r"idx must lie in \[0, n\)"):
         evaluate_extrapolation(np.zeros(4), np.zeros(4), [4])

@@ -93,7 +93,7 @@ def test_memmap_and_sample_size(tmp_path, case):
     (np.array([0, 0]), ValueError, "repeats a row id"),
     (np.array([600]), ValueError, r"must lie in \[0, n\) with n=600"),
     (np.array([-1]), ValueError, r"must lie in \[0, n\)"),
-    (np.array([0.5]), TypeError, "integer row ids"),
+    (np.array([0.5]), TypeError, "keep must be row ids"),
     (np.zeros((2, 2), dtype=int), ValueError, "expected 1-D"),
 ])
 def test_bad_keep(tmp_path, case, keep, error, message):
@@ -103,8 +103,12 @@ def test_bad_keep(tmp_path, case, keep, error, message):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_float_row_ids_are_accepted(case):
-    np.testing.assert_array_equal(report.check_keep(np.array([2.0, 5.0]), 10), [2, 5])
+def test_float_row_ids_are_accepted(tmp_path, case):
+    """Whole-number floats (a keep list read from a text file) are row ids."""
+    emb, scores, _, _ = case
+    as_int = report.report(emb, scores, np.array([2, 5]), path=str(tmp_path / "a.png"))
+    as_float = report.report(emb, scores, np.array([2.0, 5.0]), path=str(tmp_path / "b.png"))
+    assert as_int == as_float
 
 
 def test_bad_scores_and_labels(tmp_path, case):
