@@ -56,13 +56,14 @@ def check_emb(emb: Any, name: str = "emb") -> np.ndarray:
         raise ValueError(f"{name}.shape == {arr.shape}, expected 2-D (n, d)")
     if arr.shape[0] < 2 or arr.shape[1] < 1:
         raise ValueError(f"{name}.shape == {arr.shape}, expected at least 2 rows and 1 column")
-    check_finite(arr, name)
-    for start in range(0, arr.shape[0], BLOCK_ROWS):
+    for start in range(0, arr.shape[0], BLOCK_ROWS):  # one pass: a memmap is read once
         block = arr[start:start + BLOCK_ROWS]
-        with np.errstate(over="ignore"):  # an overflow is a norm above the limit
+        with np.errstate(over="ignore", invalid="ignore"):  # NaN, inf or a huge norm
             sq = np.einsum("ij,ij->i", block, block, dtype=np.float64, casting="unsafe")
         if not (sq <= EMB_MAX_NORM**2).all():
             bad = start + int(np.flatnonzero(~(sq <= EMB_MAX_NORM**2))[0])
+            if not np.isfinite(arr[bad]).all():
+                raise ValueError(f"{name} contains NaN or inf (first at row {bad})")
             raise ValueError(f"{name} row {bad} has L2 norm {np.sqrt(sq[bad - start]):.3g}, "
                              f"above {EMB_MAX_NORM:.0e}: its float32 distances would overflow; "
                              "rescale the embeddings")
