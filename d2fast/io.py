@@ -81,8 +81,8 @@ def load_graph(path: str, name: str = "graph"):
         raise FileNotFoundError(f"{name}: {path} does not exist")
     try:
         return Graph.load(path)
-    except zipfile.BadZipFile:
-        raise ValueError(f"{name}: {path} is not a d2fast graph file (not a .npz)") from None
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _extension(path: str, allowed: tuple, name: str) -> str:

@@ -267,6 +267,10 @@ def test_load_rejects_corrupt_files(tmp_path, mmap):
     np.savez(path, indptr=np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="is not a d2fast graph file"):
         Graph.load(path, mmap=mmap)
+    with open(path, "wb") as f:
+        f.write(b"PK not a zip")
+    with pytest.raises(ValueError, match=r"is not a d2fast graph file \(not a .npz\)"):
+        Graph.load(path, mmap=mmap)
     np.savez(path, format=np.array("d2fast.Graph/1"), indptr=np.array([0, 1, 2]),
              indices=np.array([1, 0]), distances=np.ones(2, np.float32))
     with pytest.raises(ValueError, match="indices is missing or not a 1-D int32 array"):
