@@ -129,10 +129,9 @@ class Graph:
             loads at once and its pages are shared between processes.
         """
         path = os.fspath(path)
-        try:
-            arrays = _read_npz(path, mmap)
-        except zipfile.BadZipFile:
-            raise ValueError(f"{path} is not a d2fast graph file (not a .npz)") from None
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a d2fast graph file (not a .npz)")
+        arrays = _read_npz(path, mmap)
         if "format" not in arrays or str(np.asarray(arrays["format"])) != _FORMAT:
             raise ValueError(f"{path} is not a d2fast graph file (format {_FORMAT!r})")
         want = {"indptr": np.int64, "indices": np.int32, "distances": np.float32}
