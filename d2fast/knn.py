@@ -227,23 +227,27 @@ def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
     queries, X_db, database = _subset(X, queries, database)
     m, n = queries.size, X_db.shape[0]
     c = min(n, max(k + 1, int(params["candidates"] or k + 1 + _MARGIN)))
-    if method == "hnsw":
-        index = faiss.IndexHNSWFlat(d, int(params["M"]))
-        index.hnsw.efConstruction = int(params["ef_construction"])
-        index.hnsw.efSearch = int(params["ef_search"] or max(64, 4 * c))
-    else:
-        nlist = int(params["nlist"] or max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n)))))
-        index = _ivf_index(d, nlist, params["codes"])
-        rng = np.random.default_rng(0)
-        sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
-        index.train(np.ascontiguousarray(X_db[sample]))
-        index.nprobe = min(nlist, int(params["nprobe"]))
     ids = np.empty((m, k), dtype=np.int64)
     keys = np.empty((m, k), dtype=np.float64)
+    # one bar over the rows added, then the rows searched; its label names the stage
     with tqdm(total=n + m, desc=f"kNN {method}", unit="row", disable=not progress) as bar:
+        if method == "hnsw":
+            index = faiss.IndexHNSWFlat(d, int(params["M"]))
+            index.hnsw.efConstruction = int(params["ef_construction"])
+            index.hnsw.efSearch = int(params["ef_search"] or max(64, 4 * c))
+        else:
+            nlist = int(params["nlist"] or max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n)))))
+            index = _ivf_index(d, nlist, params["codes"])
+            rng = np.random.default_rng(0)
+            sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
+            bar.set_description(f"kNN ivf: k-means of {sample.size} rows into {nlist} lists")
+            index.train(np.ascontiguousarray(X_db[sample]))
+            index.nprobe = min(nlist, int(params["nprobe"]))
+        bar.set_description(f"kNN {method}: add")
         for start in range(0, n, _QUERY_ROWS):
             index.add(X_db[start:start + _QUERY_ROWS])
             bar.update(min(_QUERY_ROWS, n - start))
+        bar.set_description(f"kNN {method}: search")
         for start in range(0, m, _QUERY_ROWS):
             pos = np.arange(start, min(m, start + _QUERY_ROWS))
             rows = queries[pos]
