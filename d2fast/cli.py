@@ -85,12 +85,13 @@ def _input(parser: argparse.ArgumentParser, name: str, help: str, optional: bool
                         help=f"member/entry/column of {name.upper()} (default: --key)")
 
 
-def _common(parser: argparse.ArgumentParser, output: str | None) -> None:
+def _common(parser: argparse.ArgumentParser, output: str | None, inputs: bool = True) -> None:
     if output is not None:
         parser.add_argument("-o", "--output", required=output == "", default=output or None,
                             help="output file" + (f" (default {output})" if output else ""))
         parser.add_argument("--force", action="store_true", help="overwrite an existing output")
-    parser.add_argument("--key", help="default member/entry/column for every input")
+    if inputs:
+        parser.add_argument("--key", help="default member/entry/column for every input")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log stages and timings; tracebacks on errors")
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer rows and epochs (~1 minute)")
     p.add_argument("--rates", default="0.3,0.5,0.7,0.9", help="pruning rates, comma-separated")
     p.add_argument("--seed", type=int, default=0)
-    _common(p, "d2fast-demo.png")
+    _common(p, "d2fast-demo.png", inputs=False)
     p.set_defaults(run=run_demo)
     return parser
 

@@ -79,8 +79,9 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
     Scores are the Area Under the Margin over the scoring run, turned into a difficulty
     (``max(aum) - aum``). Embeddings are the L2-normalised penultimate-layer activations,
     so distances lie in [0, 2] and the default ``gamma_f=1``, ``gamma_r=0.1`` weights stay
-    far from underflow; D2 uses ``k=10``. Torch runs on one thread (restored afterwards):
-    on a shared 2-core machine two threads were 6-30x slower per step.
+    far from underflow; D2 uses ``k=10``. Torch trains on one thread (restored afterwards):
+    on a shared 2-core machine two threads were 6-30x slower per step. The selections run
+    with the caller's thread count (faiss and the OpenMP kernels share torch's setting).
     """
     import torch
     from tqdm.auto import tqdm
@@ -108,9 +109,11 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
             results = []
             for rate in rates:
                 for method in METHODS:
+                    torch.set_num_threads(threads)  # faiss and OpenMP kernels: all cores
                     start = time.perf_counter()
                     keep = _select(method, emb, scores, rate, seed)
                     select_s = time.perf_counter() - start
+                    torch.set_num_threads(1)  # small MLP steps: 1 thread (see Notes)
                     acc, train_s = trainer.retrain(keep, f"{method} @ {rate:g}")
                     results.append({"rate": rate, "method": method, "n_keep": int(keep.size),
                                     "accuracy": acc, "select_s": select_s, "train_s": train_s})
