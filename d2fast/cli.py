@@ -104,7 +104,7 @@ def _graph_options(parser: argparse.ArgumentParser, k: int | None) -> None:
     parser.add_argument("--graph-kind", choices=GRAPHS,
                         help="union (default) or directed kNN graph")
     parser.add_argument("--knn", choices=KNN,
-                        help="kNN search: exact up to 200k rows, IVF above (default auto)")
+                        help="kNN search: exact up to 100k rows, IVF above (default auto)")
     parser.add_argument("--knn-param", action="append", default=[], metavar="NAME=VALUE",
                         help="HNSW M/ef_construction/ef_search, IVF nlist/nprobe/codes, candidates "
                              "(repeatable, e.g. nprobe=16 codes=sq8)")

@@ -61,7 +61,7 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
         rows being predicted (the scale of the data); the largest distance if that is 0,
         and 1 if all are 0 (all weights 1 then).
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
-        kNN search, as in :func:`d2fast.knn_graph` (exact up to 200k rows).
+        kNN search, as in :func:`d2fast.knn_graph` (exact up to 100k rows).
     knn_params : dict, optional
         Parameters of an approximate search (see :func:`d2fast.knn_graph`).
     graph : Graph, optional
