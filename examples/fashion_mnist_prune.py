@@ -8,7 +8,8 @@ subsets of the same size by the 1-NN test accuracy they give (faiss).
     sudo apt-get install dataset-fashion-mnist
     python examples/fashion_mnist_prune.py [--data DIR] [--rate 0.7]
 
-Real training-dynamics scores (forgetting, AUM, ...) come from ``d2fast.scores`` (planned).
+No torch needed. Real training-dynamics scores (forgetting, AUM, ...) come from
+``d2fast.scores.Recorder``; ``d2fast demo`` uses them and retrains on every coreset.
 """
 from __future__ import annotations
 
