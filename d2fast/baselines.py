@@ -25,7 +25,8 @@ from d2fast._validate import (check_choice, check_emb, check_int, check_labels, 
                               resolve_n_keep)
 from d2fast.graph import METRICS
 from d2fast.knn import float32_rows
-from d2fast.prune import BUDGETS, _after_hard_prune, _budgets, _by_class, merge_balanced
+from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool, merge_balanced,
+                            resolve_hard_prune)
 
 __all__ = ["ccs", "kcenter", "moderate", "random", "topk"]
 MAX_STRATA = 2**20
@@ -151,7 +152,7 @@ def ccs(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = None,
     _, scores, n_keep = _inputs(emb, scores, rate, n_keep)
     n_strata = check_int(n_strata, "n_strata", 1, MAX_STRATA, "at most 2**20 strata")
     rng = np.random.default_rng(_check_seed(seed))
-    pool = _after_hard_prune(scores, hard_prune, n_keep)
+    pool = hard_prune_pool(scores, resolve_hard_prune(scores, hard_prune, n_keep)[0], n_keep)
     stratum = ccs_strata(scores[pool], n_strata)
     sizes = np.bincount(stratum, minlength=n_strata)
     budgets = ccs_budgets(sizes, n_keep)
@@ -308,8 +309,8 @@ def _setup(emb, scores, rate, n_keep, labels, class_budget):
     pool = np.arange(n, dtype=np.int64)
     if labels is None:
         return X, scores, n_keep, [pool], [n_keep]
-    groups = _by_class(check_labels(labels, n), pool)
-    return X, scores, n_keep, groups, _budgets([g.size for g in groups], n_keep, class_budget)
+    groups = by_class(check_labels(labels, n), pool)
+    return X, scores, n_keep, groups, class_budgets([g.size for g in groups], n_keep, class_budget)
 
 
 def _inputs(emb, scores, rate, n_keep):

@@ -25,7 +25,7 @@ from d2fast._validate import resolve_n_keep
 from d2fast.graph import GRAPHS, METRICS
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE
-from d2fast.prune import BUDGETS
+from d2fast.budgets import BUDGETS
 
 log = logging.getLogger("d2fast")
 _BAD_INPUT = (ValueError, TypeError, OSError, MemoryError, FloatingPointError)

@@ -1,14 +1,15 @@
 """``prune``: D2 Pruning from embeddings and scores in one call."""
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from d2fast import _backends
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
                               check_scores, resolve_n_keep)
-from d2fast import _backends
+from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool,
+                            merge_balanced, resolve_hard_prune)
 from d2fast.graph import GRAPHS, METRICS, knn_graph
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE, forward, select
@@ -86,9 +87,10 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
                                  (knn, "knn", KNN)):
         check_choice(value, name, options)
     _backends.get(backend)
-    pool = _after_hard_prune(scores, hard_prune, n_keep)
-    groups = [pool] if labels is None else _by_class(check_labels(labels, n), pool)
-    budgets = [n_keep] if labels is None else _budgets(
+    beta, _ = resolve_hard_prune(scores, hard_prune, n_keep)
+    pool = hard_prune_pool(scores, beta, n_keep)
+    groups = [pool] if labels is None else by_class(check_labels(labels, n), pool)
+    budgets = [n_keep] if labels is None else class_budgets(
         [g.size for g in groups], n_keep, class_budget)
     kw = dict(gamma_f=gamma_f, gamma_r=gamma_r, metric=metric, graph=graph, mode=mode,
               reverse=reverse, knn=knn, knn_params=knn_params, backend=backend,
@@ -96,18 +98,6 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     picks = [_d2(X, scores, rows, min(k, rows.size - 1), budget, **kw)
              for rows, budget in zip(groups, budgets)]
     return merge_balanced(picks)
-
-
-def merge_balanced(picks: list) -> np.ndarray:
-    """One ranking from per-class rankings such that every prefix stays balanced: the t-th
-    pick of a class with budget b sits at (t + 0.5) / b, ties in class order. int64."""
-    if len(picks) == 1:
-        return picks[0].astype(np.int64)
-    position = np.concatenate([(np.arange(p.size) + 0.5) / max(p.size, 1) for p in picks])
-    return np.concatenate(picks)[np.argsort(position, kind="stable")].astype(np.int64)
-
-
-BUDGETS = ("proportional", "uniform")
 
 
 def _d2(X, scores, rows, k, n_keep, *, gamma_f, gamma_r, metric, graph, mode, reverse, knn,
@@ -122,49 +112,3 @@ def _d2(X, scores, rows, k, n_keep, *, gamma_f, gamma_r, metric, graph, mode, re
                   progress=progress, backend=backend)
     passed = forward(g, scores[rows], gamma_f=gamma_f, mode=mode, backend=backend)
     return rows[select(g, passed, n_keep, gamma_r=gamma_r, reverse=reverse, backend=backend)]
-
-
-def _after_hard_prune(scores: np.ndarray, hard_prune: Any, n_keep: int) -> np.ndarray:
-    """Row ids left after dropping the floor(hard_prune * n) hardest rows, sorted."""
-    beta = check_real(hard_prune, "hard_prune")
-    if beta >= 1.0:
-        raise ValueError(f"hard_prune == {beta}, must satisfy 0 <= hard_prune < 1")
-    n = scores.size
-    drop = int(Fraction(repr(beta)) * n)  # floor(beta * n) on the decimal value of beta
-    if n - drop < n_keep:
-        raise ValueError(f"hard_prune == {beta} drops {drop} of {n} rows, fewer than "
-                         f"n_keep={n_keep} remain")
-    hardest = np.lexsort((np.arange(n), -scores))[:drop]
-    keep = np.ones(n, dtype=bool)
-    keep[hardest] = False
-    return np.flatnonzero(keep)
-
-
-def _by_class(labels: np.ndarray, pool: np.ndarray) -> list:
-    """The pool's rows grouped by class (classes in increasing order), each sorted."""
-    pool_labels = labels[pool]
-    return [pool[pool_labels == c] for c in np.unique(pool_labels)]
-
-
-def _budgets(sizes: list, n_keep: int, how: str) -> list:
-    """Per-class budgets summing to n_keep, each at most its class size."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    if how == "proportional":
-        exact = [(s * n_keep, int(sizes.sum())) for s in sizes]
-        budgets = np.array([a // b for a, b in exact], dtype=np.int64)
-        remainders = np.array([a % b for a, b in exact], dtype=np.int64)
-        extra = n_keep - int(budgets.sum())
-        budgets[np.lexsort((np.arange(sizes.size), -remainders))[:extra]] += 1
-        return budgets.tolist()
-    budgets = np.zeros(sizes.size, dtype=np.int64)
-    left = n_keep
-    while left > 0:  # water-filling: equal shares among classes with room, capped
-        room = np.flatnonzero(budgets < sizes)
-        share = left // room.size
-        if share == 0:  # fewer rows left than classes: one each, lowest class ids first
-            budgets[room[:left]] += 1
-            break
-        add = np.minimum(sizes[room] - budgets[room], share)
-        budgets[room] += add
-        left -= int(add.sum())
-    return budgets.tolist()
