@@ -3,8 +3,6 @@
 >>> import d2fast
 >>> keep = d2fast.prune(emb, scores, k=5, rate=0.7)   # doctest: +SKIP
 """
-from __future__ import annotations
-
 from d2fast import _backends
 from d2fast.graph import Graph, knn_graph
 from d2fast.passing import forward, select
@@ -12,11 +10,12 @@ from d2fast.prune import prune
 
 __version__ = "0.1.0"
 __all__ = ["Graph", "backends", "backends_missing", "baselines", "evaluate_extrapolation",
-           "extrapolate", "forward", "knn_graph", "prune", "scores", "select"]
+           "datasets", "extrapolate", "forward", "knn_graph", "prune", "scores", "select"]
 
 # loaded on first use: ``scores`` needs torch, which ``import d2fast`` must not pay for.
 # (the module is ``extrapolation``: a submodule named ``extrapolate`` would shadow the function)
 _LAZY = {"scores": ("d2fast.scores", None), "baselines": ("d2fast.baselines", None),
+         "datasets": ("d2fast.datasets", None),
          "extrapolate": ("d2fast.extrapolation", "extrapolate"),
          "evaluate_extrapolation": ("d2fast.extrapolation", "evaluate_extrapolation")}
 
@@ -28,6 +27,10 @@ def __getattr__(name: str):
     module_name, attr = _LAZY[name]
     module = importlib.import_module(module_name)
     return module if attr is None else getattr(module, attr)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def backends() -> list[str]:

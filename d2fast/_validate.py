@@ -20,12 +20,17 @@ EMB_MAX_NORM = 1e18
 def to_numpy(x: Any, name: str) -> np.ndarray:
     """A NumPy view of an array-like: ndarray, memmap, torch tensor (any device) or list.
 
+    bfloat16 tensors are upcast to float32 (NumPy has no bfloat16).
+
     Nothing is copied when ``x`` already is an ndarray (memmaps stay memmaps).
     """
     if isinstance(x, np.ndarray):
         arr = x
     elif type(x).__module__.split(".")[0] == "torch":
-        arr = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        if str(x.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: upcast, as float16 is
+            x = x.float()
+        arr = x.numpy()
     else:
         try:
             arr = np.asarray(x)
@@ -104,8 +109,12 @@ def check_ids(ids: Any, n: int, name: str, *, unique: bool = False) -> np.ndarra
     if arr.size and (arr.min() < 0 or arr.max() >= n):
         raise ValueError(f"{name} must lie in [0, n) with n={n} "
                          f"(found {arr.min()} .. {arr.max()})")
-    if unique and np.unique(arr).size != arr.size:
-        raise ValueError(f"{name} repeats a row id")
+    if unique:
+        sorted_ids = np.sort(arr)
+        repeated = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
+        if repeated.size:
+            raise ValueError(f"{name} repeats row id {int(repeated[0])} "
+                             f"({np.unique(repeated).size} ids repeated in all)")
     return arr
 
 

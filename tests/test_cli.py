@@ -304,3 +304,9 @@ def test_prune_graph_of_other_size(files):
     proc = run("prune", "emb.npy", "scores.npy", "--graph", "small.npz", "-o", "k.npy",
                cwd=folder, code=2)
     assert_one_line_error(proc, "prune", "small.npz has 100 nodes but emb has 300 rows")
+
+
+def test_python_dash_m_runs_the_cli(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "d2fast", "--version"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"d2fast {d2fast.__version__}"

@@ -92,3 +92,32 @@ def test_memory_guard_refuses_before_allocating(monkeypatch):
     monkeypatch.setattr(_validate, "available_memory", lambda: 10)
     with pytest.raises(MemoryError, match=r"select\(n=2\) needs about .* GiB but only"):
         d2fast.select(g, [1.0, 2.0], 1)
+
+
+def test_bfloat16_tensors_are_upcast_everywhere():
+    torch = pytest.importorskip("torch")
+    emb = torch.from_numpy(EMB).bfloat16()
+    scores = torch.from_numpy(SCORES).bfloat16()
+    as_float = (emb.float().numpy(), scores.float().numpy())
+    expected = d2fast.prune(*as_float, k=3, rate=0.5, knn="exact", hard_prune=0)
+    np.testing.assert_array_equal(
+        d2fast.prune(emb, scores, k=3, rate=0.5, knn="exact", hard_prune=0), expected)
+    g = d2fast.knn_graph(emb, k=3, knn="exact")
+    np.testing.assert_array_equal(g.indices, d2fast.knn_graph(as_float[0], k=3, knn="exact").indices)
+    np.testing.assert_array_equal(d2fast.forward(g, scores), d2fast.forward(g, as_float[1]))
+    np.testing.assert_array_equal(d2fast.baselines.ccs(emb, scores, rate=0.5),
+                                  d2fast.baselines.ccs(*as_float, rate=0.5))
+
+
+def test_repeated_row_id_is_named():
+    from d2fast._validate import check_ids
+    with pytest.raises(ValueError, match=r"keep repeats row id 4 \(2 ids repeated in all\)"):
+        check_ids([1, 4, 7, 4, 7, 7], 10, "keep", unique=True)
+    np.testing.assert_array_equal(check_ids([3, 1, 2], 10, "keep", unique=True), [3, 1, 2])
+
+
+def test_namespace_is_clean_and_lazy():
+    assert "annotations" not in dir(d2fast)
+    for name in ("datasets", "scores", "baselines", "extrapolate"):
+        assert name in dir(d2fast)
+    assert callable(d2fast.datasets.load_digits)  # no explicit import needed
