@@ -113,17 +113,47 @@ def check_ids(ids: Any, n: int, name: str, *, unique: bool = False) -> np.ndarra
         sorted_ids = np.sort(arr)
         repeated = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
         if repeated.size:
-            raise ValueError(f"{name} repeats row id {int(repeated[0])} "
-                             f"({np.unique(repeated).size} ids repeated in all)")
+            count = np.unique(repeated).size
+            more = f" ({count} ids are repeated)" if count > 1 else ""
+            raise ValueError(f"{name} repeats row id {int(repeated[0])}{more}")
     return arr
 
 
 def check_labels(labels: Any, n: int, name: str = "labels") -> np.ndarray:
-    """Class ids of the n rows: shape (n,), whole numbers (any values); int64 copy."""
-    arr = to_numpy(labels, name)
-    if arr.shape != (n,):
-        raise ValueError(f"{name}.shape == {arr.shape}, expected ({n},)")
-    return _whole_numbers(arr, name, "class ids")
+    """Class ids of the n rows, shape (n,); int64 copy.
+
+    Whole numbers are kept as they are (any values). Strings and other objects become
+    ids ``0 .. C-1`` in the order of their sorted unique values; ``label_names`` gives
+    the names back.
+    """
+    names, codes = _label_codes(labels, name)
+    if codes is None:
+        arr = to_numpy(labels, name)
+        if arr.shape != (n,):
+            raise ValueError(f"{name}.shape == {arr.shape}, expected ({n},)")
+        return _whole_numbers(arr, name, "class ids")
+    if codes.shape != (n,):
+        raise ValueError(f"{name}.shape == {codes.shape}, expected ({n},)")
+    return codes
+
+
+def label_names(labels: Any) -> np.ndarray | None:
+    """The sorted unique names of string/object labels (index = class id), else None."""
+    return _label_codes(labels, "labels")[0]
+
+
+def _label_codes(labels: Any, name: str):
+    if type(labels).__module__.split(".")[0] == "torch":
+        return None, None
+    arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+    if arr.dtype.kind not in "USO":
+        return None, None
+    try:
+        names, codes = np.unique(arr, return_inverse=True)
+    except TypeError:
+        raise TypeError(f"{name} mixes values that cannot be sorted against each other "
+                        f"(e.g. strings and numbers); give one type") from None
+    return names, codes.reshape(arr.shape).astype(np.int64)
 
 
 def check_int(value: Any, name: str, lo: int, hi: int, hi_text: str) -> int:

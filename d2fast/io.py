@@ -52,7 +52,8 @@ def load_array(path: str, key: str | None = None, *, name: str = "input",
     FileNotFoundError
         When ``path`` does not exist.
     ValueError, TypeError
-        Unknown extension, unreadable file, missing key, non-numeric data or wrong ndim.
+        Unknown extension, unreadable file, missing key, non-numeric data (strings are
+        allowed for ``name="labels"``: class names) or wrong ndim.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"{name}: {path} does not exist")
@@ -64,9 +65,15 @@ def load_array(path: str, key: str | None = None, *, name: str = "input",
     if key is not None and ext in (".npy", ".txt", ".csv"):
         raise ValueError(f"{name}: a key ({key!r}) was given but {ext} files hold one array")
     arr = reader(path, key, name)
+    if name == "labels" and arr.dtype.kind in "US":  # class names: mapped to ids later
+        return _check_ndim(arr, path, name, ndim)
     if arr.dtype.hasobject or not (np.issubdtype(arr.dtype, np.integer)
                                    or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{name}: {path} holds {arr.dtype} data, expected real numbers")
+    return _check_ndim(arr, path, name, ndim)
+
+
+def _check_ndim(arr: np.ndarray, path: str, name: str, ndim: int | None) -> np.ndarray:
     if ndim is not None and arr.ndim != ndim:
         want = "1-D (n,)" if ndim == 1 else "2-D (n, d)"
         raise ValueError(f"{name}: {path} holds an array of shape {arr.shape}, expected {want}")

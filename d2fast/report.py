@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from d2fast._validate import check_emb, check_ids, check_int, check_labels, check_scores
+from d2fast._validate import (check_emb, check_ids, check_int, check_labels, check_scores,
+                              label_names)
 
 KEPT, PRUNED = "#d62728", "#9e9e9e"
 
@@ -69,6 +70,7 @@ def report(emb: Any, scores: Any, keep: Any, labels: Any = None, *, path: str = 
     scores = check_scores(scores, n)
     kept = np.zeros(n, dtype=bool)
     kept[check_ids(keep, n, "keep", unique=True)] = True
+    names = None if labels is None else label_names(labels)
     labels = None if labels is None else check_labels(labels, n)
     max_points = check_int(max_points, "max_points", 2, 2**31, "rows drawn")
     summary = {"n": n, "n_keep": int(kept.sum()), "kept_fraction": float(kept.mean()),
@@ -80,7 +82,11 @@ def report(emb: Any, scores: Any, keep: Any, labels: Any = None, *, path: str = 
     _histogram(axes[0], scores, kept)
     if labels is not None:
         classes, fractions = _class_fractions(labels, kept)
-        summary["class_kept_fraction"] = {int(c): float(f) for c, f in zip(classes, fractions)}
+        if names is not None:  # string labels: show their names, not the internal ids
+            classes = names[classes]
+        summary["class_kept_fraction"] = {
+            (str(c) if names is not None else int(c)): float(f)
+            for c, f in zip(classes, fractions)}
         _class_bars(axes[1], classes, fractions, summary["kept_fraction"])
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(n, max_points), replace=False))

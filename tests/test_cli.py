@@ -310,3 +310,14 @@ def test_python_dash_m_runs_the_cli(tmp_path):
     out = subprocess.run([sys.executable, "-m", "d2fast", "--version"], cwd=tmp_path,
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == f"d2fast {d2fast.__version__}"
+
+
+def test_string_labels_file(files):
+    folder, emb, scores, labels = files
+    names = np.array(["cat", "dog", "emu"])[labels]
+    np.save(folder / "names.npy", names)
+    run("prune", "emb.npy", "scores.npy", "--labels", "names.npy", "--rate", 0.7,
+        "--hard-prune", 0.1, "-q", "-o", "keep_s.npy", cwd=folder)
+    np.testing.assert_array_equal(np.load(folder / "keep_s.npy"),
+                                  d2fast.prune(emb, scores, k=5, rate=0.7, labels=labels,
+                                               hard_prune=0.1))

@@ -90,7 +90,7 @@ def test_memmap_and_sample_size(tmp_path, case):
 
 
 @pytest.mark.parametrize("keep, error, message", [
-    (np.array([0, 0]), ValueError, "repeats a row id"),
+    (np.array([0, 0]), ValueError, "keep repeats row id 0$"),
     (np.array([600]), ValueError, r"must lie in \[0, n\) with n=600"),
     (np.array([-1]), ValueError, r"must lie in \[0, n\)"),
     (np.array([0.5]), TypeError, "keep must be row ids"),
@@ -117,3 +117,13 @@ def test_bad_scores_and_labels(tmp_path, case):
         report.report(emb, scores[:-1], keep, path=str(tmp_path / "x.png"))
     with pytest.raises(ValueError, match=r"labels.shape == \(3,\)"):
         report.report(emb, scores, keep, labels[:3], path=str(tmp_path / "x.png"))
+
+
+def test_string_labels_are_shown_by_name(tmp_path, case):
+    emb, scores, labels, keep = case
+    names = np.array(["ant", "bee", "cow", "doe"])[labels]
+    summary = report.report(emb, scores, keep, names, path=str(tmp_path / "r.png"))
+    by_id = report.report(emb, scores, keep, labels, path=str(tmp_path / "i.png"))
+    assert list(summary["class_kept_fraction"]) == ["ant", "bee", "cow", "doe"]
+    assert list(summary["class_kept_fraction"].values()) == \
+        list(by_id["class_kept_fraction"].values())

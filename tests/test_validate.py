@@ -111,7 +111,7 @@ def test_bfloat16_tensors_are_upcast_everywhere():
 
 def test_repeated_row_id_is_named():
     from d2fast._validate import check_ids
-    with pytest.raises(ValueError, match=r"keep repeats row id 4 \(2 ids repeated in all\)"):
+    with pytest.raises(ValueError, match=r"keep repeats row id 4 \(2 ids are repeated\)"):
         check_ids([1, 4, 7, 4, 7, 7], 10, "keep", unique=True)
     np.testing.assert_array_equal(check_ids([3, 1, 2], 10, "keep", unique=True), [3, 1, 2])
 
@@ -121,3 +121,25 @@ def test_namespace_is_clean_and_lazy():
     for name in ("datasets", "scores", "baselines", "extrapolate"):
         assert name in dir(d2fast)
     assert callable(d2fast.datasets.load_digits)  # no explicit import needed
+
+
+@pytest.mark.parametrize("names", [
+    np.array(["dog", "cat", "emu"]), np.array(["dog", "cat", "emu"], dtype=object),
+    ["dog", "cat", "emu"]], ids=["str", "object", "list"])
+def test_string_labels_map_to_sorted_ids(names):
+    ids = np.arange(20) % 3
+    labels = np.asarray(names, dtype=object)[ids].tolist() if isinstance(names, list) \
+        else names[ids]
+    as_ids = np.array([1, 0, 2])[ids]  # sorted: cat=0, dog=1, emu=2
+    np.testing.assert_array_equal(
+        d2fast.prune(EMB, SCORES, k=3, rate=0.5, labels=labels, hard_prune=0.1),
+        d2fast.prune(EMB, SCORES, k=3, rate=0.5, labels=as_ids, hard_prune=0.1))
+    for method in ("random", "topk", "moderate"):
+        fn = getattr(d2fast.baselines, method)
+        np.testing.assert_array_equal(fn(EMB, SCORES, rate=0.5, labels=labels),
+                                      fn(EMB, SCORES, rate=0.5, labels=as_ids))
+
+
+def test_unsortable_labels_are_a_clear_error():
+    with pytest.raises(TypeError, match="labels mixes values that cannot be sorted"):
+        d2fast.prune(EMB, SCORES, k=3, rate=0.5, labels=np.array(["a", 1] * 10, dtype=object))
