@@ -5,12 +5,14 @@
 """
 from d2fast import _backends
 from d2fast.graph import Graph, knn_graph
+from d2fast.partition import Partition, ivf_partition
 from d2fast.passing import forward, select
 from d2fast.prune import prune
 
 __version__ = "0.1.0"
-__all__ = ["Graph", "backends", "backends_missing", "baselines", "evaluate_extrapolation",
-           "datasets", "extrapolate", "forward", "knn_graph", "prune", "scores", "select"]
+__all__ = ["Graph", "Partition", "backends", "backends_missing", "baselines", "datasets",
+           "evaluate_extrapolation", "extrapolate", "forward", "ivf_partition", "knn_graph",
+           "prune", "scores", "select"]
 
 # loaded on first use: ``scores`` needs torch, which ``import d2fast`` must not pay for.
 # (the module is ``extrapolation``: a submodule named ``extrapolate`` would shadow the function)
