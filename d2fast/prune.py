@@ -1,13 +1,14 @@
 """``prune``: D2 Pruning from embeddings and scores in one call."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
 from d2fast import _backends
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
-                              check_scores, resolve_n_keep)
+                              check_scores, label_names, resolve_n_keep)
 from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool,
                             merge_balanced, resolve_hard_prune)
 from d2fast.graph import GRAPHS, METRICS, knn_graph
@@ -92,6 +93,8 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     groups = [pool] if labels is None else by_class(check_labels(labels, n), pool)
     budgets = [n_keep] if labels is None else class_budgets(
         [g.size for g in groups], n_keep, class_budget)
+    if labels is not None:
+        _warn_small_classes(labels, n, groups, budgets, k)
     kw = dict(gamma_f=gamma_f, gamma_r=gamma_r, metric=metric, graph=graph, mode=mode,
               reverse=reverse, knn=knn, knn_params=knn_params, backend=backend,
               progress=progress)
@@ -112,3 +115,16 @@ def _d2(X, scores, rows, k, n_keep, *, gamma_f, gamma_r, metric, graph, mode, re
                   progress=progress, backend=backend)
     passed = forward(g, scores[rows], gamma_f=gamma_f, mode=mode, backend=backend)
     return rows[select(g, passed, n_keep, gamma_r=gamma_r, reverse=reverse, backend=backend)]
+
+
+def _warn_small_classes(labels: Any, n: int, groups: list, budgets: list, k: int) -> None:
+    """One warning naming the classes whose graph gets fewer than k neighbours a row."""
+    small = [i for i, (rows, b) in enumerate(zip(groups, budgets)) if b and 1 < rows.size <= k]
+    if not small:
+        return
+    names = label_names(labels)
+    ids = np.unique(check_labels(labels, n)[np.concatenate(groups)])
+    shown = [str(names[ids[i]]) if names is not None else str(ids[i]) for i in small]
+    listed = ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
+    warnings.warn(f"k={k} is not below the size of class(es) {listed} (after hard pruning): "
+                  "their graphs use k = class size - 1", stacklevel=3)

@@ -1,6 +1,8 @@
 """prune end to end: agreement across backends, kept counts, inputs of every kind."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -138,7 +140,8 @@ def test_class_balanced_budgets(budget):
 def test_uniform_budget_caps_small_classes():
     labels = np.repeat([0, 1, 2], [3, 40, 57])
     emb, scores = clustered(100, 3, seed=7)
-    keep = d2fast.prune(emb, scores, n_keep=60, labels=labels, class_budget="uniform")
+    with pytest.warns(UserWarning, match="class size - 1"):  # a class of <= k rows
+        keep = d2fast.prune(emb, scores, n_keep=60, labels=labels, class_budget="uniform")
     assert np.bincount(labels[keep]).tolist() == [3, 29, 28]
 
 
@@ -150,3 +153,16 @@ def test_labels_are_checked():
         d2fast.prune(emb, scores, labels=np.full(50, 0.5))
     with pytest.raises(ValueError, match="class_budget='equal', must be one of"):
         d2fast.prune(emb, scores, labels=np.zeros(50, int), class_budget="equal")
+
+
+def test_k_above_a_class_size_warns_once_naming_the_class():
+    rng = np.random.default_rng(0)
+    emb, scores = rng.normal(size=(60, 4)), rng.random(60)
+    labels = np.array(["big"] * 55 + ["tiny"] * 5)
+    with pytest.warns(UserWarning, match=r"k=5 is not below the size of class\(es\) tiny ") as rec:
+        d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels, hard_prune=0)
+    assert len([w for w in rec if "class(es)" in str(w.message)]) == 1
+    assert rec[0].filename == __file__  # points at the caller, not at prune.py
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d2fast.prune(emb, scores, k=4, rate=0.5, labels=labels, hard_prune=0)
