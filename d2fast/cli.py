@@ -135,11 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     _graph_options(p, None)
     p.add_argument("--rate", type=float, default=0.5, help="fraction removed (default 0.5)")
     p.add_argument("--n-keep", type=int, help="rows kept (instead of --rate)")
-    p.add_argument("--gamma-f", type=float, default=1.0, help="forward decay (default 1.0)")
-    p.add_argument("--gamma-r", type=float, default=0.1, help="reverse decay (default 0.1)")
-    p.add_argument("--mode", choices=MODES, default="sum")
-    p.add_argument("--reverse", choices=REVERSE, default="weighted")
-    p.add_argument("--class-budget", choices=BUDGETS, default="proportional")
+    # d2's options default to None so that one given to a method that ignores it is an error
+    p.add_argument("--gamma-f", type=float, help="forward decay (default 1.0)")
+    p.add_argument("--gamma-r", type=float, help="reverse decay (default 0.1)")
+    p.add_argument("--mode", choices=MODES, help="forward aggregation (default sum)")
+    p.add_argument("--reverse", choices=REVERSE, help="reverse update (default weighted)")
+    p.add_argument("--class-budget", choices=BUDGETS,
+                   help="with --labels: per-class budgets (default proportional)")
     p.add_argument("--hard-prune", type=float,
                    help="drop this fraction of hardest rows first (d2: 0, ccs: 0.1)")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
@@ -147,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "--hard-prune)")
     p.add_argument("--method", choices=METHODS, default="d2",
                    help="d2 (default) or a baseline of d2fast.baselines")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of random, ccs and kcenter (d2 is deterministic)")
+    p.add_argument("--seed", type=int,
+                   help="seed of random, ccs and kcenter (default 0; d2 is deterministic)")
     _common(p, "")
     p.set_defaults(run=run_prune)
 
@@ -248,6 +250,10 @@ def run_prune(args: argparse.Namespace, run: _Run) -> None:
     n = emb.shape[0]
     _check_rows(n, "emb", scores=scores, labels=labels)
     n_keep = resolve_n_keep(n, args.rate, args.n_keep)
+    if n_keep == 0:
+        given = f"--n-keep {args.n_keep}" if args.n_keep is not None else f"--rate {args.rate}"
+        raise ValueError(f"{given} keeps 0 of {n} rows: nothing to write")
+    _check_applicable(args)
     if args.method != "d2":
         keep = _baseline(args, run, emb, scores, labels, n_keep)
     elif labels is not None or args.hard_prune:
@@ -293,10 +299,31 @@ def _prune_graph(args: argparse.Namespace, run: _Run, emb: np.ndarray) -> d2fast
     return graph
 
 
+# the prune options each method reads (the rest are errors when given); labels: see below
+_USES = {"d2": {"k", "metric", "graph_kind", "knn", "knn_param", "gamma_f", "gamma_r", "mode",
+                "reverse", "class_budget", "hard_prune", "graph_file"},
+         "random": {"seed"}, "topk": set(), "ccs": {"seed", "hard_prune"}, "moderate": set(),
+         "kcenter": {"seed", "metric"}}
+_DEFAULTS = {"gamma_f": 1.0, "gamma_r": 0.1, "mode": "sum", "reverse": "weighted",
+             "class_budget": "proportional", "seed": 0}
+
+
+def _check_applicable(args: argparse.Namespace) -> None:
+    """An option that --method ignores is an error that says so; then fill the defaults."""
+    for attr in sorted(set().union(*_USES.values()) - _USES[args.method]):
+        if getattr(args, attr) not in (None, []):
+            flag = "--graph" if attr == "graph_file" else "--" + attr.replace("_", "-")
+            why = " (d2 is deterministic)" if attr == "seed" else ""
+            raise ValueError(f"{flag} does not apply to --method {args.method}{why}")
+    if args.class_budget is not None and args.labels is None:
+        raise ValueError("--class-budget applies only with --labels")
+    for attr, value in _DEFAULTS.items():
+        if getattr(args, attr) is None:
+            setattr(args, attr, value)
+
+
 def _baseline(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: int):
     """A baseline of :mod:`d2fast.baselines`, with the options that apply to it."""
-    if args.graph_file:
-        raise ValueError(f"--graph is only used by --method d2, not {args.method}")
     extra = {"random": {"seed": args.seed}, "topk": {},
              "ccs": {"seed": args.seed, **({} if args.hard_prune is None
                                            else {"hard_prune": args.hard_prune})},

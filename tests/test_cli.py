@@ -221,7 +221,7 @@ BAD = [  # (files to make, command line, message fragment)
     ({"i.txt": b"0\n400\n", "v.txt": b"1\n2\n"}, ["extrapolate", "emb.npy", "i.txt", "v.txt"],
      "400"),
     ({"k.txt": b"0\n0\n"}, ["report", "emb.npy", "scores.npy", "k.txt", "-o", "r.png"],
-     "repeats a row id"),
+     "keep repeats row id"),
 ]
 
 
@@ -321,3 +321,20 @@ def test_string_labels_file(files):
     np.testing.assert_array_equal(np.load(folder / "keep_s.npy"),
                                   d2fast.prune(emb, scores, k=5, rate=0.7, labels=labels,
                                                hard_prune=0.1))
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--seed", 1], "--seed does not apply to --method d2 (d2 is deterministic)"),
+    (["--method", "random", "--gamma-f", 2], "--gamma-f does not apply to --method random"),
+    (["--method", "topk", "--seed", 1], "--seed does not apply to --method topk"),
+    (["--method", "ccs", "--k", 7], "--k does not apply to --method ccs"),
+    (["--method", "random", "--graph", "g.npz"], "--graph does not apply to --method random"),
+    (["--class-budget", "uniform"], "--class-budget applies only with --labels"),
+    (["--rate", 0.9999], "--rate 0.9999 keeps 0 of 300 rows: nothing to write"),
+    (["--n-keep", 0], "--n-keep 0 keeps 0 of 300 rows"),
+])
+def test_inapplicable_options_are_errors(files, argv, fragment):
+    folder = files[0]
+    proc = run("prune", "emb.npy", "scores.npy", *argv, "-o", "x.npy", cwd=folder, code=2)
+    assert_one_line_error(proc, "prune", fragment)
+    assert not (folder / "x.npy").exists()
