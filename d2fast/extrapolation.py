@@ -104,10 +104,13 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
     info : dict, only with ``return_info=True``
         ``method``, ``n_known``, ``n_val``, ``val_idx`` (int64, the held-out known rows,
         sorted), ``val_pearson``, ``val_spearman`` (those rows predicted without their
-        scores; NaN when ``n_val < 2``), ``time_s``;
+        scores, against the subset's own known scores: no score of an unknown row is
+        used or measured; NaN when ``n_val < 2``), ``time_s``;
         'knn': ``temperature`` (of the final prediction, None for uniform weights);
         'gnn': ``best_epoch`` (Adam steps of the selected parameters), ``epochs_run``,
-        ``train_loss``, ``val_loss`` (MSE of the standardised scores at ``best_epoch``).
+        ``early_stopped`` (False when training ran all ``epochs``: the validation loss
+        may still have been falling, try more epochs), ``train_loss``, ``val_loss`` (MSE
+        of the standardised scores at ``best_epoch``).
 
     Raises
     ------
@@ -408,5 +411,5 @@ def _gnn_method(X, one_hot, graph, known, known_vals, train_pos, val_pos, hidden
         opt.step()
     pred = best.pop("pred")
     info = {**_val_correlations(pred[known[val_pos]], known_vals[val_pos]), **best,
-            "epochs_run": epoch}
+            "epochs_run": epoch, "early_stopped": epoch - best["best_epoch"] >= patience}
     return pred, info

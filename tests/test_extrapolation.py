@@ -75,6 +75,7 @@ def test_gnn_recovers_a_smooth_field(field, gnn_run):
     assert np.isin(info["val_idx"], known).all()  # model selection on known rows only
     assert 0 <= info["best_epoch"] <= info["epochs_run"] <= 500
     assert info["epochs_run"] == 500 or info["epochs_run"] - info["best_epoch"] == 50
+    assert info["early_stopped"] == (info["epochs_run"] - info["best_epoch"] == 50)
     assert info["val_spearman"] >= 0.8 and info["val_loss"] < 0.5
     assert np.isfinite(info["train_loss"]) and info["time_s"] > 0
 
@@ -159,6 +160,7 @@ def test_gnn_is_deterministic_and_seeded(field):
     np.testing.assert_array_equal(a, b)  # bit-identical
     assert not np.array_equal(a[unknown], c[unknown]) and np.isfinite(c).all()
     assert info["epochs_run"] <= 30
+    assert not info["early_stopped"]  # 30 epochs < patience 50: it ran them all
     # a permutation of the (known_idx, known_scores) pairs is the same input
     perm = np.random.default_rng(0).permutation(known.size)
     d = extrapolate(emb, known[perm], scores[known[perm]], method="gnn", seed=1, **GNN_FAST)
