@@ -127,3 +127,18 @@ def test_string_labels_are_shown_by_name(tmp_path, case):
     assert list(summary["class_kept_fraction"]) == ["ant", "bee", "cow", "doe"]
     assert list(summary["class_kept_fraction"].values()) == \
         list(by_id["class_kept_fraction"].values())
+
+
+def test_pca_panel_keeps_pruned_rows_visible():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xy = np.random.default_rng(0).normal(size=(1000, 2))
+    kept = np.arange(1000) < 300
+    fig, ax = plt.subplots()
+    report._scatter(ax, xy, kept, 1000)
+    pruned_dots, kept_dots = ax.collections  # kept drawn last, on top ...
+    assert pruned_dots.get_offsets().shape[0] == 700 and kept_dots.get_offsets().shape[0] == 300
+    assert kept_dots.get_sizes()[0] * 4 == pruned_dots.get_sizes()[0]  # ... but smaller
+    plt.close(fig)
