@@ -26,7 +26,7 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
     """
     if isinstance(x, np.ndarray):
         arr = x
-    elif type(x).__module__.split(".")[0] == "torch":
+    elif _is_torch(x):
         x = x.detach().cpu()
         if str(x.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: upcast, as float16 is
             x = x.float()
@@ -40,6 +40,10 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
                                  or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{name} must have a real numeric dtype, got {arr.dtype}")
     return arr
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
 
 
 def check_finite(arr: np.ndarray, name: str) -> None:
@@ -143,7 +147,7 @@ def label_names(labels: Any) -> np.ndarray | None:
 
 
 def _label_codes(labels: Any, name: str):
-    if type(labels).__module__.split(".")[0] == "torch":
+    if _is_torch(labels):
         return None, None
     arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
     if arr.dtype.kind not in "USO":

@@ -26,6 +26,11 @@ _TRAIN_PER_LIST = 40  # k-means sample rows per IVF list (faiss warns below 39)
 _TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no convergence
 
 
+def default_nlist(n: int) -> int:
+    """IVF lists for n rows: ``2 sqrt(n)``, at most n // 40 (k-means sample), at least 1."""
+    return max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n))))
+
+
 def float32_rows(X: np.ndarray, normalize: bool) -> np.ndarray:
     """C-contiguous float32 (n, d), built in row blocks; unit rows when ``normalize``.
 
@@ -236,7 +241,7 @@ def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
             index.hnsw.efConstruction = int(params["ef_construction"])
             index.hnsw.efSearch = int(params["ef_search"] or max(64, 4 * c))
         else:
-            nlist = int(params["nlist"] or max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n)))))
+            nlist = int(params["nlist"] or default_nlist(n))
             index = _ivf_index(d, nlist, params["codes"])
             rng = np.random.default_rng(0)
             sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))

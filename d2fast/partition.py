@@ -12,7 +12,7 @@ import numpy as np
 
 from d2fast._validate import BLOCK_ROWS, check_choice, check_emb, check_int
 from d2fast.graph import METRICS
-from d2fast.knn import _TRAIN_ITERATIONS, _TRAIN_PER_LIST, float32_rows
+from d2fast.knn import _TRAIN_ITERATIONS, _TRAIN_PER_LIST, default_nlist, float32_rows
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ def ivf_partition(emb: Any, nlist: int | None = None, *, metric: str = "euclidea
     X = check_emb(emb)
     n, d = X.shape
     metric = check_choice(metric, "metric", METRICS)
-    default = max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n))))
-    nlist = default if nlist is None else check_int(nlist, "nlist", 1, n, "at most one list a row")
+    nlist = default_nlist(n) if nlist is None else check_int(nlist, "nlist", 1, n,
+                                                              "at most one list a row")
     seed = check_int(seed, "seed", 0, 2**31 - 1, "a 31-bit seed")
     cosine = metric == "cosine"
     rng = np.random.default_rng(seed)

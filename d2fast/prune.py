@@ -90,11 +90,12 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     _backends.get(backend)
     beta, _ = resolve_hard_prune(scores, hard_prune, n_keep)
     pool = hard_prune_pool(scores, beta, n_keep)
-    groups = [pool] if labels is None else by_class(check_labels(labels, n), pool)
-    budgets = [n_keep] if labels is None else class_budgets(
+    ids = None if labels is None else check_labels(labels, n)
+    groups = [pool] if ids is None else by_class(ids, pool)
+    budgets = [n_keep] if ids is None else class_budgets(
         [g.size for g in groups], n_keep, class_budget)
-    if labels is not None:
-        _warn_small_classes(labels, n, groups, budgets, k)
+    if ids is not None:
+        _warn_small_classes(labels, ids, groups, budgets, k)
     kw = dict(gamma_f=gamma_f, gamma_r=gamma_r, metric=metric, graph=graph, mode=mode,
               reverse=reverse, knn=knn, knn_params=knn_params, backend=backend,
               progress=progress)
@@ -117,14 +118,14 @@ def _d2(X, scores, rows, k, n_keep, *, gamma_f, gamma_r, metric, graph, mode, re
     return rows[select(g, passed, n_keep, gamma_r=gamma_r, reverse=reverse, backend=backend)]
 
 
-def _warn_small_classes(labels: Any, n: int, groups: list, budgets: list, k: int) -> None:
+def _warn_small_classes(labels: Any, ids: np.ndarray, groups: list, budgets: list,
+                        k: int) -> None:
     """One warning naming the classes whose graph gets fewer than k neighbours a row."""
-    small = [i for i, (rows, b) in enumerate(zip(groups, budgets)) if b and 1 < rows.size <= k]
+    small = [rows for rows, b in zip(groups, budgets) if b and 1 < rows.size <= k]
     if not small:
         return
-    names = label_names(labels)
-    ids = np.unique(check_labels(labels, n)[np.concatenate(groups)])
-    shown = [str(names[ids[i]]) if names is not None else str(ids[i]) for i in small]
+    names = label_names(labels)  # string labels: their names, else the class ids
+    shown = [str(ids[rows[0]] if names is None else names[ids[rows[0]]]) for rows in small]
     listed = ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
     warnings.warn(f"k={k} is not below the size of class(es) {listed} (after hard pruning): "
                   "their graphs use k = class size - 1", stacklevel=3)
