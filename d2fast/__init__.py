@@ -4,6 +4,7 @@
 >>> keep = d2fast.prune(emb, scores, k=5, rate=0.7)   # doctest: +SKIP
 """
 from d2fast import _backends
+from d2fast._ivf import ivf_knn
 from d2fast.graph import Graph, knn_graph
 from d2fast.partition import Partition, ivf_partition
 from d2fast.passing import forward, select
@@ -11,8 +12,8 @@ from d2fast.prune import prune
 
 __version__ = "0.1.0"
 __all__ = ["Graph", "Partition", "backends", "backends_missing", "baselines", "datasets",
-           "evaluate_extrapolation", "extrapolate", "forward", "ivf_partition", "knn_graph",
-           "prune", "scores", "select"]
+           "evaluate_extrapolation", "extrapolate", "forward", "ivf_knn", "ivf_partition",
+           "knn_graph", "prune", "scores", "select"]
 
 # loaded on first use: ``scores`` needs torch, which ``import d2fast`` must not pay for.
 # (the module is ``extrapolation``: a submodule named ``extrapolate`` would shadow the function)

@@ -106,8 +106,8 @@ def _graph_options(parser: argparse.ArgumentParser, k: int | None) -> None:
     parser.add_argument("--knn", choices=KNN,
                         help="kNN search: exact up to 100k rows, IVF above (default auto)")
     parser.add_argument("--knn-param", action="append", default=[], metavar="NAME=VALUE",
-                        help="HNSW M/ef_construction/ef_search, IVF nlist/nprobe/codes, candidates "
-                             "(repeatable, e.g. nprobe=16 codes=sq8)")
+                        help="HNSW M/ef_construction/ef_search, IVF nlist/nprobe/pca, candidates "
+                             "(repeatable, e.g. nprobe=16 pca=0)")
     parser.add_argument("--backend", default="auto",
                         help="kernel backend: auto, cpp, numba, cuda, numpy (default auto)")
 
@@ -203,7 +203,7 @@ def _key(args: argparse.Namespace, name: str) -> str | None:
 
 
 def _knn_params(items: list) -> dict | None:
-    """``NAME=VALUE`` items as knn_params: integers as int, words (``codes=sq8``) as str;
+    """``NAME=VALUE`` items as knn_params: integers as int, anything else as str;
     ``knn_graph`` checks names and values."""
     params = {}
     for item in items:

@@ -379,7 +379,7 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     # float32 rows, an approximate index's own copy of them, kNN ids + keys (16 B), CSR
     # build: 2 keys (8 B) per directed edge twice, the output (8 B per edge), row counters
     edges = n * k * (2 if graph == "union" else 1)
-    check_memory(4.0 * n * d + index_bytes(n, d, knn, knn_params) + 16.0 * n * k
+    check_memory(4.0 * n * d + index_bytes(n, d, knn, knn_params, k) + 16.0 * n * k
                  + 24.0 * edges + 32.0 * n, f"knn_graph(n={n}, d={d}, k={k})")
     X32 = float32_rows(X, normalize=metric == "cosine")
     knn_idx, keys = search(X32, k, cosine=metric == "cosine", method=knn, params=knn_params,

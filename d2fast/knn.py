@@ -17,11 +17,9 @@ EXACT_MAX_ROWS = 100_000  # knn="auto": exact up to here (O(n^2 d): 16.5 s at 10
 _MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
 _QUERY_ROWS = 8192  # query rows per faiss call (faiss tiles the database itself)
 _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None, "candidates": None},
-           "ivf": {"nlist": None, "nprobe": 8, "codes": "fp16", "candidates": None}}
-# IVF list storage: float32 rows, float16 (the default: half the memory, as fast, lossless
-# for float16 data), 8-bit scalar quantised, or product-quantised (d/4 bytes a row); the
-# candidates are re-ranked with exact distances either way
-_CODES = ("flat", "fp16", "sq8", "pq")
+           "ivf": {"nlist": None, "nprobe": 8, "candidates": None, "pca": None,
+                   "partition": None}}
+PCA_ABOVE, PCA_DIMS = 128, 64  # knn='ivf' scans wider rows in a 64-d PCA projection
 _TRAIN_PER_LIST = 40  # k-means sample rows per IVF list (faiss warns below 39)
 _TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no convergence
 
@@ -98,17 +96,25 @@ def _check_params(method: str, params: dict | None) -> dict:
         raise ValueError(f"knn_params has {sorted(unknown)}, not parameters of knn={method!r} "
                          f"(those are {sorted(_PARAMS[method])})")
     for name, value in params.items():
-        if name == "codes":
-            if value not in _CODES:
-                raise ValueError(f"knn_params['codes'] == {value!r}, must be one of {_CODES}")
-        elif isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= 1")
+        if name == "partition":
+            from d2fast.partition import Partition
+
+            if value is not None and not isinstance(value, Partition):
+                raise TypeError(f"knn_params['partition'] must be a d2fast.Partition "
+                                f"(from d2fast.ivf_partition), got {type(value).__name__}")
+            continue
+        lo = 0 if name == "pca" else 1  # pca=0: no projection
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= {lo}")
+    if params.get("partition") is not None and params.get("nlist") is not None:
+        raise ValueError("knn_params has both 'partition' and 'nlist': the partition fixes "
+                         "the lists; give one")
     return {**_PARAMS[method], **params}
 
 
-def index_bytes(n: int, d: int, method: str, params: dict | None) -> float:
-    """Approximate memory of the index ``search`` builds for n rows of d dims, in bytes
-    (0 for exact search)."""
+def index_bytes(n: int, d: int, method: str, params: dict | None, k: int = 10) -> float:
+    """Approximate memory of the index ``search`` builds for n rows of d dims and k
+    neighbours, in bytes (0 for exact search)."""
     if method == "auto":
         method = "exact" if n <= EXACT_MAX_ROWS else "ivf"
     if method == "exact":
@@ -116,24 +122,20 @@ def index_bytes(n: int, d: int, method: str, params: dict | None) -> float:
     params = _check_params(method, params)
     if method == "hnsw":
         return n * (4.0 * d + 8.0 * params["M"] + 16.0)
-    return n * (8.0 + d * {"flat": 4.0, "fp16": 2.0, "sq8": 1.0, "pq": 0.25}[params["codes"]])
+    # IVF: the list of every row, its position in the lists and their sort (24 B a row),
+    # the PCA projection of the rows, a query block's candidates and gathered rows
+    from d2fast import _ivf
+
+    pca = pca_dims(d, params["pca"])
+    return n * (24.0 + 4.0 * pca) + _ivf.block_bytes(d, k, params["nprobe"], pca)
 
 
-def _ivf_index(d: int, nlist: int, codes: str):
-    """An untrained faiss IVF index over ``nlist`` lists storing ``codes``."""
-    import faiss
-
-    quantizer = faiss.IndexFlatL2(d)
-    if codes == "flat":
-        index = faiss.IndexIVFFlat(quantizer, d, nlist)
-    elif codes == "pq":
-        m = max(s for s in range(1, d + 1) if d % s == 0 and s <= max(1, d // 4))
-        index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8)
-    else:
-        qtype = {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}
-        index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, qtype[codes])
-    index.cp.niter = _TRAIN_ITERATIONS
-    return index
+def pca_dims(d: int, pca: int | None) -> int:
+    """The PCA width IVF scans the lists in: ``pca`` if given (0: none), else
+    ``PCA_DIMS`` for rows wider than ``PCA_ABOVE``, else none."""
+    if pca is None:
+        return PCA_DIMS if d > PCA_ABOVE else 0
+    return min(pca, d)
 
 
 def search_database(X: np.ndarray, queries: np.ndarray | None, database: np.ndarray | None,
@@ -221,46 +223,79 @@ def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool, backend: str,
 def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
                  progress: bool, backend: str, queries: np.ndarray | None = None,
                  database: np.ndarray | None = None):
-    """HNSW or IVF-flat search (L2 on the rows: the cosine order for unit rows), re-ranked.
+    """HNSW or IVF search (L2 on the rows: the cosine order for unit rows), re-ranked.
 
     Indexes all rows, or the ``database`` rows, and queries all rows, or ``queries``.
     """
-    import faiss
     from tqdm.auto import tqdm
 
-    d = X.shape[1]
     queries, X_db, database = _subset(X, queries, database)
     m, n = queries.size, X_db.shape[0]
+    # one bar over the rows added (HNSW) or assigned to lists (IVF), then the rows
+    # searched; its label names the stage
+    with tqdm(total=n + m, desc=f"kNN {method}", unit="row", disable=not progress) as bar:
+        if method == "ivf":
+            return _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database)
+        return _hnsw_search(X, X_db, k, cosine, params, bar, backend, queries, database)
+
+
+def _hnsw_search(X, X_db, k, cosine, params, bar, backend, queries, database):
+    """:func:`_approximate` with a faiss HNSW index."""
+    import faiss
+
+    d, m, n = X.shape[1], queries.size, X_db.shape[0]
     c = min(n, max(k + 1, int(params["candidates"] or k + 1 + _MARGIN)))
     ids = np.empty((m, k), dtype=np.int64)
     keys = np.empty((m, k), dtype=np.float64)
-    # one bar over the rows added, then the rows searched; its label names the stage
-    with tqdm(total=n + m, desc=f"kNN {method}", unit="row", disable=not progress) as bar:
-        if method == "hnsw":
-            index = faiss.IndexHNSWFlat(d, int(params["M"]))
-            index.hnsw.efConstruction = int(params["ef_construction"])
-            index.hnsw.efSearch = int(params["ef_search"] or max(64, 4 * c))
-        else:
-            nlist = int(params["nlist"] or default_nlist(n))
-            index = _ivf_index(d, nlist, params["codes"])
-            rng = np.random.default_rng(0)
-            sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
-            bar.set_description(f"kNN ivf: k-means of {sample.size} rows into {nlist} lists")
-            index.train(np.ascontiguousarray(X_db[sample]))
-            index.nprobe = min(nlist, int(params["nprobe"]))
-        bar.set_description(f"kNN {method}: add")
-        for start in range(0, n, _QUERY_ROWS):
-            index.add(X_db[start:start + _QUERY_ROWS])
-            bar.update(min(_QUERY_ROWS, n - start))
-        bar.set_description(f"kNN {method}: search")
-        for start in range(0, m, _QUERY_ROWS):
-            pos = np.arange(start, min(m, start + _QUERY_ROWS))
-            rows = queries[pos]
-            _, I = index.search(X[rows], c)
-            ids[pos], keys[pos] = rerank(X, rows, _to_rows(I, database), k, cosine, backend)
-            bar.update(rows.size)
+    index = faiss.IndexHNSWFlat(d, int(params["M"]))
+    index.hnsw.efConstruction = int(params["ef_construction"])
+    index.hnsw.efSearch = int(params["ef_search"] or max(64, 4 * c))
+    bar.set_description("kNN hnsw: add")
+    for start in range(0, n, _QUERY_ROWS):
+        index.add(X_db[start:start + _QUERY_ROWS])
+        bar.update(min(_QUERY_ROWS, n - start))
+    bar.set_description("kNN hnsw: search")
+    for start in range(0, m, _QUERY_ROWS):
+        pos = np.arange(start, min(m, start + _QUERY_ROWS))
+        rows = queries[pos]
+        _, I = index.search(X[rows], c)
+        ids[pos], keys[pos] = rerank(X, rows, _to_rows(I, database), k, cosine, backend)
+        bar.update(rows.size)
     ids[~np.isfinite(keys)] = -1
     return ids, keys
+
+
+def _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database):
+    """:func:`_approximate` over an IVF partition of the database rows (``params
+    ['partition']`` or one trained here), searched with :func:`d2fast._ivf.search_lists`."""
+    from d2fast import _ivf
+    from d2fast.partition import assign_rows, partition_rows
+
+    n, d = X_db.shape
+    part = params["partition"]
+    if part is None:
+        nlist = int(params["nlist"] or default_nlist(n))
+        part = partition_rows(X_db, min(nlist, n), metric="cosine" if cosine else "euclidean",
+                              normalize=False, bar=bar)
+    else:
+        if part.assign.shape != (n,) or part.centroids.shape[1] != d:
+            raise ValueError(f"knn_params['partition'] is of {part.assign.shape[0]} rows of "
+                             f"{part.centroids.shape[1]} dims, the search of {n} x {d}")
+        if (part.metric == "cosine") != cosine:
+            raise ValueError(f"knn_params['partition'] has metric={part.metric!r}: cosine "
+                             "and L2 partitions are not interchangeable")
+        bar.update(n)
+    offsets, members = part.lists()
+    if database is None:
+        own = part.assign[queries]
+    else:
+        members = database[members]
+        own = assign_rows(X[queries], part.centroids, normalize=False)
+    bar.set_description("kNN ivf: search")
+    return _ivf.search_lists(X, k, part.centroids, offsets, members, queries, own,
+                             nprobe=int(params["nprobe"]), cosine=cosine, normalize=False,
+                             candidates=params["candidates"],
+                             pca=pca_dims(d, params["pca"]), progress=bar, backend=backend)
 
 
 def rerank(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, k: int, cosine: bool,

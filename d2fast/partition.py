@@ -68,25 +68,46 @@ def ivf_partition(emb: Any, nlist: int | None = None, *, metric: str = "euclidea
     -------
     Partition
     """
-    import faiss
-
     X = check_emb(emb)
     n, d = X.shape
     metric = check_choice(metric, "metric", METRICS)
     nlist = default_nlist(n) if nlist is None else check_int(nlist, "nlist", 1, n,
                                                               "at most one list a row")
     seed = check_int(seed, "seed", 0, 2**31 - 1, "a 31-bit seed")
-    cosine = metric == "cosine"
+    return partition_rows(X, nlist, metric=metric, normalize=metric == "cosine", seed=seed)
+
+
+def partition_rows(X: np.ndarray, nlist: int, *, metric: str, normalize: bool, seed: int = 0,
+                   bar: Any = None) -> Partition:
+    """:func:`ivf_partition` of checked rows; ``normalize``: unit rows are made on reading
+    (False when X already holds them). ``bar``: an open tqdm bar, told the stage and
+    advanced by the rows assigned."""
+    import faiss
+
+    n, d = X.shape
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
+    if bar is not None:
+        bar.set_description(f"kNN ivf: k-means of {sample.size} rows into {nlist} lists")
     kmeans = faiss.Kmeans(d, nlist, niter=_TRAIN_ITERATIONS, seed=seed,
                           min_points_per_centroid=1, max_points_per_centroid=_TRAIN_PER_LIST)
-    kmeans.train(float32_rows(np.asarray(X[sample]), normalize=cosine))
+    kmeans.train(float32_rows(np.asarray(X[sample]), normalize=normalize))
     centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
-    quantizer = faiss.IndexFlatL2(d)
-    quantizer.add(centroids)
-    assign = np.empty(n, dtype=np.int64)
-    for start in range(0, n, BLOCK_ROWS):
-        block = float32_rows(np.asarray(X[start:start + BLOCK_ROWS]), normalize=cosine)
-        assign[start:start + block.shape[0]] = quantizer.search(block, 1)[1][:, 0]
-    return Partition(centroids=centroids, assign=assign, metric=metric)
+    if bar is not None:
+        bar.set_description(f"kNN ivf: assign rows to {nlist} lists")
+    return Partition(centroids=centroids, assign=assign_rows(X, centroids, normalize, bar),
+                     metric=metric)
+
+
+def assign_rows(X: np.ndarray, centroids: np.ndarray, normalize: bool,
+                bar: Any = None) -> np.ndarray:
+    """int64 (n,): the nearest centroid (L2, ties to the lower) of every row, in row blocks."""
+    import faiss
+
+    assign = np.empty(X.shape[0], dtype=np.int64)
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        block = float32_rows(np.asarray(X[start:start + BLOCK_ROWS]), normalize=normalize)
+        assign[start:start + block.shape[0]] = faiss.knn(block, centroids, 1)[1][:, 0]
+        if bar is not None:
+            bar.update(block.shape[0])
+    return assign

@@ -48,30 +48,38 @@ def test_approximate_graph_is_valid(method):
             assert (g.degrees() <= 5).all() and g.degrees().mean() > 4.9
 
 
-@pytest.mark.parametrize("codes", ["flat", "fp16", "sq8", "pq"])
-def test_ivf_codes(codes):
-    """Every list storage gives high recall after the exact re-ranking; with nprobe == nlist
-    and enough candidates the search is exhaustive, so flat and fp16 are exact."""
+def test_ivf_exhaustive_is_exact_and_pca_reranks_in_full_space():
+    """nprobe == nlist: every list is scanned, so the result is exact search's; with a PCA
+    projection the candidates are re-ranked with exact full-space keys."""
     X = knn.float32_rows(clustered(4000, 32, seed=2), normalize=False)
     exact_ids, exact_keys = knn.search(X, 8, cosine=False, method="exact")
+    ids, keys = knn.search(X, 8, cosine=False, method="ivf", params={"nlist": 16, "nprobe": 16})
+    np.testing.assert_array_equal(ids, exact_ids)
+    np.testing.assert_array_equal(keys, exact_keys)
     ids, keys = knn.search(X, 8, cosine=False, method="ivf",
-                           params={"codes": codes, "candidates": 40})
-    assert recall(ids, exact_ids) >= 0.95
+                           params={"nlist": 40, "pca": 16, "candidates": 60})
+    assert recall(ids, exact_ids) >= 0.9
     assert (np.diff(keys, axis=1) >= 0).all()
-    if codes in ("flat", "fp16"):
-        ids, keys = knn.search(X, 8, cosine=False, method="ivf",
-                               params={"codes": codes, "nlist": 16, "nprobe": 16})
-        np.testing.assert_array_equal(keys, exact_keys)
+    same = ids == exact_ids
+    np.testing.assert_array_equal(keys[same], exact_keys[same])
 
 
-def test_index_bytes_follow_the_codes():
+def test_pca_by_width():
+    assert knn.pca_dims(knn.PCA_ABOVE, None) == 0
+    assert knn.pca_dims(knn.PCA_ABOVE + 1, None) == knn.PCA_DIMS
+    assert knn.pca_dims(768, 0) == 0 and knn.pca_dims(768, 32) == 32 and knn.pca_dims(8, 32) == 8
+
+
+def test_index_bytes():
+    """IVF keeps no copy of the rows: 24 B a row (lists) + a PCA projection + one block."""
     n, d = 1_000_000, 64
-    flat = knn.index_bytes(n, d, "ivf", {"codes": "flat"})
-    assert flat >= 4 * n * d
-    assert knn.index_bytes(n, d, "ivf", {"codes": "sq8"}) < flat / 3
-    default = knn.index_bytes(n, d, "ivf", None)  # fp16 lists
-    assert 2 * n * d <= default < flat / 1.9
-    assert knn.index_bytes(n, d, "auto", None) == default  # 1M rows: IVF
+    ivf = knn.index_bytes(n, d, "ivf", None)
+    assert knn.index_bytes(2 * n, d, "ivf", None) - ivf == 24 * n
+    assert ivf - 24 * n < 2**27  # a query block's buffers
+    assert knn.index_bytes(n, d, "auto", None) == ivf
+    wide, full = (knn.index_bytes(2 * n, 768, "ivf", p) - knn.index_bytes(n, 768, "ivf", p)
+                  for p in (None, {"pca": 0}))
+    assert wide == (24 + 4 * knn.PCA_DIMS) * n and full == 24 * n
     assert knn.index_bytes(1000, d, "auto", None) == 0.0  # exact
 
 
@@ -81,8 +89,18 @@ def test_params_are_checked():
         d2fast.knn_graph(X, 3, knn="hnsw", knn_params={"nprobe": 4})
     with pytest.raises(ValueError, match=r"knn_params\['M'\] == 0"):
         d2fast.knn_graph(X, 3, knn="hnsw", knn_params={"M": 0})
-    with pytest.raises(ValueError, match=r"knn_params\['codes'\] == 'pq4'"):
-        d2fast.knn_graph(X, 3, knn="ivf", knn_params={"codes": "pq4"})
+    with pytest.raises(ValueError, match=r"knn_params\['pca'\] == -1"):
+        d2fast.knn_graph(X, 3, knn="ivf", knn_params={"pca": -1})
+    with pytest.raises(TypeError, match=r"knn_params\['partition'\] must be a d2fast.Partition"):
+        d2fast.knn_graph(X, 3, knn="ivf", knn_params={"partition": "lists"})
+    with pytest.raises(ValueError, match="both 'partition' and 'nlist'"):
+        d2fast.knn_graph(X, 3, knn="ivf",
+                         knn_params={"partition": d2fast.ivf_partition(X, 4), "nlist": 4})
+    with pytest.raises(ValueError, match="metric='cosine'"):
+        d2fast.knn_graph(X, 3, knn="ivf",
+                         knn_params={"partition": d2fast.ivf_partition(X, 4, metric="cosine")})
+    with pytest.raises(ValueError, match="of 100 rows"):
+        d2fast.knn_graph(X, 3, knn="ivf", knn_params={"partition": d2fast.ivf_partition(X[:100])})
     with pytest.raises(ValueError, match=r"knn_params\['candidates'\] == 0"):
         d2fast.knn_graph(X, 3, knn="ivf", knn_params={"candidates": 0})
     with pytest.raises(ValueError, match="exact search takes no parameters"):
@@ -149,3 +167,68 @@ def test_float32_rows_of_a_memmap_releases_its_pages(tmp_path, dtype):
     Xc = np.load(path, mmap_mode="c")
     Xc[0, 0] = 7
     assert knn.float32_rows(Xc, normalize=False)[0, 0] == 7 and Xc[0, 0] == 7
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_ivf_knn_on_a_partition(tmp_path, monkeypatch, metric):
+    """d2fast.ivf_knn: queries = rows (any order, repeats) or all rows; a memmap, float16
+    rows read list by list and a list scanned in chunks give the same result; the graph
+    of knn_graph(knn='ivf') on the same partition has these lists."""
+    from d2fast import _ivf
+
+    cosine = metric == "cosine"
+    X = clustered(5000, 24, seed=4)
+    part = d2fast.ivf_partition(X, 60, metric=metric)
+    exact_ids, _ = knn.search(knn.float32_rows(X, cosine), 10, cosine=cosine, method="exact")
+    ids, keys = d2fast.ivf_knn(X, 10, part, 6)
+    assert recall(ids, exact_ids) >= 0.95
+    assert (ids != np.arange(len(X))[:, None]).all() and (np.diff(keys, axis=1) >= 0).all()
+    rows = np.array([17, 3, 17, 4999])
+    sub = d2fast.ivf_knn(X, 10, part, 6, rows=rows)
+    np.testing.assert_array_equal(sub[0], ids[rows])
+    np.testing.assert_array_equal(sub[1], keys[rows])
+    np.save(tmp_path / "x.npy", X)
+    monkeypatch.setattr(_ivf, "_LIST_CHUNK", 7)  # every list read in chunks of 7 rows
+    monkeypatch.setattr(_ivf, "_QUERY_BLOCK", 999)
+    mm = d2fast.ivf_knn(np.load(tmp_path / "x.npy", mmap_mode="r"), 10, part, 6)
+    np.testing.assert_array_equal(mm[0], ids)
+    np.testing.assert_array_equal(mm[1], keys)
+    g = d2fast.knn_graph(X, 10, metric=metric, graph="directed", knn="ivf",
+                         knn_params={"partition": part, "nprobe": 6})
+    np.testing.assert_array_equal(g.indices.reshape(-1, 10), np.sort(ids, axis=1))
+
+
+def test_ivf_knn_checks_its_input():
+    X = clustered(300, 8)
+    part = d2fast.ivf_partition(X, 5)
+    with pytest.raises(TypeError, match="partition must be a d2fast.Partition"):
+        d2fast.ivf_knn(X, 3, "lists")
+    with pytest.raises(ValueError, match="partition is of 300 rows of 8 dims"):
+        d2fast.ivf_knn(X[:200], 3, part)
+    with pytest.raises(ValueError, match="nprobe == 0"):
+        d2fast.ivf_knn(X, 3, part, 0)
+    with pytest.raises(ValueError, match="rows has ids outside"):
+        d2fast.ivf_knn(X, 3, part, rows=[0, 300])
+    with pytest.raises(ValueError, match="candidates == 3"):
+        d2fast.ivf_knn(X, 3, part, candidates=3)
+
+
+def test_ivf_is_the_same_on_1_and_2_threads():
+    """The graph does not depend on the thread count (faiss and BLAS threads)."""
+    import faiss
+
+    X = clustered(6000, 48, seed=5)
+    before = faiss.omp_get_max_threads()
+    try:
+        out = []
+        for threads in (1, 2):
+            faiss.omp_set_num_threads(threads)
+            out.append(knn.search(X, 10, cosine=False, method="ivf",
+                                  params={"nlist": 50, "nprobe": 4}))
+            out.append(knn.search(X, 10, cosine=False, method="ivf",
+                                  params={"nlist": 50, "nprobe": 4, "pca": 16}))
+    finally:
+        faiss.omp_set_num_threads(before)
+    for a, b in zip(out[:2], out[2:]):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])

@@ -1,0 +1,249 @@
+"""IVF kNN search over a :class:`~d2fast.partition.Partition`, queries grouped by list.
+
+For a block of queries, every list that some of them probe is read once and compared with
+all of those queries in one ``faiss.knn`` call (a BLAS matrix product), the pattern of
+faiss's ``contrib/big_batch_search``; a large list is read in chunks. A query probes the
+``nprobe`` lists whose centroids are nearest to it among the ``4 nprobe`` centroids nearest
+to its own list's centroid, so the probe costs O(nprobe d) a query at any number of lists.
+The candidates are re-ranked with exact float64 distances in the full space (ties to the
+lower row id). With ``pca``, the lists are scanned in a PCA projection trained on a sample
+(faiss ``PCAMatrix``) and more candidates are re-ranked in the full space.
+
+This is the search of ``knn_graph(knn='ivf')`` and, per shard, of the distributed build.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from d2fast._validate import BLOCK_ROWS, check_emb, check_int, check_k
+from d2fast.knn import _MARGIN, float32_rows, rerank
+from d2fast.partition import Partition
+
+_POOL = 4  # a query's probes are chosen among the POOL * nprobe centroids nearest its own
+_QUERY_BLOCK = 16384  # queries a block: their candidate arrays are 12 B x nprobe x c each
+_LIST_CHUNK = 32768  # list rows a faiss.knn call: bounds the memory a very large list needs
+_PCA_TRAIN = 65536  # rows the PCA projection is trained on
+PCA_CANDIDATES = 4  # with pca, candidates are PCA_CANDIDATES x (k + 1) + 8
+
+
+def block_bytes(d: int, k: int, nprobe: int, pca: int) -> float:
+    """Memory of one query block of :func:`search_lists` beyond its output, in bytes: the
+    candidates (12 B each, nprobe lists x c), the gathered query and list rows."""
+    width = pca or d
+    c = (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN
+    return _QUERY_BLOCK * (12.0 * nprobe * c + 8.0 * width) + 8.0 * _LIST_CHUNK * width
+
+
+def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
+            rows: Any = None, candidates: int | None = None, pca: int = 0,
+            progress: bool = False, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest other rows of ``rows`` among all rows of the ``nprobe`` nearest lists.
+
+    Parameters
+    ----------
+    emb : array-like of shape (n, d)
+        Embeddings: ndarray, memmap (only the rows needed are read, list by list) or torch
+        tensor. Rows are L2-normalised first when ``partition.metric == 'cosine'``.
+    k : int
+        Neighbours per query, ``1 <= k < n``.
+    partition : Partition
+        Of these n rows (``partition.assign.shape == (n,)``), e.g. from
+        :func:`d2fast.ivf_partition`; its ``metric`` chooses the keys.
+    nprobe : int, default=8
+        Lists searched per query: the nearest by centroid distance (in the search space)
+        among the ``4 nprobe`` centroids nearest to the centroid of the query's own list;
+        ``nprobe >= partition.nlist`` searches every list (exact search).
+    rows : array-like of int, shape (m,), optional
+        The query row ids in ``[0, n)`` (any order, repeats allowed); default all rows.
+    candidates : int, optional
+        Candidates per query re-ranked with exact distances; default ``k + 9`` (with
+        ``pca``: ``4 (k + 1) + 8``), at least ``k + 1``.
+    pca : int, default=0
+        Scan the lists in a ``pca``-dimensional PCA projection (0: in the full space);
+        the candidates are re-ranked in the full space either way.
+    progress : bool, default=False
+        tqdm progress bar over the queries.
+    backend : str, default='auto'
+        Kernel backend of the exact re-ranking.
+
+    Returns
+    -------
+    ids : int64 of shape (m, k)
+        Row ids, nearest first, ties to the lower id; a query is never its own neighbour;
+        -1 where fewer than k rows were in the probed lists.
+    keys : float64 of shape (m, k)
+        Squared L2, or ``1 - cos`` for metric 'cosine' (inf where ids == -1).
+    """
+    X = check_emb(emb)
+    n, d = X.shape
+    if not isinstance(partition, Partition):
+        raise TypeError(f"partition must be a d2fast.Partition, got {type(partition).__name__}")
+    if partition.assign.shape != (n,) or partition.centroids.shape[1] != d:
+        raise ValueError(f"partition is of {partition.assign.shape[0]} rows of "
+                         f"{partition.centroids.shape[1]} dims, emb.shape == {X.shape}")
+    k = check_k(k, n)
+    nprobe = check_int(nprobe, "nprobe", 1, 2**31 - 1, "a 32-bit int")
+    pca = check_int(pca, "pca", 0, d, "at most the embedding width")
+    if candidates is not None:
+        candidates = check_int(candidates, "candidates", k + 1, n, "the number of rows")
+    if rows is not None:
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise ValueError(f"rows must be a 1-D integer array, got {rows.dtype} {rows.shape}")
+        if rows.size and (rows.min() < 0 or rows.max() >= n):
+            raise ValueError(f"rows has ids outside [0, {n})")
+        rows = rows.astype(np.int64)
+    cosine = partition.metric == "cosine"
+    queries = np.arange(n, dtype=np.int64) if rows is None else rows
+    offsets, members = partition.lists()
+    return search_lists(X, k, partition.centroids, offsets, members, queries,
+                        partition.assign[queries], nprobe=nprobe, cosine=cosine,
+                        normalize=cosine, candidates=candidates, pca=pca, progress=progress,
+                        backend=backend)
+
+
+def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarray,
+                 members: np.ndarray, queries: np.ndarray, own: np.ndarray, *, nprobe: int,
+                 cosine: bool, normalize: bool, candidates: int | None, pca: int,
+                 progress: bool | Any = False,
+                 backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ivf_knn` on checked input, lists given as ``Partition.lists()`` of row ids
+    of ``X`` (possibly of a subset of the rows), ``own`` the list of each query
+    (its nearest centroid). ``normalize``: unit rows are made on reading.
+
+    ``progress`` may be an open tqdm bar, updated by the number of queries.
+    """
+    from tqdm.auto import tqdm
+
+    m, nlist = queries.size, centroids.shape[0]
+    c = int(candidates or (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN)
+    c = max(k + 1, min(members.size, c))
+    space = _SearchSpace(X, centroids, normalize, pca)
+    nprobe = min(nprobe, nlist)
+    pool = _centroid_pool(space.centroids, min(nlist, _POOL * nprobe))
+    order = np.lexsort((queries, own))  # queries of a list together, ascending row ids
+    ids = np.empty((m, k), dtype=np.int64)
+    keys = np.empty((m, k), dtype=np.float64)
+    bar = progress if hasattr(progress, "update") else \
+        tqdm(total=m, desc="kNN ivf: search", unit="row", disable=not progress)
+    try:
+        for start in range(0, m, _QUERY_BLOCK):
+            pos = order[start:start + _QUERY_BLOCK]
+            q = queries[pos]
+            Yq = space.rows(q)
+            probes = _probes(Yq, own[pos], pool, space.centroids, nprobe)
+            cand = _scan(space, Yq, probes, offsets, members, c)
+            ids[pos], keys[pos] = _rerank(X, q, cand, k, cosine, normalize, backend)
+            bar.update(q.size)
+    finally:
+        if bar is not progress:
+            bar.close()
+    ids[~np.isfinite(keys)] = -1
+    return ids, keys
+
+
+class _SearchSpace:
+    """The rows the lists are scanned in: the input rows (float32, unit if ``normalize``),
+    or their PCA projection (computed once, in blocks), and the centroids in that space."""
+
+    def __init__(self, X: np.ndarray, centroids: np.ndarray, normalize: bool, pca: int):
+        import faiss
+
+        self.X, self.normalize, self.Y = X, normalize, None
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        if pca:
+            n, d = X.shape
+            sample = np.sort(np.random.default_rng(0).choice(n, min(n, _PCA_TRAIN), replace=False))
+            self.pca = faiss.PCAMatrix(d, pca)
+            self.pca.train(float32_rows(np.asarray(X[sample]), normalize))
+            self.Y = np.empty((n, pca), dtype=np.float32)
+            for a in range(0, n, BLOCK_ROWS):
+                self.Y[a:a + BLOCK_ROWS] = self.pca.apply(
+                    float32_rows(np.asarray(X[a:a + BLOCK_ROWS]), normalize))
+            self.centroids = self.pca.apply(self.centroids)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """float32 (len(ids), d_search) rows of the search space."""
+        if self.Y is not None:
+            return self.Y[ids]
+        return float32_rows(np.asarray(self.X[ids]), self.normalize)
+
+
+def _centroid_pool(centroids: np.ndarray, size: int) -> np.ndarray:
+    """int64 (nlist, size): the ``size`` centroids nearest to each centroid, itself included."""
+    import faiss
+
+    pool = faiss.knn(centroids, centroids, size)[1]
+    nlist = centroids.shape[0]
+    missing = ~(pool == np.arange(nlist)[:, None]).any(axis=1)  # duplicate centroids
+    pool[missing, -1] = np.flatnonzero(missing)
+    return pool
+
+
+def _probes(Yq: np.ndarray, own: np.ndarray, pool: np.ndarray, centroids: np.ndarray,
+            nprobe: int) -> np.ndarray:
+    """int64 (b, nprobe): the lists each query probes, nearest centroid first.
+
+    ``own`` is sorted (queries of one list are contiguous): one faiss.knn per list.
+    """
+    import faiss
+
+    probes = np.empty((own.size, nprobe), dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+    for a, b in zip(starts, np.r_[starts[1:], own.size]):
+        near = pool[own[a]]
+        probes[a:b] = near[faiss.knn(Yq[a:b], centroids[near], nprobe)[1]]
+    return probes
+
+
+def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.ndarray,
+          members: np.ndarray, c: int) -> np.ndarray:
+    """int64 (b, c): the c nearest candidates (search-space L2) of every query in its
+    probed lists, -1 padded. Each probed list is read once (in chunks) for all its queries."""
+    import faiss
+
+    b, nprobe = probes.shape
+    D = np.full((b, nprobe, c), np.inf, dtype=np.float32)
+    I = np.full((b, nprobe, c), -1, dtype=np.int64)
+    flat = probes.ravel()
+    by_list = np.argsort(flat, kind="stable")
+    starts = np.flatnonzero(np.r_[True, flat[by_list][1:] != flat[by_list][:-1]])
+    for a, e in zip(starts, np.r_[starts[1:], flat.size]):
+        hit = by_list[a:e]
+        lst = flat[hit[0]]
+        qi, slot = hit // nprobe, hit % nprobe
+        Q = Yq[qi]
+        rows = members[offsets[lst]:offsets[lst + 1]]
+        for s in range(0, rows.size, _LIST_CHUNK):
+            chunk = rows[s:s + _LIST_CHUNK]
+            Dc, Ic = faiss.knn(Q, space.rows(chunk), min(c, chunk.size))
+            Ic = np.where(Ic >= 0, chunk[np.maximum(Ic, 0)], -1)
+            if s == 0:
+                D[qi, slot, :Dc.shape[1]], I[qi, slot, :Ic.shape[1]] = Dc, Ic
+            else:  # merge with the earlier chunks: stable, so ties keep the lower row id
+                Dm = np.concatenate([D[qi, slot], Dc], axis=1)
+                Im = np.concatenate([I[qi, slot], Ic], axis=1)
+                best = np.argsort(Dm, axis=1, kind="stable")[:, :c]
+                D[qi, slot] = np.take_along_axis(Dm, best, 1)
+                I[qi, slot] = np.take_along_axis(Im, best, 1)
+    D, I = D.reshape(b, -1), I.reshape(b, -1)
+    if D.shape[1] > c:
+        best = np.argpartition(D, c - 1, axis=1)[:, :c]
+        I = np.take_along_axis(I, best, 1)
+    return I
+
+
+def _rerank(X: np.ndarray, q: np.ndarray, cand: np.ndarray, k: int, cosine: bool,
+            normalize: bool, backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`d2fast.knn.rerank` on the full rows; a memmap or non-float32 ``X`` is read
+    only at the rows involved (local ids keep the order of the row ids, so ties agree)."""
+    if not normalize and isinstance(X, np.ndarray) and not isinstance(X, np.memmap) \
+            and X.dtype == np.float32 and X.flags.c_contiguous:
+        return rerank(X, q, cand, k, cosine, backend)
+    used = np.unique(np.concatenate([q, cand[cand >= 0]]))
+    local = float32_rows(np.asarray(X[used]), normalize)
+    lc = np.where(cand >= 0, np.searchsorted(used, cand), -1)
+    ids, keys = rerank(local, np.searchsorted(used, q), lc, k, cosine, backend)
+    return np.where(ids >= 0, used[np.maximum(ids, 0)], -1), keys
