@@ -21,11 +21,11 @@ import numpy as np
 
 import d2fast
 from d2fast import _backends, io
-from d2fast._validate import resolve_n_keep
+from d2fast._validate import check_scores, resolve_n_keep
 from d2fast.graph import GRAPHS, METRICS
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE
-from d2fast.budgets import BUDGETS
+from d2fast.budgets import BUDGETS, resolve_hard_prune
 
 log = logging.getLogger("d2fast")
 _BAD_INPUT = (ValueError, TypeError, OSError, MemoryError, FloatingPointError)
@@ -142,8 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reverse", choices=REVERSE, help="reverse update (default weighted)")
     p.add_argument("--class-budget", choices=BUDGETS,
                    help="with --labels: per-class budgets (default proportional)")
-    p.add_argument("--hard-prune", type=float,
-                   help="drop this fraction of hardest rows first (d2: 0, ccs: 0.1)")
+    p.add_argument("--hard-prune", type=_hard_prune_arg, metavar="BETA|auto",
+                   help="drop this fraction of hardest rows first (d2: auto, a rule from "
+                   "the scores and the rate, -v logs its choice; 0 with --graph; 0 = pure D2; "
+                   "ccs: 0.1)")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
                    help="reuse a graph saved by 'd2fast graph' (d2 without --labels and "
                    "--hard-prune)")
@@ -256,15 +258,16 @@ def run_prune(args: argparse.Namespace, run: _Run) -> None:
     _check_applicable(args)
     if args.method != "d2":
         keep = _baseline(args, run, emb, scores, labels, n_keep)
-    elif labels is not None or args.hard_prune:
+    elif _d2_hard_prune(args, scores, n_keep) or labels is not None:
         if args.graph_file:
-            raise ValueError("--graph cannot be combined with --labels or --hard-prune: "
-                             "those build graphs on subsets of the rows")
+            raise ValueError("--graph cannot be combined with --labels or hard pruning "
+                             f"(--hard-prune {args.hard_prune}): those build graphs on "
+                             "subsets of the rows; pass --hard-prune 0 for pure D2")
         with run.stage("prune"):
             keep = d2fast.prune(emb, scores, args.k or 5, n_keep=n_keep, gamma_f=args.gamma_f,
                                 gamma_r=args.gamma_r, mode=args.mode, reverse=args.reverse,
                                 labels=labels, class_budget=args.class_budget,
-                                hard_prune=args.hard_prune or 0.0, progress=not args.quiet,
+                                hard_prune=args.hard_prune, progress=not args.quiet,
                                 **_graph_kwargs(args))
     else:
         graph = _prune_graph(args, run, emb)
@@ -278,6 +281,31 @@ def run_prune(args: argparse.Namespace, run: _Run) -> None:
         io.save_array(args.output, keep)
     run.finish(args.output, **io.array_info(keep), n=n, n_keep=int(keep.size),
                method=args.method, backend=_backend_name(args.backend))
+
+
+def _hard_prune_arg(text: str) -> float | str:
+    """--hard-prune: 'auto' or a float (range checked by prune)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a float or 'auto', got {text!r}") from None
+
+
+def _d2_hard_prune(args: argparse.Namespace, scores, n_keep: int) -> float:
+    """D2's hard-prune fraction, resolved once (``auto`` by default; 0 with --graph, whose
+    graph covers all rows) and logged with -v; ``args.hard_prune`` becomes the float."""
+    if args.hard_prune is None and args.graph_file:
+        args.hard_prune = 0.0
+        log.info("hard_prune given: 0 (--graph reuses a graph of all rows)")
+        return 0.0
+    beta, reason = resolve_hard_prune(check_scores(scores, scores.shape[0]),
+                                      "auto" if args.hard_prune is None else args.hard_prune,
+                                      n_keep)
+    log.info("hard_prune %s", reason)
+    args.hard_prune = beta
+    return beta
 
 
 def _prune_graph(args: argparse.Namespace, run: _Run, emb: np.ndarray) -> d2fast.Graph:

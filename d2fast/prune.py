@@ -19,7 +19,7 @@ from d2fast.passing import MODES, REVERSE, forward, select
 def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int | None = None,
           gamma_f: float = 1.0, gamma_r: float = 0.1, metric: str = "euclidean",
           graph: str = "union", mode: str = "sum", reverse: str = "weighted",
-          labels: Any = None, class_budget: str = "proportional", hard_prune: float = 0.0,
+          labels: Any = None, class_budget: str = "proportional", hard_prune: Any = "auto",
           knn: str = "auto", knn_params: dict | None = None, backend: str = "auto",
           progress: bool = False) -> np.ndarray:
     """Select a coreset with D2 Pruning: kNN graph -> forward -> greedy reverse selection.
@@ -51,9 +51,13 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     class_budget : {'proportional', 'uniform'}, default='proportional'
         Proportional: each class keeps its share of the rows (largest remainder).
         Uniform: equal budgets, capped at the class size, the rest redistributed.
-    hard_prune : float, default=0.0
+    hard_prune : float or 'auto', default='auto'
         Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower index
         first) before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
+        ``'auto'``: the fraction of rows in a separate mode of high scores (mislabelled
+        rows), plus a term growing with the pruning rate above 50 %, capped so that
+        ``n_keep`` rows remain; see :func:`d2fast.budgets.auto_hard_prune`. ``0.0`` is
+        pure D2.
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional

@@ -86,17 +86,23 @@ def test_graph_matches_api_and_sidecar(files):
 def test_prune_matches_api(files):
     folder, emb, scores, labels = files
     run("prune", "emb.npy", "scores.npy", "--k", 5, "--rate", 0.7, "-o", "keep.npy", cwd=folder)
-    want = d2fast.prune(emb, scores, k=5, rate=0.7)
+    want = d2fast.prune(emb, scores, k=5, rate=0.7)  # both default to hard_prune="auto"
     np.testing.assert_array_equal(np.load(folder / "keep.npy"), want)
     record = json.loads((folder / "keep.npy.json").read_text())
     assert record["output"]["n_keep"] == 90 and record["output"]["method"] == "d2"
+    run("prune", "emb.npy", "scores.npy", "--k", 5, "--rate", 0.7, "--hard-prune", 0,
+        "-o", "keep0.npy", cwd=folder)
+    np.testing.assert_array_equal(np.load(folder / "keep0.npy"),
+                                  d2fast.prune(emb, scores, k=5, rate=0.7, hard_prune=0.0))
+    record = json.loads((folder / "keep0.npy.json").read_text())
     assert {"knn_graph", "forward", "select"} <= set(record["timings_s"])
 
     run("graph", "emb.npy", "-k", 5, "-o", "g.npz", "-q", cwd=folder)
     run("prune", "emb.npy", "scores.npy", "--graph", "g.npz", "--rate", 0.7, "--gamma-r", 0.5,
         "-o", "keep_g.txt", cwd=folder)
     np.testing.assert_array_equal(np.loadtxt(folder / "keep_g.txt", dtype=np.int64),
-                                  d2fast.prune(emb, scores, k=5, rate=0.7, gamma_r=0.5))
+                                  d2fast.prune(emb, scores, k=5, rate=0.7, gamma_r=0.5,
+                                               hard_prune=0.0))
 
     run("prune", "emb.npy", "scores.npy", "--labels", "labels.npy", "--hard-prune", 0.1,
         "--n-keep", 40, "--class-budget", "uniform", "--gamma-f", 2, "-q", "-o", "keep_l.npy",
@@ -241,6 +247,19 @@ def test_bad_input_one_line_exit_2(files, make, argv, fragment):
     proc = run(*argv, "-q", cwd=folder, code=2)
     assert_one_line_error(proc, argv[0], fragment)
     assert set(os.listdir(folder)) == before  # no output, no temporary file
+
+
+def test_verbose_logs_the_hard_prune_choice(files):
+    folder = files[0]
+    proc = run("prune", "emb.npy", "scores.npy", "--rate", 0.9, "-o", "k.npy", "-v", cwd=folder)
+    assert "d2fast: hard_prune auto: 0.4000 = drop 120 of 300 rows" in proc.stderr
+    assert "rate term 0.400" in proc.stderr
+    proc = run("prune", "emb.npy", "scores.npy", "--hard-prune", 0.1, "-o", "k1.npy", "-v",
+               cwd=folder)
+    assert "d2fast: hard_prune given: 0.1" in proc.stderr
+    proc = run("prune", "emb.npy", "scores.npy", "--hard-prune", "most", "-o", "k2.npy",
+               cwd=folder, code=2)
+    assert "must be a float or 'auto'" in proc.stderr
 
 
 def test_verbose_shows_traceback(files):

@@ -36,7 +36,7 @@ def test_prune_is_knn_forward_select():
     passed = d2fast.forward(g, scores, gamma_f=0.3, mode="product")
     want = d2fast.select(g, passed, 250, gamma_r=2.0, reverse="absolute")
     got = d2fast.prune(emb, scores, 7, n_keep=250, gamma_f=0.3, gamma_r=2.0, mode="product",
-                       reverse="absolute")
+                       reverse="absolute", hard_prune=0.0)
     np.testing.assert_array_equal(got, want)
     assert_greedy_replay(g, passed, got, 2.0, True)
 
@@ -124,14 +124,16 @@ def test_hard_prune_drops_the_hardest_first():
 def test_class_balanced_budgets(budget):
     labels = np.repeat([0, 1, 2], [50, 100, 250])
     emb, scores = clustered(400, 4, seed=6)
-    keep = d2fast.prune(emb, scores, rate=0.7, labels=labels, class_budget=budget)
+    keep = d2fast.prune(emb, scores, rate=0.7, labels=labels, class_budget=budget,
+                        hard_prune=0.0)
     assert keep.size == 120 and np.unique(keep).size == 120
     counts = np.bincount(labels[keep], minlength=3)
     assert counts.tolist() == ([15, 30, 75] if budget == "proportional" else [40, 40, 40])
     # each class's picks are D2 on that class alone, in order
     for c in range(3):
         rows = np.flatnonzero(labels == c)
-        want = rows[d2fast.prune(emb[rows], scores[rows], n_keep=int(counts[c]))]
+        want = rows[d2fast.prune(emb[rows], scores[rows], n_keep=int(counts[c]),
+                                 hard_prune=0.0)]
         np.testing.assert_array_equal(keep[labels[keep] == c], want)
     # balanced prefixes: the first 12 picks hold every class
     assert set(labels[keep[:12]]) == {0, 1, 2}

@@ -1,0 +1,136 @@
+"""hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import d2fast
+from d2fast.budgets import (RATE_FREE, RATE_SLOPE, auto_hard_prune, hard_prune_pool,
+                            resolve_hard_prune)
+
+
+def noisy(n_clean=1800, n_noise=200, seed=0):
+    """Skewed clean difficulties plus a separate mode of high ones (mislabelled rows)."""
+    rng = np.random.default_rng(seed)
+    clean = rng.gamma(2.0, 1.0, n_clean)
+    return np.concatenate([clean, rng.normal(14.0, 1.0, n_noise)])
+
+
+def dropped(scores, beta):
+    return int(Fraction(repr(beta)) * scores.size)
+
+
+def test_given_float_is_used_as_is():
+    assert resolve_hard_prune(np.arange(10.0), 0.2, 5) == (0.2, "given: 0.2")
+    assert resolve_hard_prune(np.arange(10.0), 0, 5)[0] == 0.0
+
+
+@pytest.mark.parametrize("bad", ["automatic", "", "0.1"])
+def test_unknown_string_is_an_error_naming_the_argument(bad):
+    with pytest.raises(ValueError, match="hard_prune"):
+        resolve_hard_prune(np.arange(10.0), bad, 5)
+
+
+def test_clear_noise_mode_is_dropped_at_low_rates():
+    scores = noisy()
+    beta, reason = resolve_hard_prune(scores, "auto", int(0.7 * scores.size))
+    assert abs(dropped(scores, beta) - 200) <= 10
+    assert "separate mode" in reason and "rate term 0.000" in reason
+    pool = hard_prune_pool(scores, beta, int(0.7 * scores.size))
+    assert np.count_nonzero(pool >= 1800) <= 10  # the noise rows are gone
+
+
+@pytest.mark.parametrize("make", [lambda r: r.normal(size=3000),
+                                  lambda r: r.lognormal(0.0, 0.8, 3000),
+                                  lambda r: r.exponential(1.0, 3000),
+                                  lambda r: -r.gamma(3.0, 1.0, 3000)])  # negative, AUM-like
+def test_unimodal_scores_have_no_outlier_mode(make):
+    scores = make(np.random.default_rng(3))
+    beta, reason = auto_hard_prune(scores, int(0.5 * scores.size))
+    assert beta == 0.0 and "no outlier mode" in reason
+
+
+def test_rate_term_grows_with_the_rate():
+    scores = np.random.default_rng(0).normal(size=1000)
+    betas = [auto_hard_prune(scores, int(round((1 - r) * 1000)))[0] for r in (0.3, 0.5, 0.7, 0.9)]
+    want = [max(0.0, r - RATE_FREE) * RATE_SLOPE for r in (0.3, 0.5, 0.7, 0.9)]
+    np.testing.assert_allclose(betas, want, atol=1e-3)
+
+
+def test_mode_and_rate_term_combine_on_the_rows_left():
+    scores = noisy()
+    n = scores.size
+    beta, _ = auto_hard_prune(scores, n // 10)
+    mode = dropped(scores, resolve_hard_prune(scores, "auto", int(0.7 * n))[0]) / n
+    rate_term = (0.9 - RATE_FREE) * RATE_SLOPE
+    assert beta == pytest.approx(mode + (1 - mode) * rate_term, abs=2 / n)
+
+
+@pytest.mark.parametrize("n_keep", [1999, 1990, 1900])
+def test_capped_so_that_n_keep_fits(n_keep):
+    scores = noisy()
+    beta, reason = auto_hard_prune(scores, n_keep)
+    assert dropped(scores, beta) == scores.size - n_keep
+    assert "capped" in reason
+    assert hard_prune_pool(scores, beta, n_keep).size == n_keep
+
+
+def test_nothing_to_drop_when_every_row_is_kept():
+    scores = noisy()
+    assert auto_hard_prune(scores, scores.size)[0] == 0.0  # rate 0
+    assert auto_hard_prune(np.empty(0), 0)[0] == 0.0
+
+
+def test_constant_scores_drop_nothing():
+    beta, reason = auto_hard_prune(np.full(500, 3.0), 50)
+    assert beta == 0.0 and "constant" in reason
+
+
+def test_tiny_n_uses_the_rate_term_only():
+    beta, reason = auto_hard_prune(np.array([0.1, 5.0, 0.2, 0.3, 9.0]), 1)
+    assert dropped(np.zeros(5), beta) == int((0.8 - RATE_FREE) * RATE_SLOPE * 5)
+    assert "fewer than" in reason
+
+
+def test_integer_scores_with_a_never_learned_atom():
+    """Forgetting-like counts: most rows 0-2 forgettings, 10 % never learned (count = E)."""
+    rng = np.random.default_rng(1)
+    scores = np.concatenate([rng.poisson(0.7, 900), np.full(100, 20)]).astype(np.float64)
+    beta, _ = auto_hard_prune(scores, 700)
+    assert dropped(scores, beta) == 100
+
+
+@pytest.mark.parametrize("n", range(20, 400, 37))
+def test_beta_drops_exactly_the_rows_the_rule_counts(n):
+    scores = np.random.default_rng(n).random(n)
+    for n_keep in (0, 1, n // 10, n // 2, n - 1):
+        beta, reason = auto_hard_prune(scores, n_keep)
+        assert f"drop {dropped(scores, beta)} of {n} rows" in reason
+        assert hard_prune_pool(scores, beta, n_keep).size >= n_keep
+
+
+def test_prune_defaults_to_auto_and_zero_is_pure_d2():
+    rng = np.random.default_rng(2)
+    emb, scores = rng.normal(size=(600, 4)), noisy(540, 60, seed=2)
+    auto = d2fast.prune(emb, scores, rate=0.5)
+    assert np.array_equal(auto, d2fast.prune(emb, scores, rate=0.5, hard_prune="auto"))
+    beta, _ = auto_hard_prune(scores, 300)
+    assert np.array_equal(auto, d2fast.prune(emb, scores, rate=0.5, hard_prune=beta))
+    assert not np.isin(np.arange(540, 600), auto).any()  # the noise mode is not kept
+    pure = d2fast.prune(emb, scores, rate=0.5, hard_prune=0.0)
+    assert np.isin(np.arange(540, 600), pure).any()
+
+
+def test_auto_with_labels_and_tiny_classes():
+    rng = np.random.default_rng(4)
+    emb, scores = rng.normal(size=(600, 4)), noisy(540, 60, seed=4)
+    labels = rng.integers(0, 5, 600)
+    labels[:2] = 7  # a class of two rows
+    labels[2:5] = 8  # and one of three
+    with pytest.warns(UserWarning, match="class"):
+        keep = d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels)
+    assert keep.size == 300 and np.unique(keep).size == 300
+    assert not np.isin(np.arange(540, 600), keep).any()
+    keep = d2fast.prune(emb, scores, k=1, rate=0.7, labels=labels)
+    assert keep.size == 180 and np.unique(keep).size == 180
+    assert not np.isin(np.arange(540, 600), keep).any()
