@@ -51,10 +51,10 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
     2. Rate term. With few rows kept, the hardest of the rest hurt more than they teach
        (CCS, Zheng et al. 2023, tune the "mis-ratio" beta up with the pruning rate: 0.3 on
        CIFAR-10 at 90 %; the official D2 CIFAR-10 setting is 0.4 at 90 %):
-       ``beta_rate = max(0, rate - RATE_FREE) * RATE_SLOPE``, with
-       ``rate = 1 - n_keep / n``, applied to the rows left after step 1.
-    3. ``beta = beta_mode + (1 - beta_mode) * beta_rate``, capped so that the
-       ``n_keep`` rows still fit: at most ``n - n_keep`` rows are dropped.
+       ``beta_rate = max(0, rate - RATE_FREE) * RATE_SLOPE``, ``rate = 1 - n_keep / n``.
+    3. ``beta = max(beta_mode, beta_rate)`` (the outlier mode already removes the hardest
+       rows; adding the rate term on top of it removed too many in our study), capped so
+       that the ``n_keep`` rows still fit: at most ``n - n_keep`` rows are dropped.
 
     Parameters
     ----------
@@ -75,7 +75,7 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
     beta_mode = mode.count / n
     rate = 1.0 - n_keep / n
     beta_rate = max(0.0, rate - RATE_FREE) * RATE_SLOPE
-    drop = int((beta_mode + (1.0 - beta_mode) * beta_rate) * n)
+    drop = int(max(beta_mode, beta_rate) * n)
     capped = drop > n - n_keep
     drop = min(drop, n - n_keep)
     beta = drop / n

@@ -57,13 +57,14 @@ def test_rate_term_grows_with_the_rate():
     np.testing.assert_allclose(betas, want, atol=1e-3)
 
 
-def test_mode_and_rate_term_combine_on_the_rows_left():
+@pytest.mark.parametrize("rate", [0.6, 0.7, 0.9])
+def test_the_larger_of_mode_and_rate_term_wins(rate):
     scores = noisy()
     n = scores.size
-    beta, _ = auto_hard_prune(scores, n // 10)
+    beta, _ = auto_hard_prune(scores, int(round((1 - rate) * n)))
     mode = dropped(scores, resolve_hard_prune(scores, "auto", int(0.7 * n))[0]) / n
-    rate_term = (0.9 - RATE_FREE) * RATE_SLOPE
-    assert beta == pytest.approx(mode + (1 - mode) * rate_term, abs=2 / n)
+    rate_term = (rate - RATE_FREE) * RATE_SLOPE
+    assert beta == pytest.approx(max(mode, rate_term), abs=2 / n)
 
 
 @pytest.mark.parametrize("n_keep", [1999, 1990, 1900])
