@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import time
 import traceback
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="d2 (default) or a baseline of d2fast.baselines")
     p.add_argument("--seed", type=int,
                    help="seed of random, ccs and kcenter (default 0; d2 is deterministic)")
+    _distributed_options(p)
     _common(p, "")
     p.set_defaults(run=run_prune)
 
@@ -244,7 +246,55 @@ def run_graph(args: argparse.Namespace, run: _Run) -> None:
     run.finish(args.output, n=graph.n, nnz=graph.nnz, backend=_backend_name(args.backend))
 
 
+def _distributed_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("distributed (d2fast.distributed; EMB/SCORES may then be a glob "
+                             "or a directory of .npy/.npz/.parquet shards)")
+    g.add_argument("--engine", choices=("local", "ray"),
+                   help="run D2 shard by shard: in Ray actors or in this process "
+                   "(default: ray when EMB is a glob or a directory)")
+    g.add_argument("--address", help="address of a running Ray cluster (default: start one)")
+    g.add_argument("--workdir", help="folder of the stages' files; rerun to resume")
+    g.add_argument("--shards", type=int, help="number of shards (default: one a file)")
+
+
+def _is_sharded(spec: str) -> bool:
+    return os.path.isdir(spec) or any(c in spec for c in "*?[")
+
+
+def run_prune_distributed(args: argparse.Namespace, run: _Run) -> None:
+    """``d2fast prune`` over shard files with :func:`d2fast.distributed.prune`."""
+    from d2fast import distributed
+
+    io.check_output(args.output, args.force, io.ARRAY_OUTPUTS)
+    for flag, value in (("--method", args.method != "d2"), ("--labels", args.labels),
+                        ("--graph", args.graph_file), ("--hard-prune", args.hard_prune),
+                        ("--class-budget", args.class_budget), ("--key", args.key),
+                        ("--emb-key", args.emb_key), ("--scores-key", args.scores_key)):
+        if value:
+            raise ValueError(f"{flag} is not supported with shard inputs / --engine")
+    if args.k is not None and args.k < 1:
+        raise ValueError(f"--k {args.k}, must be >= 1")
+    info: dict = {}
+    with run.stage("distributed prune"):
+        keep = distributed.prune(
+            args.emb, args.scores, args.k or 5, args.rate, n_keep=args.n_keep,
+            gamma_f=1.0 if args.gamma_f is None else args.gamma_f,
+            gamma_r=0.1 if args.gamma_r is None else args.gamma_r, mode=args.mode or "sum",
+            reverse=args.reverse or "weighted", progress=not args.quiet,
+            shards=args.shards, workdir=args.workdir, engine=args.engine or "ray",
+            address=args.address, info=info, **_graph_kwargs(args))
+    run.record["inputs"] = {"emb": args.emb, "scores": args.scores}
+    with run.stage("write"):
+        io.save_array(args.output, keep)
+    run.finish(args.output, **io.array_info(keep), n_keep=int(keep.size), method="d2",
+               distributed=info)
+
+
 def run_prune(args: argparse.Namespace, run: _Run) -> None:
+    if args.engine or _is_sharded(args.emb) or _is_sharded(args.scores):
+        return run_prune_distributed(args, run)
+    if args.address or args.workdir or args.shards:
+        raise ValueError("--address, --workdir and --shards need --engine (or shard inputs)")
     io.check_output(args.output, args.force, io.ARRAY_OUTPUTS)
     emb = run.load("emb", args.emb, _key(args, "emb"), 2)
     scores = run.load("scores", args.scores, _key(args, "scores"), 1)

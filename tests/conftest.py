@@ -65,3 +65,18 @@ def assert_greedy_replay(graph: Graph, passed: np.ndarray, picks: np.ndarray,
         free_nbr = ~selected[nbr]
         delta = s[v] if absolute else reference.libm_exp(-gamma_r * d[free_nbr]) * s[v]
         s[nbr[free_nbr]] -= delta
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the test session (a ``ray.cluster_utils.Cluster`` head with 2
+    CPUs, so a test can add a second node); skipped only where Ray is not installed."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'd2fast[ray]')")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 2, "include_dashboard": False})
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()

@@ -1,3 +1,243 @@
 """D2 Pruning beyond one machine: sharded inputs, a partitioned kNN graph and bulk-synchronous
 message passing over shard actors on Ray (``engine="ray"``) or in one process
 (``engine="local"``). See SPEC section 8."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from d2fast import _backends
+from d2fast._validate import (check_choice, check_emb, check_int, check_k, check_real,
+                              check_scores, resolve_n_keep)
+from d2fast.distributed.checkpoint import STAGES, Manifest
+from d2fast.distributed.engines import LocalEngine, RayEngine, dead_actor_errors
+from d2fast.distributed.run import Stats, run
+from d2fast.distributed.shards import ShardFiles, check_matching, open_shards
+from d2fast.graph import GRAPHS, METRICS
+from d2fast.knn import _MARGIN, EXACT_MAX_ROWS, default_nlist
+from d2fast.io import atomic_write
+from d2fast.passing import MODES, REVERSE
+
+ENGINES = ("local", "ray")
+KNN = ("auto", "exact", "ivf")
+_IVF_PARAMS = {"nlist": None, "nprobe": 8, "candidates": None}
+_RESTARTS = 3  # times a run is resumed after a Ray actor died
+_HASH_BLOCK = 1 << 16  # rows hashed at a time
+
+
+def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int | None = None,
+          gamma_f: float = 1.0, gamma_r: float = 0.1, metric: str = "euclidean",
+          graph: str = "union", mode: str = "sum", reverse: str = "weighted",
+          labels: Any = None, hard_prune: float = 0.0, knn: str = "auto",
+          knn_params: dict | None = None, backend: str = "auto", progress: bool = False,
+          shards: int | None = None, workdir: str | None = None, engine: str = "ray",
+          address: str | None = None, num_cpus: int | None = None,
+          info: dict | None = None) -> np.ndarray:
+    """D2 Pruning over sharded embeddings, on Ray or in one process (SPEC 8).
+
+    The stages: an IVF partition (k-means on a sample; each shard gets whole lists), the
+    rows and scores in shard order, the kNN graph (each shard's rows search the lists
+    they probe, wherever they live), forward message passing with ghost copies of the
+    neighbours' scores, and the selection in bulk-synchronous rounds over the shards;
+    the negative-score tail is finished on the driver by the lazy heap. Given the same
+    graph the picks and their order equal ``d2fast.select(..., algorithm='heap')``; with
+    ``knn='exact'`` the call equals ``d2fast.prune(..., knn='exact', hard_prune=0.0)``.
+
+    Parameters
+    ----------
+    emb : array-like of shape (n, d), or shard files
+        Embeddings: an array (ndarray, memmap, torch tensor), or ``.npy`` / ``.npz`` /
+        parquet shards given as a list of paths, a glob or a directory. The global row id
+        of a row is its position in the concatenation of the files in sorted path order.
+        A parquet shard holds the embeddings as a list column (named ``emb``, or its only
+        list column). Files are read by row ranges, never whole.
+    scores : array-like of shape (n,), or shard files
+        One array, or shards matching the embedding shards file by file (a parquet shard:
+        a column named ``scores``, or its only numeric column).
+    k, rate, n_keep, gamma_f, gamma_r, metric, graph, mode, reverse, backend :
+        As in :func:`d2fast.prune`.
+    labels : None
+        Not supported here (class-balanced selection): run one call per class.
+    hard_prune : float, default=0.0
+        Only 0.0 (pure D2) is supported: drop the hardest rows from the shards first.
+    knn : {'auto', 'exact', 'ivf'}, default='auto'
+        'exact': every row is a candidate (the exact kNN graph; O(n^2 d), for tests and
+        small data). 'ivf': each row searches its ``nprobe`` nearest lists of the
+        partition; the ``candidates`` nearest rows of each list (float32) are re-ranked
+        with exact float64 distances, ties to the lower global id. 'auto': exact up to
+        ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
+    knn_params : dict, optional
+        IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` (8),
+        ``candidates`` per probed list (k + 9). ``nlist`` also sets the partition with
+        ``knn='exact'`` (at least ``shards`` lists must hold rows).
+    progress : bool, default=False
+        A tqdm bar over the stages and one over the picks of the rounds.
+    shards : int, optional
+        Number of shards P (one worker each); default: the number of embedding files, or
+        the CPU count for an array.
+    workdir : str, optional
+        Folder of the stages' files and checkpoints (on storage every Ray node can read).
+        Running again with the same workdir and inputs resumes from the last finished
+        stage or round. Default: a temporary folder, removed at the end.
+    engine : {'ray', 'local'}, default='ray'
+        'ray': one Ray actor per shard; 'local': the same steps in this process.
+    address : str, optional
+        Address of a running Ray cluster. Without it, ``engine='ray'`` uses the Ray this
+        process already started, or starts a local one (``num_cpus``) and shuts it down
+        at the end.
+    num_cpus : int, optional
+        CPUs of a local Ray started here (default: all).
+    info : dict, optional
+        Filled with the run's ``shards``, ``engine``, ``timings_s`` per stage, ``rounds``,
+        ``bytes_sent`` between shards, ``nnz`` and the stages ``resumed`` from workdir.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_keep,)
+        Kept global row ids in selection order, most important first.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, a shard whose width, dtype or row count disagrees (naming the
+        file), an unsupported parameter, or a workdir holding another run.
+    MemoryError
+        When the unselected subgraph of the negative phase does not fit the driver.
+    """
+    if labels is not None:
+        raise ValueError("labels is not supported by d2fast.distributed.prune "
+                         "(class-balanced selection): run one call per class")
+    if isinstance(hard_prune, str) or check_real(hard_prune, "hard_prune") != 0.0:
+        raise ValueError(f"hard_prune={hard_prune!r} is not supported by "
+                         "d2fast.distributed.prune; pass hard_prune=0.0 (drop the hardest "
+                         "rows from the shards first)")
+    engine = check_choice(engine, "engine", ENGINES)
+    if knn == "hnsw":
+        raise ValueError("knn='hnsw' is not supported by d2fast.distributed.prune "
+                         "(use 'ivf' or 'exact')")
+    knn = check_choice(knn, "knn", KNN)
+    for value, name, options in ((metric, "metric", METRICS), (graph, "graph", GRAPHS),
+                                 (mode, "mode", MODES), (reverse, "reverse", REVERSE)):
+        check_choice(value, name, options)
+    gamma_f, gamma_r = check_real(gamma_f, "gamma_f"), check_real(gamma_r, "gamma_r")
+    _backends.get(backend)
+    own_workdir = workdir is None
+    workdir = tempfile.mkdtemp(prefix="d2fast-") if own_workdir else os.fspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        emb_files, scores_files, fingerprint = _inputs(emb, scores, workdir)
+        n = emb_files.n
+        check_k(k, n)
+        n_keep = resolve_n_keep(n, rate, n_keep)
+        P = len(emb_files.paths) if shards is None and _is_files(emb) else \
+            (os.cpu_count() or 1) if shards is None else check_int(shards, "shards", 1, n,
+                                                                  f"n={n}")
+        params = _ivf_params(knn_params, n, k)
+        if knn == "auto":
+            knn = "exact" if n <= EXACT_MAX_ROWS else "ivf"
+        cfg = dict(k=int(k), metric=metric, graph=graph, mode=mode, reverse=reverse,
+                   gamma_f=gamma_f, gamma_r=gamma_r, knn=knn, backend=backend, **params)
+        stats = Stats(P, engine)
+        if n_keep == 0:
+            return np.empty(0, dtype=np.int64)
+        manifest = Manifest(workdir, {**fingerprint, **cfg, "shards": P, "n_keep": n_keep})
+        setup = {"cfg": cfg, "workdir": workdir, "emb": emb_files, "scores": scores_files}
+        picks = _run(engine, address, num_cpus, P, setup, manifest, emb_files,
+                     dict(cfg, workdir=workdir, progress=progress), n_keep, stats, progress)
+        if info is not None:
+            info.update(stats.info)
+        return picks
+    finally:
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(engine_name, address, num_cpus, P, setup, manifest, emb_files, cfg, n_keep, stats,
+         progress) -> np.ndarray:
+    """Run (and after a dead Ray actor, resume) the stages; closes the engine."""
+    from tqdm.auto import tqdm
+
+    eng = RayEngine(P, setup, address, num_cpus) if engine_name == "ray" else \
+        LocalEngine(P, setup)
+    try:
+        for attempt in range(_RESTARTS + 1):
+            try:
+                with tqdm(total=len(STAGES), desc="distributed", unit="stage",
+                          disable=not progress) as bar:
+                    return run(eng, manifest, emb_files, cfg, n_keep, stats, bar)
+            except dead_actor_errors():
+                if attempt == _RESTARTS:
+                    raise
+                stats.info["restarts"] = attempt + 1
+                eng.restart()
+    finally:
+        eng.close()
+
+
+def _is_files(spec: Any) -> bool:
+    return isinstance(spec, (str, os.PathLike)) or (
+        isinstance(spec, (list, tuple)) and bool(spec) and
+        all(isinstance(p, (str, os.PathLike)) for p in spec))
+
+
+def _inputs(emb: Any, scores: Any, workdir: str) -> tuple[ShardFiles, ShardFiles, dict]:
+    """Shard files of the embeddings and scores (arrays are written to workdir/inputs
+    once) and a fingerprint of the inputs for the manifest."""
+    if _is_files(emb):
+        emb_files = open_shards(emb, "emb", 2)
+    else:
+        emb_files = _array_shard(check_emb(emb), "emb", workdir)
+    if _is_files(scores):
+        scores_files = open_shards(scores, "scores", 1)
+        if len(scores_files.paths) > 1:  # shards matching the embedding shards
+            check_matching(scores_files, emb_files)
+        elif scores_files.n != emb_files.n:  # one array
+            raise ValueError(f"scores: {scores_files.paths[0]} has {scores_files.n} rows, "
+                             f"emb has {emb_files.n}")
+    else:
+        scores_files = _array_shard(check_scores(scores, emb_files.n), "scores", workdir)
+    fingerprint = {"emb": _fingerprint(emb_files), "scores": _fingerprint(scores_files)}
+    return emb_files, scores_files, fingerprint
+
+
+def _array_shard(arr: np.ndarray, name: str, workdir: str) -> ShardFiles:
+    """An array written as ``workdir/inputs/<name>-<sha256>.npy`` (kept when present)."""
+    digest = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+    for start in range(0, arr.shape[0], _HASH_BLOCK):
+        digest.update(np.ascontiguousarray(arr[start:start + _HASH_BLOCK]).tobytes())
+    folder = os.path.join(workdir, "inputs")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}-{digest.hexdigest()[:16]}.npy")
+    if not os.path.exists(path):
+        with atomic_write(path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=arr.dtype, shape=arr.shape)
+            for start in range(0, arr.shape[0], _HASH_BLOCK):
+                out[start:start + _HASH_BLOCK] = arr[start:start + _HASH_BLOCK]
+            out.flush()
+            del out
+    return open_shards([path], name, arr.ndim)
+
+
+def _fingerprint(files: ShardFiles) -> list:
+    """Path, size and modification time of every file."""
+    return [[os.path.abspath(p), os.path.getsize(p), os.path.getmtime(p)] for p in files.paths]
+
+
+def _ivf_params(knn_params: dict | None, n: int, k: int) -> dict:
+    params = dict(knn_params or {})
+    unknown = set(params) - set(_IVF_PARAMS)
+    if unknown:
+        raise ValueError(f"knn_params has {sorted(unknown)}, not supported by "
+                         f"d2fast.distributed.prune (it takes {sorted(_IVF_PARAMS)})")
+    for name, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= 1")
+    params = {**_IVF_PARAMS, **params}
+    return {"nlist": int(min(n, params["nlist"] or default_nlist(n))),
+            "nprobe": int(params["nprobe"]),
+            "candidates": int(max(k + 1, params["candidates"] or k + 1 + _MARGIN))}

@@ -1,0 +1,281 @@
+"""Stages 4 and 5: forward message passing and the selection rounds, shard by shard.
+
+A shard works on its own nodes (local ids ``0:m``) and ghost copies of the other shards'
+nodes its edges reach (ids ``m:m + g``, by node id): together the *extended* ids. A node
+is sent to the shards that hold it as a ghost (its subscribers: the owners of its in- and
+out-neighbours) whenever its score or selection changes. Steps (``step(state, inbox,
+**args) -> (state, (to_shards, to_driver))``):
+
+- ``forward_send`` / ``forward_run``: ghost scores, then :func:`d2fast.forward`'s kernel
+  on the shard's CSR (the same kernel, neighbours in the same global order, so the same
+  sums);
+- ``select_open``, then per round ``pick`` and ``update`` (SPEC 4, "Parallel exact
+  selection", as ``csrc/select_rounds.h`` runs it on one machine): ``pick`` takes every
+  queued non-negative strict local maximum by (score, -global id) over in- and
+  out-neighbours and reports the best queued key for the stop test; ``update`` pulls the
+  round's picks' updates, summed per node in the picks' key order (the heap's order);
+  each round's state is saved (two alternating slots);
+- ``rest_size`` / ``gather``: the unselected subgraph for the driver's heap (negative phase).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from d2fast import _backends
+from d2fast.distributed.checkpoint import round_slot
+from d2fast.distributed.graph import _partition, owned
+from d2fast.distributed.layout import load_npz, save_npz, shard_path
+from d2fast.io import atomic_write
+
+
+def _segments(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges of CSR ``rows``: (index into ``rows`` of each edge's row, edge position)."""
+    lens = indptr[rows + 1] - indptr[rows]
+    first = np.cumsum(lens) - lens
+    owner = np.repeat(np.arange(rows.size), lens)
+    return owner, np.arange(int(lens.sum())) - first[owner] + indptr[rows][owner]
+
+
+def _transpose(indptr: np.ndarray, idx: np.ndarray, size: int):
+    """For every extended id x, the local rows whose CSR row holds x: (tptr, trow)."""
+    rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
+    tptr = np.zeros(size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(idx, minlength=size), out=tptr[1:])
+    return tptr, rows[np.argsort(idx, kind="stable")]
+
+
+def _merge_rows(a_ptr, a_idx, b_ptr, b_idx):
+    """Row-wise union of two CSRs over the same rows (sorted, no duplicates)."""
+    m = a_ptr.size - 1
+    rows = np.concatenate([np.repeat(np.arange(m), np.diff(a_ptr)),
+                           np.repeat(np.arange(m), np.diff(b_ptr))])
+    idx = np.concatenate([a_idx, b_idx])
+    pairs = np.unique(rows * (idx.max(initial=0) + 1) + idx)
+    rows, idx = np.divmod(pairs, idx.max(initial=0) + 1)
+    ptr = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=m), out=ptr[1:])
+    return ptr, idx.astype(np.int64)
+
+
+def open_graph(state: dict) -> dict:
+    """The shard's graph in extended ids (cached in the state as ``state['g']``)."""
+    if "g" in state:
+        return state["g"]
+    lo, hi = owned(state)
+    m = hi - lo
+    f = load_npz(shard_path(state["workdir"], "graph", state["p"]))
+    directed = "in_indptr" in f
+    nodes = np.concatenate([f["indices"], f["in_indices"]]) if directed else f["indices"]
+    ghosts = np.unique(nodes[(nodes < lo) | (nodes >= hi)])
+
+    def ext(x):
+        return np.where((x >= lo) & (x < hi), x - lo, m + np.searchsorted(ghosts, x))
+
+    g = {"lo": lo, "m": m, "ghosts": ghosts, "size": m + ghosts.size,
+         "gid": np.concatenate([f["gid"], np.asarray(_partition(state)["order"])[ghosts]]),
+         "indptr": f["indptr"], "idx": ext(f["indices"]), "dist": f["distances"]}
+    if directed:
+        g["in_indptr"], g["in_idx"], g["in_dist"] = \
+            f["in_indptr"], ext(f["in_indices"]), f["in_distances"]
+        g["nb_indptr"], g["nb_idx"] = _merge_rows(g["indptr"], g["idx"], g["in_indptr"],
+                                                  g["in_idx"])
+        g["t_in"] = _transpose(g["in_indptr"], g["in_idx"], g["size"])
+    else:
+        g["in_indptr"], g["in_idx"], g["in_dist"] = g["indptr"], g["idx"], g["dist"]
+        g["nb_indptr"], g["nb_idx"] = g["indptr"], g["idx"]
+    g["t_nb"] = _transpose(g["nb_indptr"], g["nb_idx"], g["size"])
+    if not directed:
+        g["t_in"] = g["t_nb"]
+    # subscribers: shard q needs local node u when a neighbour of u lives on q
+    rows = np.repeat(np.arange(m), np.diff(g["nb_indptr"]))
+    far = g["nb_idx"] >= m
+    owner = np.searchsorted(_partition(state)["bounds"], ghosts, "right") - 1
+    pairs = np.unique(owner[g["nb_idx"][far] - m] * max(m, 1) + rows[far])
+    g["subs"] = [pairs[(pairs // max(m, 1)) == q] % max(m, 1) for q in range(state["P"])]
+    state["g"] = g
+    return g
+
+
+def _messages(state: dict, values: np.ndarray, mask: np.ndarray | None = None, *extra):
+    """Per shard q: (node ids, values, *extra) of the local nodes q subscribes to (those
+    in ``mask`` only, when given); None where nothing is sent."""
+    g = open_graph(state)
+    out = []
+    for q, subs in enumerate(g["subs"]):
+        if mask is not None:
+            subs = subs[mask[subs]]
+        out.append(None if q == state["p"] or subs.size == 0 else
+                   (subs + g["lo"], values[subs], *(x[subs] for x in extra)))
+    return out
+
+
+def _ghost_positions(g: dict, nodes: np.ndarray) -> np.ndarray:
+    return g["m"] + np.searchsorted(g["ghosts"], nodes)
+
+
+def forward_send(state: dict, inbox: list):
+    """Step: load the shard's scores and send them to the shards that hold them as ghosts."""
+    g = open_graph(state)
+    s = np.zeros(g["size"], dtype=np.float64)
+    s[:g["m"]] = np.load(shard_path(state["workdir"], "scores", state["p"], ".npy"))
+    state["s_ext"] = s
+    return state, (_messages(state, s), float(np.abs(s[:g["m"]]).max(initial=0.0)))
+
+
+def _padded(g: dict, indptr: np.ndarray) -> np.ndarray:
+    """indptr over all extended ids (ghost rows empty), as the kernels want one score a row."""
+    return np.concatenate([indptr, np.full(g["size"] - g["m"], indptr[-1], dtype=np.int64)])
+
+
+def forward_run(state: dict, inbox: list):
+    """Step: the forward pass of the shard's nodes (saved as ``forward/shard-<p>.npy``)."""
+    g, cfg = open_graph(state), state["cfg"]
+    s = state.pop("s_ext")
+    for nodes, values in filter(None, inbox):
+        s[_ghost_positions(g, nodes)] = values
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _backends.get(cfg["backend"]).forward(
+            _padded(g, g["indptr"]), g["idx"].astype(np.int32), g["dist"], s, cfg["gamma_f"],
+            cfg["mode"] == "product")[:g["m"]]
+    finite = bool(np.isfinite(out).all())
+    if finite:
+        with atomic_write(shard_path(state["workdir"], "forward", state["p"], ".npy")) as tmp:
+            np.save(tmp, out)
+    return state, (None, (finite, float(np.abs(out).max(initial=0.0)) if finite else 0.0))
+
+
+def _weights(backend: str, distances: np.ndarray, gamma: float) -> np.ndarray:
+    """``exp(-gamma * d)`` of each edge, computed by the forward kernel of ``backend``
+    (a one-edge row per weight, score 1, product mode) so the weights are bit-equal to
+    those of its select kernels (the C library's exp, not NumPy's SIMD exp)."""
+    nnz = distances.size
+    if nnz == 0:
+        return np.empty(0, dtype=np.float64)
+    return _backends.get(backend).forward(np.arange(nnz + 1, dtype=np.int64),
+                                          np.zeros(nnz, dtype=np.int32), distances,
+                                          np.ones(nnz, dtype=np.float64), gamma, True)
+
+
+def select_open(state: dict, inbox: list, *, resume_round: int):
+    """Step: the selection state of round ``resume_round`` (-1: the forward scores), and
+    every subscribed node's value, selection and change flag for the ghosts."""
+    g, cfg = open_graph(state), state["cfg"]
+    if resume_round < 0:
+        cur = np.zeros(g["size"], dtype=np.float64)
+        cur[:g["m"]] = np.load(shard_path(state["workdir"], "forward", state["p"], ".npy"))
+        sel = np.zeros(g["size"], dtype=bool)
+        changed = np.zeros(g["size"], dtype=bool)
+    else:
+        saved = load_npz(shard_path(state["workdir"], "rounds", state["p"],
+                                    round_slot(resume_round)))
+        if int(saved["round"]) != resume_round:
+            raise RuntimeError(f"shard {state['p']}: the checkpoint of round {resume_round} "
+                               f"holds round {int(saved['round'])}; the workdir is damaged")
+        cur, sel, changed = saved["cur"].copy(), saved["sel"].copy(), saved["changed"].copy()
+    state.update(cur=cur, sel=sel, changed=changed, queue_all=resume_round < 0)
+    if "w_in" not in state:
+        state["w_in"] = None if cfg["reverse"] == "absolute" else \
+            _weights(cfg["backend"], g["in_dist"], cfg["gamma_r"])
+    return state, (_messages(state, cur, None, sel, changed), None)
+
+
+def _apply(state: dict, inbox: list) -> np.ndarray:
+    """Ghost values, selections and change flags from the inbox; their positions."""
+    g = open_graph(state)
+    seen = []
+    for nodes, cur, sel, changed in filter(None, inbox):
+        at = _ghost_positions(g, nodes)
+        state["cur"][at] = cur
+        state["sel"][at] |= sel
+        state["changed"][at] |= changed
+        seen.append(at)
+    return np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
+
+
+def pick(state: dict, inbox: list):
+    """Step: the round's picks (queued non-negative strict local maxima) and the best
+    queued key; the picks are sent to their subscribers."""
+    g = open_graph(state)
+    _apply(state, inbox)
+    cur, sel, changed, gid, m = state["cur"], state["sel"], state["changed"], g["gid"], g["m"]
+    if state["queue_all"]:
+        queued = np.ones(m, dtype=bool)
+        state["queue_all"] = False
+    else:
+        queued = changed[:m].copy()
+        tptr, trow = g["t_nb"]
+        queued[trow[_segments(tptr, np.flatnonzero(changed))[1]]] = True
+    changed[:] = False
+    cand = np.flatnonzero(queued & ~sel[:m] & (cur[:m] >= 0.0))
+    top = None
+    if cand.size:
+        best = cand[np.lexsort((gid[cand], -cur[cand]))[0]]
+        top = (float(cur[best]), int(gid[best]))
+    owner, pos = _segments(g["nb_indptr"], cand)
+    u, c = g["nb_idx"][pos], cand[owner]
+    bad = ~sel[u] & ((cur[u] > cur[c]) | ((cur[u] == cur[c]) & (gid[u] < gid[c])))
+    now = np.setdiff1d(cand, c[bad], assume_unique=False)
+    sel[now] = True
+    changed[now] = True
+    state["now"] = now
+    mask = np.zeros(m, dtype=bool)
+    mask[now] = True
+    ones = np.ones(m, dtype=bool)
+    return state, (_messages(state, cur, mask, ones, ones),
+                   (top, gid[now].copy(), cur[now].copy()))
+
+
+def update(state: dict, inbox: list, *, round: int):
+    """Step: apply the round's picks' updates to the shard's unselected nodes; save the
+    round's state; send the changed nodes to their subscribers."""
+    g, cfg = open_graph(state), state["cfg"]
+    ghost_picks = _apply(state, inbox)
+    cur, sel, changed, gid, m = state["cur"], state["sel"], state["changed"], g["gid"], g["m"]
+    now = np.concatenate([state.pop("now"), ghost_picks])
+    picked = np.zeros(g["size"], dtype=bool)
+    picked[now] = True
+    tptr, trow = g["t_in"]
+    touched = np.unique(trow[_segments(tptr, now)[1]])
+    touched = touched[~sel[touched]]
+    owner, pos = _segments(g["in_indptr"], touched)
+    v = g["in_idx"][pos]
+    hit = picked[v]
+    j, v, pos = touched[owner[hit]], v[hit], pos[hit]
+    delta = cur[v] if cfg["reverse"] == "absolute" else state["w_in"][pos] * cur[v]
+    order = np.lexsort((gid[v], -cur[v], j))  # per node, in the picks' key order
+    j, delta = j[order], delta[order]
+    start = np.flatnonzero(np.r_[True, j[1:] != j[:-1]]) if j.size else j
+    rank = np.arange(j.size) - np.repeat(start, np.diff(np.r_[start, j.size]))
+    for t in range(int(rank.max(initial=-1)) + 1):
+        at = rank == t
+        cur[j[at]] -= delta[at]
+    changed[touched] = True
+    save_npz(shard_path(state["workdir"], "rounds", state["p"], round_slot(round)),
+             cur=cur, sel=sel, changed=changed, round=np.int64(round))
+    mask = np.zeros(m, dtype=bool)
+    mask[touched] = True
+    zeros, ones = np.zeros(m, dtype=bool), np.ones(m, dtype=bool)
+    return state, (_messages(state, cur, mask, zeros, ones), None)
+
+
+def _rest(state: dict):
+    g = open_graph(state)
+    free = np.flatnonzero(~state["sel"][:g["m"]])
+    owner, pos = _segments(g["indptr"], free)
+    keep = ~state["sel"][g["idx"][pos]]
+    return g, free, owner[keep], pos[keep]
+
+
+def rest_size(state: dict, inbox: list):
+    """Step: unselected nodes and their out-edges to unselected nodes (counts)."""
+    _, free, _, pos = _rest(state)
+    return state, (None, (int(free.size), int(pos.size)))
+
+
+def gather(state: dict, inbox: list):
+    """Step: the unselected subgraph of the shard: (gid, score) of its unselected nodes
+    and their out-edges to unselected nodes as (source gid, target gid, distance)."""
+    g, free, owner, pos = _rest(state)
+    gid = g["gid"]
+    return state, (None, (gid[free], state["cur"][free].copy(), gid[free][owner],
+                          gid[g["idx"][pos]], np.asarray(g["dist"])[pos]))

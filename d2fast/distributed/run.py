@@ -1,0 +1,186 @@
+"""The driver: runs the stages on an engine, checkpoints them, routes the rounds.
+
+Each stage runs only if the manifest does not name it finished; its files are written
+before the manifest names it. The selection rounds end with the stop test of SPEC 4 from
+two reductions over the shards (the best queued key, the picks made); the driver keeps
+the picks (global id, pick-time score). If fewer than ``n_keep`` were picked with
+non-negative scores, the unselected subgraph is gathered here and finished by the lazy
+heap (:func:`d2fast.select`, ``algorithm='heap'``), exactly as on one machine.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from d2fast._validate import check_memory
+from d2fast.distributed.checkpoint import Manifest, round_slot
+from d2fast.distributed.layout import load_npz, save_npz
+from d2fast.distributed.partition import plan, train_centroids
+from d2fast.graph import Graph
+from d2fast.io import atomic_write
+from d2fast.passing import _SELECT_LIMIT, select
+
+
+class Stats:
+    """Per-stage seconds, rounds and bytes sent between shards (the run's info)."""
+
+    def __init__(self, shards: int, engine: str) -> None:
+        self.info = {"shards": shards, "engine": engine, "timings_s": {}, "rounds": 0,
+                     "bytes_sent": 0, "resumed": []}
+
+    def add(self, stage: str, seconds: float) -> None:
+        t = self.info["timings_s"]
+        t[stage] = round(t.get(stage, 0.0) + seconds, 6)
+
+
+def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
+        bar) -> np.ndarray:
+    """All stages on ``engine``; the int64 ranking of global row ids."""
+    workdir = cfg["workdir"]
+    P = engine.shards
+
+    def stage(name: str, body) -> None:
+        if manifest.done(name):
+            stats.info["resumed"].append(name)
+        else:
+            bar.set_description(f"distributed: {name}")
+            start = time.perf_counter()
+            body()
+            manifest.finish(name)
+            stats.add(name, time.perf_counter() - start)
+        bar.update(1)
+
+    def step(name, inboxes=None, args=None):
+        inboxes, values, sent = engine.step(name, inboxes, args)
+        stats.info["bytes_sent"] += sent
+        return inboxes, values
+
+    def do_partition():
+        centroids = train_centroids(emb, cfg["nlist"], cfg["metric"])
+        cuts = np.linspace(0, emb.n, P + 1).astype(np.int64)
+        _, parts = step("assign", args=[dict(start=int(cuts[p]), stop=int(cuts[p + 1]),
+                                             centroids=centroids) for p in range(P)])
+        layout = plan(np.concatenate(parts), cfg["nlist"], P)
+        save_npz(os.path.join(workdir, "partition.npz"), centroids=centroids, **layout)
+
+    def do_graph():
+        inboxes, _ = step("search")
+        _, values = step("write_graph", inboxes)
+        stats.info["nnz"] = int(sum(v["nnz"] for v in values))
+
+    def do_forward():
+        inboxes, _ = step("forward_send")
+        _, values = step("forward_run", inboxes)
+        if not all(finite for finite, _ in values):
+            raise ValueError("scores too large: the forward pass overflowed to inf/NaN; "
+                             "rescale the scores")
+        manifest.record["forward_max"] = max(peak for _, peak in values)
+
+    stage("partition", do_partition)
+    stage("rows", lambda: step("write_rows"))
+    stage("graph", do_graph)
+    stage("forward", do_forward)
+    result_path = os.path.join(workdir, "result.npy")
+    if manifest.done("select"):
+        stats.info["resumed"].append("select")
+        bar.update(1)
+        return np.load(result_path)
+    peak = manifest.record["forward_max"]
+    if peak * (n_keep + 1) > _SELECT_LIMIT:
+        raise ValueError(f"scores too large: max |scores| = {peak:.3g} with n_keep={n_keep} "
+                         "could overflow float64 in the updates; rescale the scores")
+    bar.set_description("distributed: select")
+    start = time.perf_counter()
+    picks = _rounds(step, manifest, cfg, n_keep, stats)
+    if picks.size < n_keep:
+        picks = np.concatenate([picks, _negative_phase(step, cfg, n_keep - picks.size)])
+    with atomic_write(result_path) as tmp:
+        np.save(tmp, picks)
+    manifest.finish("select")
+    stats.add("select", time.perf_counter() - start)
+    bar.update(1)
+    return picks
+
+
+def _bar_key(scores: np.ndarray, gids: np.ndarray, n_keep: int):
+    """The n_keep-th best (score, gid) of the picks (larger score first, then lower gid)."""
+    s = -np.partition(-scores, n_keep - 1)[n_keep - 1]
+    above = int((scores > s).sum())
+    tied = np.sort(gids[scores == s])
+    return float(s), int(tied[n_keep - 1 - above])
+
+
+def _better(a: tuple, b: tuple) -> bool:
+    """Key a before key b: larger score, ties to the lower global id."""
+    return a[0] > b[0] or (a[0] == b[0] and a[1] < b[1])
+
+
+def _driver_slot(workdir: str, r: int) -> str:
+    """The driver's picks after round r (the shards' slots alternate the same way)."""
+    os.makedirs(os.path.join(workdir, "rounds"), exist_ok=True)
+    return os.path.join(workdir, "rounds", f"driver{round_slot(r)}")
+
+
+def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats) -> np.ndarray:
+    """The selection rounds; the picks (global ids) sorted by pick-time key."""
+    from tqdm.auto import tqdm
+
+    workdir = cfg["workdir"]
+    done = manifest.round
+    gids, scores = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    if done >= 0:
+        saved = load_npz(_driver_slot(workdir, done))
+        gids, scores = saved["gids"], saved["scores"]
+        stats.info["resumed"].append(f"round {done}")
+    inboxes, _ = step("select_open", args={"resume_round": done})
+    with tqdm(total=n_keep, initial=min(n_keep, gids.size), desc="distributed: rounds",
+              unit="pick", disable=not cfg["progress"], leave=False) as bar:
+        r = done + 1
+        while True:
+            inboxes, values = step("pick", inboxes)
+            tops = [v[0] for v in values if v[0] is not None]
+            if not tops:
+                break
+            top = max(tops, key=lambda t: (t[0], -t[1]))
+            if gids.size >= n_keep and _better(_bar_key(scores, gids, n_keep), top):
+                break
+            gids = np.concatenate([gids] + [v[1] for v in values])
+            scores = np.concatenate([scores] + [v[2] for v in values])
+            inboxes, _ = step("update", inboxes, {"round": r})
+            save_npz(_driver_slot(workdir, r), gids=gids, scores=scores)
+            manifest.finish_round(r)
+            stats.info["rounds"] = r + 1
+            bar.update(min(n_keep, gids.size) - bar.n)
+            r += 1
+    order = np.lexsort((gids, -scores))
+    return gids[order][:n_keep]
+
+
+def _negative_phase(step, cfg: dict, more: int) -> np.ndarray:
+    """The last ``more`` picks: the unselected subgraph (every score < 0 there) gathered
+    here and finished by the lazy heap, node ids in global-id order so ties match."""
+    _, sizes = step("rest_size")
+    nodes = sum(s[0] for s in sizes)
+    edges = sum(s[1] for s in sizes)
+    check_memory(2 * (24.0 * nodes + 28.0 * edges) + 41.0 * nodes,
+                 f"the negative phase (the unselected {nodes} nodes and {edges} edges, "
+                 "gathered on the driver)",
+                 "give the driver more memory, or keep fewer rows (a higher rate)")
+    _, parts = step("gather")
+    gid = np.concatenate([p[0] for p in parts])
+    cur = np.concatenate([p[1] for p in parts])
+    src = np.concatenate([p[2] for p in parts])
+    dst = np.concatenate([p[3] for p in parts])
+    dist = np.concatenate([p[4] for p in parts])
+    order = np.argsort(gid)
+    gid, cur = gid[order], cur[order]
+    src, dst = np.searchsorted(gid, src), np.searchsorted(gid, dst)
+    by_row = np.lexsort((dst, src))
+    indptr = np.zeros(gid.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=gid.size), out=indptr[1:])
+    g = Graph(indptr, dst[by_row], dist[by_row])
+    picks = select(g, cur, more, gamma_r=cfg["gamma_r"], reverse=cfg["reverse"],
+                   algorithm="heap", backend=cfg["backend"])
+    return gid[picks]

@@ -1,0 +1,303 @@
+"""d2fast.distributed.prune: the same picks, in the same order, as one machine."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import d2fast
+from d2fast import distributed
+from d2fast.distributed import engines
+from d2fast.distributed.layout import load_npz
+
+N = 300
+
+
+def _data(seed=0, n=N, d=6):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.random(n)
+
+
+def _single(X, s, k=5, n_keep=None, rate=0.5, graph="union", reverse="weighted", **kw):
+    """One machine: exact graph, forward, heap select."""
+    g = d2fast.knn_graph(X, k, graph=graph, knn="exact", **kw)
+    passed = d2fast.forward(g, s)
+    n_keep = int((1 - rate) * X.shape[0]) if n_keep is None else n_keep
+    return d2fast.select(g, passed, n_keep, reverse=reverse, algorithm="heap")
+
+
+@pytest.mark.parametrize("graph", ["union", "directed"])
+@pytest.mark.parametrize("shards", [1, 2, 3, 7])
+def test_same_picks_and_order_as_heap(graph, shards):
+    X, s = _data()
+    got = distributed.prune(X, s, 5, 0.5, knn="exact", graph=graph, shards=shards,
+                            engine="local")
+    np.testing.assert_array_equal(got, _single(X, s, graph=graph))
+
+
+@pytest.mark.parametrize("kind", ["aum", "mixed", "ties"])
+@pytest.mark.parametrize("reverse", ["weighted", "absolute"])
+def test_negative_scores_ties_and_n_keep(kind, reverse):
+    rng = np.random.default_rng(1)
+    X, _ = _data(1)
+    if kind == "aum":  # AUM-like: mostly negative margins
+        s = rng.normal(-1.0, 0.5, N)
+    elif kind == "mixed":
+        s = rng.normal(size=N)
+    else:  # exact ties in the scores and in the distances (repeated points)
+        s = rng.integers(-1, 3, N).astype(float)
+        X = np.round(rng.normal(size=(N, 2))).astype(np.float32)
+    for graph in ("union", "directed"):
+        for n_keep in (0, 1, 97, N):
+            want = d2fast.prune(X, s, 4, n_keep=n_keep, knn="exact", hard_prune=0.0,
+                                graph=graph, reverse=reverse)
+            got = distributed.prune(X, s, 4, n_keep=n_keep, knn="exact", graph=graph,
+                                    reverse=reverse, shards=3, engine="local")
+            np.testing.assert_array_equal(got, want, err_msg=f"{graph} n_keep={n_keep}")
+            assert got.dtype == np.int64
+
+
+def test_equals_prune_exact_with_options():
+    X, s = _data(2)
+    kw = dict(k=6, rate=0.7, gamma_f=0.5, gamma_r=0.3, metric="cosine", mode="product",
+              knn="exact")
+    want = d2fast.prune(X, s, hard_prune=0.0, **kw)
+    np.testing.assert_array_equal(distributed.prune(X, s, shards=4, engine="local", **kw),
+                                  want)
+
+
+def _assembled(workdir):
+    """The global graph (node = global row id) and forward scores from a run's files."""
+    rows, cols, dist, passed = [], [], [], {}
+    for name in sorted(os.listdir(os.path.join(workdir, "graph"))):
+        f = load_npz(os.path.join(workdir, "graph", name))
+        rows.append(np.repeat(f["gid"], np.diff(f["indptr"])))
+        cols.append(f["nbr_gid"])
+        dist.append(f["distances"])
+        fwd = np.load(os.path.join(workdir, "forward", name.replace(".npz", ".npy")))
+        passed.update(zip(f["gid"].tolist(), fwd.tolist()))
+    from scipy import sparse
+
+    r, c, d = np.concatenate(rows), np.concatenate(cols), np.concatenate(dist)
+    n = len(passed)
+    csr = sparse.csr_matrix((d, (r, c)), shape=(n, n))
+    return csr, np.array([passed[i] for i in range(n)])
+
+
+def test_shard_files_hold_the_single_machine_graph_and_forward(tmp_path):
+    X, s = _data(3)
+    distributed.prune(X, s, 5, 0.5, knn="exact", shards=3, engine="local",
+                      workdir=str(tmp_path))
+    csr, passed = _assembled(str(tmp_path))
+    g = d2fast.knn_graph(X, 5, knn="exact")
+    np.testing.assert_array_equal(csr.indptr, g.indptr)
+    np.testing.assert_array_equal(csr.indices, g.indices)
+    np.testing.assert_array_equal(csr.data, g.distances)
+    np.testing.assert_array_equal(passed, d2fast.forward(g, s))
+
+
+def test_ivf_probing_every_list_is_exact():
+    X, s = _data(4)
+    got = distributed.prune(X, s, 5, 0.5, knn="ivf", shards=3, engine="local",
+                            knn_params={"nlist": 8, "nprobe": 8, "candidates": N})
+    np.testing.assert_array_equal(got, _single(X, s))
+
+
+def test_ivf_graph_is_the_probed_lists_knn_for_any_shard_count(tmp_path):
+    import faiss
+
+    X, s = _data(5, n=400)
+    params = {"nlist": 10, "nprobe": 2, "candidates": 400}
+    runs = {}
+    for shards in (1, 3, 5):
+        wd = str(tmp_path / str(shards))
+        runs[shards] = distributed.prune(X, s, 5, 0.5, knn="ivf", shards=shards,
+                                         engine="local", workdir=wd, knn_params=params)
+    np.testing.assert_array_equal(runs[1], runs[3])
+    np.testing.assert_array_equal(runs[1], runs[5])
+    # oracle: exact kNN (ties to the lower id) among the rows of the 2 probed lists
+    csr, _ = _assembled(str(tmp_path / "3"))
+    centroids = load_npz(str(tmp_path / "3" / "partition.npz"))["centroids"]
+    q = faiss.IndexFlatL2(X.shape[1])
+    q.add(centroids)
+    assign = q.search(X, 1)[1][:, 0]
+    probes = q.search(X, 2)[1]
+    I = np.empty((len(X), 5), dtype=np.int64)
+    D = np.empty((len(X), 5), dtype=np.float32)
+    X64 = X.astype(np.float64)
+    for i in range(len(X)):
+        cand = np.flatnonzero(np.isin(assign, probes[i]) & (np.arange(len(X)) != i))
+        key = ((X64[cand] - X64[i]) ** 2).sum(axis=1)
+        best = cand[np.lexsort((cand, key))[:5]]
+        I[i], D[i] = best, np.sqrt(((X64[best] - X64[i]) ** 2).sum(axis=1))
+    want = d2fast.Graph.from_knn(I, D, drop_self=False)
+    np.testing.assert_array_equal(csr.indptr, want.indptr)
+    np.testing.assert_array_equal(csr.indices, want.indices)
+    np.testing.assert_allclose(csr.data, want.distances, rtol=1e-6)
+
+
+def test_parquet_and_npz_shards_end_to_end(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X, s = _data(6)
+    cuts = [0, 80, 81, 200, N]
+    for i in range(4):
+        part = X[cuts[i]:cuts[i + 1]]
+        col = pa.FixedSizeListArray.from_arrays(pa.array(part.ravel()), X.shape[1])
+        pq.write_table(pa.table({"emb": col, "scores": s[cuts[i]:cuts[i + 1]]}),
+                       tmp_path / f"{i}.parquet", row_group_size=50)
+        np.savez(tmp_path / f"{i}.npz", scores=s[cuts[i]:cuts[i + 1]])
+    got = distributed.prune(str(tmp_path / "*.parquet"), str(tmp_path / "*.npz"), 5, 0.5,
+                            knn="exact", engine="local", shards=2)
+    np.testing.assert_array_equal(got, _single(X, s))
+
+
+def test_bad_inputs_and_unsupported_parameters(tmp_path):
+    X, s = _data()
+    np.save(tmp_path / "a.npy", X[:100])
+    np.save(tmp_path / "b.npy", X[100:, :5])
+    with pytest.raises(ValueError, match="b.npy has 5 columns"):
+        distributed.prune(str(tmp_path), s, engine="local")
+    np.save(tmp_path / "b.npy", X[100:])
+    with pytest.raises(ValueError, match="scores.shape"):
+        distributed.prune(str(tmp_path), s[:-1], engine="local")
+    with pytest.raises(FileNotFoundError, match="c.npy does not exist"):
+        distributed.prune([str(tmp_path / "a.npy"), str(tmp_path / "c.npy")], s[:100],
+                          engine="local")
+    for kw, match in (({"labels": np.zeros(N)}, "labels is not supported"),
+                      ({"hard_prune": 0.1}, "hard_prune=0.1 is not supported"),
+                      ({"hard_prune": "auto"}, "hard_prune='auto' is not supported"),
+                      ({"knn": "hnsw"}, "knn='hnsw' is not supported"),
+                      ({"knn_params": {"codes": "sq8"}}, "not supported"),
+                      ({"engine": "spark"}, "engine='spark'"),
+                      ({"shards": 0}, "shards == 0")):
+        with pytest.raises(ValueError, match=match):
+            distributed.prune(X, s, **{"engine": "local", **kw})
+    with pytest.raises(ValueError, match="only 2 IVF lists hold rows"):
+        distributed.prune(X, s, engine="local", shards=3, knn_params={"nlist": 2})
+
+
+def test_negative_phase_that_does_not_fit_is_a_memory_error(monkeypatch):
+    X, s = _data()
+    monkeypatch.setattr(d2fast._validate, "available_memory", lambda: 1000)
+    with pytest.raises(MemoryError, match="negative phase"):
+        distributed.prune(X, -s, knn="exact", engine="local", shards=2)
+
+
+def _interrupt(monkeypatch, name, at_call):
+    """Make step ``name`` raise KeyboardInterrupt on its ``at_call``-th call (1-based)."""
+    real, calls = engines.STEPS[name], []
+
+    def step(state, inbox, **args):
+        calls.append(1)
+        if len(calls) == at_call:
+            raise KeyboardInterrupt
+        return real(state, inbox, **args)
+
+    monkeypatch.setitem(engines.STEPS, name, step)
+
+
+def test_resume_after_the_driver_is_interrupted(tmp_path, monkeypatch):
+    X, s = _data(7)
+    s = s - 0.3  # a negative phase too
+    want = _single(X, s, n_keep=200)
+    kw = dict(n_keep=200, knn="exact", shards=3, engine="local", workdir=str(tmp_path))
+    with monkeypatch.context() as m:
+        _interrupt(m, "forward_run", 1)  # between the graph and forward stages
+        with pytest.raises(KeyboardInterrupt):
+            distributed.prune(X, s, **kw)
+    with open(tmp_path / "manifest.json") as f:
+        assert json.load(f)["done"] == ["partition", "rows", "graph"]
+    with monkeypatch.context() as m:
+        _interrupt(m, "search", 1)  # the graph must not be built again
+        _interrupt(m, "update", 5)  # in the second round (3 shards a round)
+        with pytest.raises(KeyboardInterrupt):
+            distributed.prune(X, s, **kw)
+    with open(tmp_path / "manifest.json") as f:
+        assert json.load(f)["round"] == 0
+    info = {}
+    np.testing.assert_array_equal(distributed.prune(X, s, info=info, **kw), want)
+    assert info["resumed"] == ["partition", "rows", "graph", "forward", "round 0"]
+    info = {}  # finished: the result is read back
+    np.testing.assert_array_equal(distributed.prune(X, s, info=info, **kw), want)
+    assert "select" in info["resumed"]
+    with pytest.raises(ValueError, match="holds a run of other inputs"):
+        distributed.prune(X, s, **{**kw, "n_keep": 10})
+
+
+def test_cli_prune_over_a_directory_of_shards(tmp_path):
+    from d2fast.cli import main
+
+    X, s = _data(8)
+    (tmp_path / "emb").mkdir()
+    for i, (a, b) in enumerate([(0, 100), (100, 250), (250, N)]):
+        np.save(tmp_path / "emb" / f"{i}.npy", X[a:b])
+    np.save(tmp_path / "s.npy", s)
+    out = str(tmp_path / "keep.npy")
+    assert main(["prune", str(tmp_path / "emb"), str(tmp_path / "s.npy"), "-o", out, "-q",
+                 "--engine", "local", "--knn", "exact", "--workdir",
+                 str(tmp_path / "wd")]) == 0
+    np.testing.assert_array_equal(np.load(out), _single(X, s))
+    with open(out + ".json") as f:
+        record = json.load(f)["output"]["distributed"]
+    assert record["shards"] == 3 and record["rounds"] > 0 and record["bytes_sent"] > 0
+    assert set(record["timings_s"]) == {"partition", "rows", "graph", "forward", "select"}
+    assert main(["prune", str(tmp_path / "emb"), str(tmp_path / "s.npy"), "-o", out, "-q",
+                 "--force", "--engine", "local", "--labels", str(tmp_path / "s.npy")]) == 2
+
+
+# Ray: one local cluster for the session (conftest.ray_cluster)
+
+def test_ray_equals_local_and_one_machine(ray_cluster):
+    X, s = _data(9)
+    s = s - 0.5
+    info = {}
+    got = distributed.prune(X, s, 5, 0.4, knn="exact", graph="directed", shards=3,
+                            engine="ray", info=info)
+    local = distributed.prune(X, s, 5, 0.4, knn="exact", graph="directed", shards=3,
+                              engine="local")
+    np.testing.assert_array_equal(got, local)
+    np.testing.assert_array_equal(got, _single(X, s, rate=0.4, graph="directed"))
+    assert info["engine"] == "ray" and info["shards"] == 3 and info["bytes_sent"] > 0
+
+
+def test_ray_on_two_nodes(ray_cluster, monkeypatch):
+    node = ray_cluster.add_node(num_cpus=1)
+    placed = []
+    real_close = engines.RayEngine.close
+
+    def close(self):
+        placed.extend(self.where())
+        real_close(self)
+
+    monkeypatch.setattr(engines.RayEngine, "close", close)
+    try:
+        X, s = _data(10)
+        got = distributed.prune(X, s, 5, 0.5, knn="exact", shards=3, engine="ray")
+    finally:
+        ray_cluster.remove_node(node)
+    np.testing.assert_array_equal(got, _single(X, s))
+    assert len({node_id for node_id, _ in placed}) == 2
+
+
+def test_ray_resumes_after_a_killed_actor(ray_cluster, monkeypatch, tmp_path):
+    import ray
+
+    X, s = _data(11)
+    real_step, calls = engines.RayEngine.step, []
+
+    def step(self, name, inboxes=None, args=None):
+        calls.append(name)
+        if calls.count("pick") == 3 and name == "pick":  # in round 2
+            ray.kill(self.actors[1])
+        return real_step(self, name, inboxes, args)
+
+    monkeypatch.setattr(engines.RayEngine, "step", step)
+    info = {}
+    got = distributed.prune(X, s, 5, 0.5, knn="exact", shards=2, engine="ray",
+                            workdir=str(tmp_path), info=info)
+    np.testing.assert_array_equal(got, _single(X, s))
+    assert info["restarts"] == 1 and info["resumed"][-1] == "round 1"
