@@ -101,15 +101,13 @@ def test_shard_files_hold_the_single_machine_graph_and_forward(tmp_path):
 def test_ivf_probing_every_list_is_exact():
     X, s = _data(4)
     got = distributed.prune(X, s, 5, 0.5, knn="ivf", shards=3, engine="local",
-                            knn_params={"nlist": 8, "nprobe": 8, "candidates": N})
+                            knn_params={"nlist": 8, "nprobe": 8})
     np.testing.assert_array_equal(got, _single(X, s))
 
 
-def test_ivf_graph_is_the_probed_lists_knn_for_any_shard_count(tmp_path):
-    import faiss
-
+def test_ivf_graph_is_ivf_knn_on_the_same_partition_for_any_shard_count(tmp_path):
     X, s = _data(5, n=400)
-    params = {"nlist": 10, "nprobe": 2, "candidates": 400}
+    params = {"nlist": 10, "nprobe": 2}
     runs = {}
     for shards in (1, 3, 5):
         wd = str(tmp_path / str(shards))
@@ -117,25 +115,28 @@ def test_ivf_graph_is_the_probed_lists_knn_for_any_shard_count(tmp_path):
                                          engine="local", workdir=wd, knn_params=params)
     np.testing.assert_array_equal(runs[1], runs[3])
     np.testing.assert_array_equal(runs[1], runs[5])
-    # oracle: exact kNN (ties to the lower id) among the rows of the 2 probed lists
-    csr, _ = _assembled(str(tmp_path / "3"))
-    centroids = load_npz(str(tmp_path / "3" / "partition.npz"))["centroids"]
-    q = faiss.IndexFlatL2(X.shape[1])
-    q.add(centroids)
-    assign = q.search(X, 1)[1][:, 0]
-    probes = q.search(X, 2)[1]
-    I = np.empty((len(X), 5), dtype=np.int64)
-    D = np.empty((len(X), 5), dtype=np.float32)
-    X64 = X.astype(np.float64)
-    for i in range(len(X)):
-        cand = np.flatnonzero(np.isin(assign, probes[i]) & (np.arange(len(X)) != i))
-        key = ((X64[cand] - X64[i]) ** 2).sum(axis=1)
-        best = cand[np.lexsort((cand, key))[:5]]
-        I[i], D[i] = best, np.sqrt(((X64[best] - X64[i]) ** 2).sum(axis=1))
-    want = d2fast.Graph.from_knn(I, D, drop_self=False)
+    # one machine: knn_graph(knn='ivf') on the run's partition (centroids and lists)
+    saved = load_npz(str(tmp_path / "3" / "partition.npz"))
+    part = d2fast.Partition(centroids=saved["centroids"], assign=saved["assign"],
+                            metric="euclidean")
+    want = d2fast.knn_graph(X, 5, knn="ivf", knn_params={"partition": part, "nprobe": 2,
+                                                        "pca": 0})
+    csr, passed = _assembled(str(tmp_path / "3"))
     np.testing.assert_array_equal(csr.indptr, want.indptr)
     np.testing.assert_array_equal(csr.indices, want.indices)
-    np.testing.assert_allclose(csr.data, want.distances, rtol=1e-6)
+    np.testing.assert_array_equal(csr.data, want.distances)
+    np.testing.assert_array_equal(passed, d2fast.forward(want, s))
+    np.testing.assert_array_equal(runs[3], d2fast.select(want, passed, 200, algorithm="heap"))
+
+
+def test_ivf_equals_prune_ivf():
+    """The same k-means sample and seed: the same centroids, lists, graph and picks."""
+    X, s = _data(12, n=3000, d=8)
+    for metric in ("euclidean", "cosine"):
+        want = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric=metric, hard_prune=0.0)
+        got = distributed.prune(X, s, 5, 0.5, knn="ivf", metric=metric, shards=3,
+                                engine="local")
+        np.testing.assert_array_equal(got, want, err_msg=metric)
 
 
 def test_parquet_and_npz_shards_end_to_end(tmp_path):
@@ -172,6 +173,7 @@ def test_bad_inputs_and_unsupported_parameters(tmp_path):
                       ({"hard_prune": "auto"}, "hard_prune='auto' is not supported"),
                       ({"knn": "hnsw"}, "knn='hnsw' is not supported"),
                       ({"knn_params": {"codes": "sq8"}}, "not supported"),
+                      ({"knn_params": {"pca": 8}}, "'pca'.* is not supported"),
                       ({"engine": "spark"}, "engine='spark'"),
                       ({"shards": 0}, "shards == 0")):
         with pytest.raises(ValueError, match=match):

@@ -19,13 +19,13 @@ from d2fast.distributed.engines import LocalEngine, RayEngine, dead_actor_errors
 from d2fast.distributed.run import Stats, run
 from d2fast.distributed.shards import ShardFiles, check_matching, open_shards
 from d2fast.graph import GRAPHS, METRICS
-from d2fast.knn import _MARGIN, EXACT_MAX_ROWS, default_nlist
+from d2fast.knn import EXACT_MAX_ROWS, default_nlist
 from d2fast.io import atomic_write
 from d2fast.passing import MODES, REVERSE
 
 ENGINES = ("local", "ray")
 KNN = ("auto", "exact", "ivf")
-_IVF_PARAMS = {"nlist": None, "nprobe": 8, "candidates": None}
+_IVF_PARAMS = {"nlist": None, "nprobe": 8, "candidates": None, "pca": 0}
 _RESTARTS = 3  # times a run is resumed after a Ray actor died
 _HASH_BLOCK = 1 << 16  # rows hashed at a time
 
@@ -67,14 +67,18 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
         Only 0.0 (pure D2) is supported: drop the hardest rows from the shards first.
     knn : {'auto', 'exact', 'ivf'}, default='auto'
         'exact': every row is a candidate (the exact kNN graph; O(n^2 d), for tests and
-        small data). 'ivf': each row searches its ``nprobe`` nearest lists of the
-        partition; the ``candidates`` nearest rows of each list (float32) are re-ranked
-        with exact float64 distances, ties to the lower global id. 'auto': exact up to
-        ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
+        small data). 'ivf': the search of :func:`d2fast.ivf_knn` over the partition (the
+        lists each row probes are read wherever they live), so the graph is
+        ``knn_graph(knn='ivf', knn_params={'partition': ..., 'pca': 0})`` with the same
+        partition (``workdir/partition.npz`` holds its ``centroids`` and ``assign``).
+        The centroids are trained as one machine trains them (same sample, same seed),
+        so for rows of up to ``d2fast.knn.PCA_ABOVE`` dims the call equals
+        ``d2fast.prune(..., knn='ivf', hard_prune=0.0)``.
+        'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` (8),
-        ``candidates`` per probed list (k + 9). ``nlist`` also sets the partition with
-        ``knn='exact'`` (at least ``shards`` lists must hold rows).
+        ``candidates`` (as in ``ivf_knn``); ``pca`` only 0 (no PCA scan here). ``nlist``
+        also sets the partition with ``knn='exact'`` (``shards`` lists must hold rows).
     progress : bool, default=False
         A tqdm bar over the stages and one over the picks of the rounds.
     shards : int, optional
@@ -137,7 +141,7 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
         P = len(emb_files.paths) if shards is None and _is_files(emb) else \
             (os.cpu_count() or 1) if shards is None else check_int(shards, "shards", 1, n,
                                                                   f"n={n}")
-        params = _ivf_params(knn_params, n, k)
+        params = _ivf_params(knn_params, n)
         if knn == "auto":
             knn = "exact" if n <= EXACT_MAX_ROWS else "ivf"
         cfg = dict(k=int(k), metric=metric, graph=graph, mode=mode, reverse=reverse,
@@ -228,16 +232,21 @@ def _fingerprint(files: ShardFiles) -> list:
     return [[os.path.abspath(p), os.path.getsize(p), os.path.getmtime(p)] for p in files.paths]
 
 
-def _ivf_params(knn_params: dict | None, n: int, k: int) -> dict:
+def _ivf_params(knn_params: dict | None, n: int) -> dict:
     params = dict(knn_params or {})
     unknown = set(params) - set(_IVF_PARAMS)
     if unknown:
         raise ValueError(f"knn_params has {sorted(unknown)}, not supported by "
                          f"d2fast.distributed.prune (it takes {sorted(_IVF_PARAMS)})")
+    if params.get("pca"):
+        raise ValueError(f"knn_params['pca'] == {params['pca']!r} is not supported by "
+                         "d2fast.distributed.prune (it scans the lists in the full space): "
+                         "pass pca=0 or leave it out")
+    params.pop("pca", None)
     for name, value in params.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= 1")
     params = {**_IVF_PARAMS, **params}
     return {"nlist": int(min(n, params["nlist"] or default_nlist(n))),
             "nprobe": int(params["nprobe"]),
-            "candidates": int(max(k + 1, params["candidates"] or k + 1 + _MARGIN))}
+            "candidates": None if params["candidates"] is None else int(params["candidates"])}

@@ -7,26 +7,23 @@ to_driver))``, run by :mod:`d2fast.distributed.engines`):
   in node order, ``rows/shard-<p>.npy`` and ``scores/shard-<p>.npy``;
 - ``search``: the k nearest neighbours of the shard's rows. ``knn='exact'``: over all
   rows (faiss brute force, exact float64 re-ranking: :func:`d2fast.knn.search_database`,
-  the search of ``knn_graph(knn='exact')``). ``knn='ivf'``: each row probes its ``nprobe``
-  nearest centroids and searches those lists wherever they live (a halo read of the other
-  shards' row files); the ``candidates`` nearest rows of each probed list in float32 are
-  re-ranked with exact float64 distances. Ties go to the lower GLOBAL row id. Each edge
-  whose target another shard owns is sent there (the reverse edge of a union graph, the
-  in-edge of a directed one);
+  the search of ``knn_graph(knn='exact')``). ``knn='ivf'``: the search of
+  :func:`d2fast.ivf_knn` (``d2fast._ivf.search_lists``) over the partition's lists, the
+  rows of a probed list read wherever they live (a halo read of the other shards' row
+  files). Either way in global row ids, so ties go to the lower global id and the lists
+  are those one machine finds with the same centroids. Each edge whose target another
+  shard owns is sent there (the reverse edge of a union graph, the in-edge of a directed
+  one);
 - ``write_graph``: the shard's CSR (format of :mod:`d2fast.distributed.layout`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from d2fast import _backends
 from d2fast.distributed.layout import load_npz, save_npz, shard_path
 from d2fast.distributed.partition import BLOCK_ROWS, check_rows
 from d2fast.io import atomic_write
 from d2fast.knn import float32_rows, search_database
-
-_QUERY_BLOCK = 4096  # query rows re-ranked at a time
-
 
 def _partition(state: dict) -> dict:
     """partition.npz (memory-mapped), cached in the state."""
@@ -116,58 +113,43 @@ def _search_exact(state: dict, lo: int, hi: int):
                                                    cfg["metric"] == "cosine")
     ids, keys = search_database(X, order[lo:hi], None, cfg["k"], cosine=cfg["metric"] == "cosine",
                                 method="exact", backend=cfg["backend"])
-    node_of = np.empty(emb.n, dtype=np.int64)
-    node_of[order] = np.arange(emb.n)
+    node_of = np.asarray(_partition(state)["node_of"])
     return np.where(ids >= 0, node_of[np.maximum(ids, 0)], -1), keys
 
 
+class _RowsByGid:
+    """All shards' rows (float32, unit rows for cosine) indexed by global row id, read
+    from the row files of the shards that own them: the ``X`` of
+    :func:`d2fast._ivf.search_lists` (which reads only the rows it asks for)."""
+
+    def __init__(self, state: dict) -> None:
+        self.state, self.node_of = state, _partition(state)["node_of"]
+        self.shape = (state["emb"].n, state["emb"].width)
+
+    def __getitem__(self, gids: np.ndarray) -> np.ndarray:
+        nodes = np.asarray(self.node_of[np.asarray(gids)])
+        by_node = np.argsort(nodes, kind="stable")
+        out = np.empty((nodes.size, self.shape[1]), dtype=np.float32)
+        out[by_node] = _node_rows(self.state, nodes[by_node])
+        return out
+
+
 def _search_ivf(state: dict, lo: int, hi: int):
-    """IVF kNN of nodes lo:hi (node ids): probed lists searched in float32, re-ranked."""
-    import faiss
+    """IVF kNN of nodes lo:hi (node ids) by :func:`d2fast._ivf.search_lists` (the search of
+    ``ivf_knn`` / ``knn_graph(knn='ivf')``) over the partition's lists, in global row ids."""
+    from d2fast._ivf import search_lists
 
     cfg, part = state["cfg"], _partition(state)
-    k, cosine = cfg["k"], cfg["metric"] == "cosine"
-    centroids, list_offsets = np.asarray(part["centroids"]), np.asarray(part["list_offsets"])
-    nprobe = min(cfg["nprobe"], centroids.shape[0])
-    c = cfg["candidates"]
-    Xq = np.load(shard_path(state["workdir"], "rows", state["p"], ".npy"))
-    m = Xq.shape[0]
-    quantizer = faiss.IndexFlatL2(centroids.shape[1])
-    quantizer.add(centroids)
-    probes = quantizer.search(Xq, nprobe)[1]  # (m, nprobe), nearest centroid first
-    cand = np.full((m, nprobe * c), -1, dtype=np.int64)
-    flat = probes.ravel()
-    by_list = np.argsort(flat, kind="stable")
-    starts = np.searchsorted(flat[by_list], np.arange(centroids.shape[0] + 1))
-    for j in np.flatnonzero(np.diff(starts)):
-        a, b = int(list_offsets[j]), int(list_offsets[j + 1])
-        if a == b:
-            continue
-        hits = by_list[starts[j]:starts[j + 1]]
-        q, slot = hits // nprobe, hits % nprobe
-        cj = min(c, b - a)
-        I = faiss.knn(Xq[q], _node_rows(state, np.arange(a, b)), cj)[1]
-        cand[q[:, None], slot[:, None] * c + np.arange(cj)] = np.where(I >= 0, I + a, -1)
-    ids = np.empty((m, k), dtype=np.int64)
-    keys = np.empty((m, k), dtype=np.float64)
-    order = part["order"]
-    kern = _backends.get(cfg["backend"])
-    for start in range(0, m, _QUERY_BLOCK):
-        blk = cand[start:start + _QUERY_BLOCK]
-        bq = blk.shape[0]
-        nodes, inv = np.unique(blk[blk >= 0], return_inverse=True)
-        X = np.concatenate([Xq[start:start + bq], _node_rows(state, nodes)])
-        local = np.full(blk.shape, -1, dtype=np.int64)
-        local[blk >= 0] = bq + inv
-        kk = kern.pair_keys(X, np.arange(bq, dtype=np.int64), local, cosine)
-        self_ = blk == (lo + start + np.arange(bq))[:, None]
-        kk[(blk < 0) | self_] = np.inf
-        gid = np.where(blk >= 0, np.asarray(order)[np.maximum(blk, 0)], np.iinfo(np.int64).max)
-        best = np.lexsort((gid, kk), axis=1)[:, :k]
-        ids[start:start + bq] = np.take_along_axis(blk, best, 1)
-        keys[start:start + bq] = np.take_along_axis(kk, best, 1)
-    ids[~np.isfinite(keys)] = -1
-    keys[~np.isfinite(keys)] = 0.0
+    list_offsets = np.asarray(part["list_offsets"])
+    own = np.searchsorted(list_offsets, np.arange(lo, hi), "right") - 1
+    ids, keys = search_lists(_RowsByGid(state), cfg["k"], np.asarray(part["centroids"]),
+                             list_offsets, part["order"], np.array(part["order"][lo:hi]), own,
+                             nprobe=cfg["nprobe"], cosine=cfg["metric"] == "cosine",
+                             normalize=False, candidates=cfg["candidates"], pca=0,
+                             backend=cfg["backend"])
+    found = ids >= 0
+    ids[found] = np.asarray(part["node_of"])[ids[found]]
+    keys[~found] = 0.0
     return ids, keys
 
 

@@ -6,7 +6,9 @@ driver gives each shard a contiguous run of whole lists, balanced by rows, and n
 the nodes shard by shard (see :mod:`d2fast.distributed.layout`). The result is
 ``partition.npz`` in ``workdir``:
 
-- ``centroids`` float32 (nlist, d); ``order`` int64 (n,): the global row id of each node;
+- ``centroids`` float32 (nlist, d); ``assign`` int64 (n,): the list of each global row
+  (with the centroids, a :class:`d2fast.Partition`);
+- ``order`` int64 (n,): the global row id of each node; ``node_of`` int64 (n,): its inverse;
 - ``bounds`` int64 (P + 1,): shard p owns nodes ``bounds[p]:bounds[p + 1]``;
 - ``list_offsets`` int64 (nlist + 1,): list j holds nodes ``list_offsets[j]:list_offsets[j + 1]``.
 """
@@ -15,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from d2fast.distributed.shards import ShardFiles
-from d2fast.knn import _TRAIN_PER_LIST, float32_rows
-from d2fast.partition import ivf_partition
+from d2fast.knn import _TRAIN_PER_LIST
+from d2fast.partition import assign_rows, ivf_partition
 
 BLOCK_ROWS = 1 << 16  # rows read at a time
 
@@ -44,17 +46,13 @@ def check_rows(block: np.ndarray, files: ShardFiles, ids: np.ndarray) -> None:
 
 def assign(state: dict, inbox: list, *, start: int, stop: int, centroids: np.ndarray):
     """Step: the IVF list (int32) of the global rows ``start:stop``, for the driver."""
-    import faiss
-
     emb, cosine = state["emb"], state["cfg"]["metric"] == "cosine"
-    quantizer = faiss.IndexFlatL2(centroids.shape[1])
-    quantizer.add(centroids)
     out = np.empty(stop - start, dtype=np.int32)
     for lo in range(start, stop, BLOCK_ROWS):
         hi = min(stop, lo + BLOCK_ROWS)
         block = emb.read(lo, hi)
         check_rows(block, emb, np.arange(lo, hi))
-        out[lo - start:hi - start] = quantizer.search(float32_rows(block, cosine), 1)[1][:, 0]
+        out[lo - start:hi - start] = assign_rows(block, centroids, cosine)
     return state, (None, out)
 
 
@@ -80,5 +78,8 @@ def plan(assigned: np.ndarray, nlist: int, shards: int) -> dict:
     list_bounds = np.array([0] + [int(full[j]) for j in first[1:]] + [nlist], dtype=np.int64)
     list_offsets = np.zeros(nlist + 1, dtype=np.int64)
     np.cumsum(counts, out=list_offsets[1:])
-    return {"order": np.argsort(assigned, kind="stable").astype(np.int64),
+    order = np.argsort(assigned, kind="stable").astype(np.int64)
+    node_of = np.empty(n, dtype=np.int64)
+    node_of[order] = np.arange(n)
+    return {"order": order, "node_of": node_of, "assign": assigned.astype(np.int64),
             "bounds": list_offsets[list_bounds], "list_offsets": list_offsets}
