@@ -98,7 +98,8 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
         CPUs of a local Ray started here (default: all).
     info : dict, optional
         Filled with the run's ``shards``, ``engine``, ``timings_s`` per stage, ``rounds``,
-        ``bytes_sent`` between shards, ``nnz`` and the stages ``resumed`` from workdir.
+        ``bytes_sent`` between shards, ``nnz``, the stages ``resumed`` from workdir, and
+        with Ray the actors' ``worker_peak_rss_bytes``.
 
     Returns
     -------
@@ -181,6 +182,8 @@ def _run(engine_name, address, num_cpus, P, setup, manifest, emb_files, cfg, n_k
                 eng.restart()
     finally:
         eng.close()
+        if engine_name == "ray":
+            stats.info["worker_peak_rss_bytes"] = eng.peak_rss
 
 
 def _is_files(spec: Any) -> bool:

@@ -94,6 +94,12 @@ class ShardWorker:
 
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
+    def peak_rss(self) -> int:
+        """Peak resident memory of this actor's process, in bytes."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
 
 class RayEngine:
     """One Ray actor per shard, spread over the cluster's nodes.
@@ -125,6 +131,7 @@ class RayEngine:
         self.actor = ray.remote(ShardWorker).options(
             num_cpus=min(1.0, cpus / shards), scheduling_strategy="SPREAD")
         self.actors: list = []
+        self.peak_rss: list = []
         self.restart()
 
     def restart(self) -> None:
@@ -152,6 +159,12 @@ class RayEngine:
         return self.ray.get([a.where.remote() for a in self.actors])
 
     def close(self) -> None:
+        """Record the actors' peak memory (``peak_rss``, bytes), end them, and shut Ray
+        down if this engine started it."""
+        try:
+            self.peak_rss = self.ray.get([a.peak_rss.remote() for a in self.actors])
+        except dead_actor_errors():
+            self.peak_rss = []
         for actor in self.actors:
             self.ray.kill(actor)
         self.actors = []
