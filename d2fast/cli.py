@@ -22,11 +22,11 @@ import numpy as np
 
 import d2fast
 from d2fast import _backends, io
-from d2fast._validate import check_scores, resolve_n_keep
-from d2fast.graph import GRAPHS, METRICS
+from d2fast._validate import resolve_n_keep
+from d2fast.graph import GRAPHS, METRICS, check_prebuilt
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE
-from d2fast.budgets import BUDGETS, resolve_hard_prune
+from d2fast.budgets import BUDGETS
 
 log = logging.getLogger("d2fast")
 _BAD_INPUT = (ValueError, TypeError, OSError, MemoryError, FloatingPointError)
@@ -148,8 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "the scores and the rate, -v logs its choice; 0 with --graph; 0 = pure D2; "
                    "ccs: 0.1)")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
-                   help="reuse a graph saved by 'd2fast graph' (d2 without --labels and "
-                   "--hard-prune)")
+                   help="reuse a graph saved by 'd2fast graph' (with --labels / --hard-prune: "
+                   "its induced subgraphs); -k, --metric, --graph-kind, --knn, --knn-param "
+                   "must agree with it")
+    p.add_argument("--dedup", type=float, metavar="EPS",
+                   help="d2: keep one row (the lowest id) of each group of rows joined by "
+                   "graph edges of distance <= EPS (0: exact duplicates)")
     p.add_argument("--method", choices=METHODS, default="d2",
                    help="d2 (default) or a baseline of d2fast.baselines")
     p.add_argument("--seed", type=int,
@@ -165,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     _input(p, "labels", "gnn: integer classes (n,), added as one-hot features", optional=True)
     p.add_argument("--method", choices=("knn", "gnn"), default="knn",
                    help="mean of the nearest known rows (default) or a graph network")
-    p.add_argument("-k", "--k", type=int, default=10, help="neighbours (default 10)")
-    p.add_argument("--metric", choices=METRICS, default="euclidean")
+    p.add_argument("-k", "--k", type=int, help="neighbours (default 10; with --graph, the graph's)")
+    p.add_argument("--metric", choices=METRICS, help="distance (default euclidean)")
     p.add_argument("--weights", choices=("distance", "uniform"), default="distance",
                    help="knn: exp(-(d - d_min) / temperature) weights (default) or a plain mean")
     p.add_argument("--temperature", type=float, help="knn: default the median distance")
@@ -243,7 +247,8 @@ def run_graph(args: argparse.Namespace, run: _Run) -> None:
         graph = d2fast.knn_graph(emb, args.k, progress=not args.quiet, **_graph_kwargs(args))
     with run.stage("write"), io.atomic_write(args.output) as tmp:
         graph.save(tmp)
-    run.finish(args.output, n=graph.n, nnz=graph.nnz, backend=_backend_name(args.backend))
+    run.finish(args.output, n=graph.n, nnz=graph.nnz, meta=graph.meta,
+               backend=_backend_name(args.backend))
 
 
 def _distributed_options(p: argparse.ArgumentParser) -> None:
@@ -308,25 +313,8 @@ def run_prune(args: argparse.Namespace, run: _Run) -> None:
     _check_applicable(args)
     if args.method != "d2":
         keep = _baseline(args, run, emb, scores, labels, n_keep)
-    elif _d2_hard_prune(args, scores, n_keep) or labels is not None:
-        if args.graph_file:
-            raise ValueError("--graph cannot be combined with --labels or hard pruning "
-                             f"(--hard-prune {args.hard_prune}): those build graphs on "
-                             "subsets of the rows; pass --hard-prune 0 for pure D2")
-        with run.stage("prune"):
-            keep = d2fast.prune(emb, scores, args.k or 5, n_keep=n_keep, gamma_f=args.gamma_f,
-                                gamma_r=args.gamma_r, mode=args.mode, reverse=args.reverse,
-                                labels=labels, class_budget=args.class_budget,
-                                hard_prune=args.hard_prune, progress=not args.quiet,
-                                **_graph_kwargs(args))
     else:
-        graph = _prune_graph(args, run, emb)
-        with run.stage("forward"):
-            passed = d2fast.forward(graph, scores, gamma_f=args.gamma_f, mode=args.mode,
-                                    backend=args.backend)
-        with run.stage("select"):
-            keep = d2fast.select(graph, passed, n_keep, gamma_r=args.gamma_r,
-                                 reverse=args.reverse, backend=args.backend)
+        keep = _d2(args, run, emb, scores, labels, n_keep)
     with run.stage("write"):
         io.save_array(args.output, keep)
     run.finish(args.output, **io.array_info(keep), n=n, n_keep=int(keep.size),
@@ -343,43 +331,52 @@ def _hard_prune_arg(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"must be a float or 'auto', got {text!r}") from None
 
 
-def _d2_hard_prune(args: argparse.Namespace, scores, n_keep: int) -> float:
-    """D2's hard-prune fraction, resolved once (``auto`` by default; 0 with --graph, whose
-    graph covers all rows) and logged with -v; ``args.hard_prune`` becomes the float."""
-    if args.hard_prune is None and args.graph_file:
-        args.hard_prune = 0.0
-        log.info("hard_prune given: 0 (--graph reuses a graph of all rows)")
-        return 0.0
-    beta, reason = resolve_hard_prune(check_scores(scores, scores.shape[0]),
-                                      "auto" if args.hard_prune is None else args.hard_prune,
-                                      n_keep)
-    log.info("hard_prune %s", reason)
-    args.hard_prune = beta
-    return beta
-
-
-def _prune_graph(args: argparse.Namespace, run: _Run, emb: np.ndarray) -> d2fast.Graph:
-    """The graph of plain D2: loaded from --graph, else built from EMB."""
-    if not args.graph_file:
-        with run.stage("knn_graph"):
-            return d2fast.knn_graph(emb, args.k or 5, progress=not args.quiet,
-                                    **_graph_kwargs(args))
-    given = [f"--{flag}" for flag, value in (("k", args.k), ("metric", args.metric),
-                                             ("graph-kind", args.graph_kind), ("knn", args.knn),
-                                             ("knn-param", args.knn_param)) if value]
-    if given:
-        raise ValueError(f"{', '.join(given)} cannot be used with --graph: the saved graph "
-                         "fixes k, the metric and the kind")
-    graph = run.load_graph(args.graph_file)
-    if graph.n != emb.shape[0]:
-        raise ValueError(f"graph: {args.graph_file} has {graph.n} nodes but emb has "
-                         f"{emb.shape[0]} rows")
-    return graph
+def _d2(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: int) -> np.ndarray:
+    """D2 through :func:`d2fast.prune` (on the --graph file when given); the resolved
+    choices go to the sidecar's ``resolved`` and its stage times to ``timings_s``."""
+    knn_params = _knn_params(args.knn_param)
+    graph = args.graph_kind or "union"
+    if args.graph_file:
+        graph = run.load_graph(args.graph_file)
+        if graph.n != emb.shape[0]:
+            raise ValueError(f"graph: {args.graph_file} has {graph.n} nodes but emb has "
+                             f"{emb.shape[0]} rows")
+        try:
+            check_prebuilt(graph, graph.n, k=args.k, metric=args.metric, graph=args.graph_kind,
+                           knn=args.knn, knn_params=knn_params)
+        except ValueError as exc:
+            raise ValueError(f"--graph {args.graph_file}: {exc}") from None
+    hard_prune = args.hard_prune
+    if hard_prune is None and args.graph_file:  # the saved graph is used as it is
+        hard_prune = 0.0
+        log.info("hard_prune: 0 by default with --graph (the graph of all rows, as saved)")
+    optional = {} if hard_prune is None else {"hard_prune": hard_prune}  # else prune's
+    with run.stage("prune"):
+        keep, info = d2fast.prune(
+            emb, scores, args.k, n_keep=n_keep, gamma_f=args.gamma_f, gamma_r=args.gamma_r,
+            metric=args.metric, graph=graph, mode=args.mode, reverse=args.reverse,
+            labels=labels, class_budget=args.class_budget, knn=args.knn or "auto",
+            knn_params=knn_params, dedup=args.dedup, backend=args.backend,
+            progress=not args.quiet, return_info=True, **optional)
+    stages = {"knn": "knn_graph", "dedup": "dedup", "forward": "forward", "select": "select"}
+    for name, stage in stages.items():
+        run.record["timings_s"][stage] = round(info["timings_s"][name], 6)
+    run.record["resolved"] = {k: v for k, v in info.items()
+                              if k not in ("dedup_groups", "timings_s")}
+    for c in info["classes"]:
+        if c["label"] is not None:
+            log.info("class %r: %d rows, keeps %d, k=%s", c["label"], c["rows"], c["n_keep"],
+                     c["k"])
+    log.info("hard_prune %s", info["hard_prune_reason"])
+    log.info("graph: %s %s, metric %s, k=%s, knn %s %s; backend %s", info["graph_source"],
+             info["graph"], info["metric"], info["k"], info["knn"], info["knn_params"],
+             info["backend"])
+    return keep
 
 
 # the prune options each method reads (the rest are errors when given); labels: see below
 _USES = {"d2": {"k", "metric", "graph_kind", "knn", "knn_param", "gamma_f", "gamma_r", "mode",
-                "reverse", "class_budget", "hard_prune", "graph_file"},
+                "reverse", "class_budget", "hard_prune", "graph_file", "dedup"},
          "random": {"seed"}, "topk": set(), "ccs": {"seed", "hard_prune"}, "moderate": set(),
          "kcenter": {"seed", "metric"}}
 _DEFAULTS = {"gamma_f": 1.0, "gamma_r": 0.1, "mode": "sum", "reverse": "weighted",
@@ -421,7 +418,7 @@ def run_extrapolate(args: argparse.Namespace, run: _Run) -> None:
     labels = run.load("labels", args.labels, _key(args, "labels"), 1)
     _check_rows(len(known_idx), "known_idx", known_scores=known_scores)
     _check_rows(emb.shape[0], "emb", labels=labels)
-    graph = run.load_graph(args.graph_file) if args.graph_file else None
+    graph = run.load_graph(args.graph_file) if args.graph_file else "union"
     with run.stage("extrapolate"):
         scores, info = d2fast.extrapolate(
             emb, known_idx, known_scores, method=args.method, k=args.k, metric=args.metric,

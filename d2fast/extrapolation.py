@@ -16,17 +16,17 @@ import numpy as np
 
 from d2fast._validate import (check_choice, check_emb, check_ids, check_int, check_k,
                               check_labels, check_memory, check_real, check_scores)
-from d2fast.graph import METRICS, Graph, knn_graph
+from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, knn_graph
 from d2fast.knn import KNN, float32_rows, search_database
 
 METHODS = ("knn", "gnn")
 WEIGHTS = ("distance", "uniform")
 
 
-def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn", k: int = 10,
-                *, metric: str = "euclidean", weights: str = "distance",
+def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn",
+                k: int | None = None, *, metric: str | None = None, weights: str = "distance",
                 temperature: float | None = None, knn: str = "auto",
-                knn_params: dict | None = None, graph: Graph | None = None,
+                knn_params: dict | None = None, graph: str | Graph = "union",
                 labels: Any = None, hidden: int = 64,
                 layers: int = 2, epochs: int = 500, lr: float = 0.01,
                 weight_decay: float = 5e-4, val_fraction: float = 0.2, patience: int = 50,
@@ -46,12 +46,13 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
     method : {'knn', 'gnn'}, default='knn'
         'knn': (weighted) mean of the scores of the ``k`` nearest known rows.
         'gnn': graph convolutional network on the kNN graph of all rows (needs torch).
-    k : int, default=10
-        'knn': known neighbours per prediction, ``1 <= k <=`` the known rows not held out
-        (all known rows when ``val_fraction == 0``). 'gnn': neighbours per node of the
-        graph, ``1 <= k < n``.
-    metric : {'euclidean', 'sqeuclidean', 'cosine'}, default='euclidean'
-        Distance of the kNN search (and of the 'knn' weights).
+    k : int, optional
+        Default 10. 'knn': known neighbours per prediction, ``1 <= k <=`` the known rows
+        not held out (all known rows when ``val_fraction == 0``). 'gnn': neighbours per
+        node of the graph, ``1 <= k < n``; with a prebuilt ``graph``, leave it unset or
+        give the graph's k.
+    metric : {'euclidean', 'sqeuclidean', 'cosine'}, optional
+        Distance of the kNN search (and of the 'knn' weights); default 'euclidean'.
     weights : {'distance', 'uniform'}, default='distance'
         'knn' only. 'uniform': plain mean. 'distance': weights
         ``exp(-(d - d_min) / temperature)`` with ``d_min`` the row's nearest distance, so
@@ -64,10 +65,12 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
         kNN search, as in :func:`d2fast.knn_graph` (exact up to 100k rows).
     knn_params : dict, optional
         Parameters of an approximate search (see :func:`d2fast.knn_graph`).
-    graph : Graph, optional
-        'gnn' only: a prebuilt graph of all rows (e.g. the kNN graph :func:`d2fast.prune`
-        uses), instead of building one from ``k``, ``metric``, ``knn``, ``knn_params``;
-        a directed graph is made symmetric (union).
+    graph : {'union', 'directed'} or Graph, default='union'
+        As in :func:`d2fast.prune`: the kind of graph 'gnn' builds (it is made symmetric,
+        so both kinds train the same network), or a prebuilt :class:`d2fast.Graph` of
+        all rows (e.g. the one ``prune`` used) that 'gnn' uses instead of building one;
+        ``k``, ``metric``, ``knn``, ``knn_params`` that contradict its ``meta`` are an
+        error. 'knn' takes no prebuilt graph.
     labels : int array-like of shape (n,), optional
         'gnn' only: class labels of all rows, appended to the features as one-hot columns.
     hidden : int, default=64
@@ -131,7 +134,13 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
     n = X.shape[0]
     method = check_choice(method, "method", METHODS)
     known, known_vals = _check_known(known_idx, known_scores, n)
-    metric = check_choice(metric, "metric", METRICS)
+    given = not isinstance(graph, str)
+    if given and method == "gnn":
+        check_prebuilt(graph, n, k=k, metric=metric, knn=knn, knn_params=knn_params)
+    elif not given:
+        check_choice(graph, "graph", GRAPHS)
+    k = 10 if k is None else k
+    metric = check_choice("euclidean" if metric is None else metric, "metric", METRICS)
     weights = check_choice(weights, "weights", WEIGHTS)
     knn = check_choice(knn, "knn", KNN)
     if temperature is not None:
@@ -144,9 +153,10 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
     seed = check_int(seed, "seed", 0, 2**63 - 1, "a non-negative int64")
     train_pos, val_pos = _split(known.size, val_fraction, seed)
     if method == "knn":
-        for name, value in (("labels", labels), ("graph", graph)):
-            if value is not None:
-                raise ValueError(f"{name} is used by method='gnn' only")
+        if labels is not None:
+            raise ValueError("labels is used by method='gnn' only")
+        if given:
+            raise ValueError("a prebuilt graph is used by method='gnn' only")
         k = check_int(k, "k", 1, train_pos.size,
                       f"{train_pos.size} known rows not held out for validation"
                       if val_pos.size else f"{known.size} known rows")
@@ -156,12 +166,8 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
         if val_pos.size == 0:
             raise ValueError(f"val_fraction == {val_fraction} holds out no known row; "
                              "method='gnn' needs some for model selection")
-        if graph is None:
+        if not given:
             k = check_k(k, n)
-        elif not isinstance(graph, Graph):
-            raise TypeError(f"graph must be a d2fast.Graph, got {type(graph).__name__}")
-        elif graph.n != n:
-            raise ValueError(f"graph.n == {graph.n}, expected {n} nodes like emb")
         one_hot = None if labels is None else _one_hot(labels, n)
         hidden = check_int(hidden, "hidden", 1, 2**20, "a layer width")
         layers = check_int(layers, "layers", 2, 3, "graph convolutions")
@@ -170,9 +176,9 @@ def extrapolate(emb: Any, known_idx: Any, known_scores: Any, method: str = "knn"
         lr = check_real(lr, "lr")
         weight_decay = check_real(weight_decay, "weight_decay")
         device = _torch_device(device)
-        if graph is None:
-            graph = knn_graph(X, k, metric=metric, knn=knn, knn_params=knn_params,
-                              progress=progress)
+        if not given:
+            graph = knn_graph(X, k, metric=metric, graph=graph, knn=knn,
+                              knn_params=knn_params, progress=progress)
         check_memory(8.0 * n * (X.shape[1] + 4 * hidden) + 48.0 * (graph.nnz + n),
                      f"extrapolate(method='gnn', n={n}, hidden={hidden}, nnz={graph.nnz})")
         out, info = _gnn_method(X, one_hot, graph, known, known_vals, train_pos, val_pos,

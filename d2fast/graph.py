@@ -1,6 +1,7 @@
 """The kNN graph: ``Graph`` (validated CSR) and ``knn_graph`` (faiss search -> CSR)."""
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from typing import Any
@@ -8,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
-from d2fast._validate import check_choice, check_emb, check_k, check_memory, to_numpy
-from d2fast.knn import KNN, float32_rows, index_bytes, search
+from d2fast._validate import (check_choice, check_emb, check_ids, check_k, check_memory,
+                              to_numpy)
+from d2fast.knn import KNN, float32_rows, index_bytes, resolve, search
 
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 GRAPHS = ("union", "directed")
@@ -28,6 +30,13 @@ class Graph:
         Neighbour ids in ``[0, n)``, strictly increasing within each row, no self loops.
     distances : real array of shape (nnz,)
         Finite, non-negative edge lengths (stored as float32).
+    meta : dict, optional
+        How the graph was built, JSON-serialisable (copied to ``Graph.meta``; default
+        ``{}``). :func:`knn_graph` records ``metric``, ``k``, ``graph`` (the kind),
+        ``knn`` (the method ``'auto'`` became), ``knn_params`` (every parameter, defaults
+        filled in), ``normalization`` (``'l2'``: unit rows, for cosine; else ``'none'``),
+        and ``faiss`` (version); :meth:`subgraph` adds ``subgraph_of`` (the parent's
+        n). :meth:`save` stores it, :func:`d2fast.prune` checks its options against it.
 
     The arrays are copied (indptr int64, indices int32, distances float32) and made
     read-only, so later changes to the caller's arrays cannot corrupt the graph.
@@ -38,9 +47,10 @@ class Graph:
         When the arrays do not form such a graph; the message names the array.
     """
 
-    __slots__ = ("indptr", "indices", "distances")
+    __slots__ = ("indptr", "indices", "distances", "meta")
 
-    def __init__(self, indptr: Any, indices: Any, distances: Any) -> None:
+    def __init__(self, indptr: Any, indices: Any, distances: Any, *,
+                 meta: dict | None = None) -> None:
         indptr = _int_array(indptr, "indptr")
         indices = _int_array(indices, "indices")
         distances = to_numpy(distances, "distances")
@@ -65,18 +75,21 @@ class Graph:
         indptr, indices = indptr.astype(np.int64), indices.astype(np.int32)
         d32 = np.array(distances, dtype=np.float32)
         _check_rows(indptr, indices, d32)
-        self._set(indptr, indices, d32)
+        self._set(indptr, indices, d32, _check_meta(meta))
 
-    def _set(self, indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> None:
+    def _set(self, indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray,
+             meta: dict | None = None) -> None:
         for arr in (indptr, indices, distances):
             arr.setflags(write=False)
         self.indptr, self.indices, self.distances = indptr, indices, distances
+        self.meta = dict(meta or {})
 
     @classmethod
-    def _trusted(cls, indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> "Graph":
+    def _trusted(cls, indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray,
+                 meta: dict | None = None) -> "Graph":
         """Wrap kernel output that is valid by construction (no O(nnz) checks)."""
         graph = cls.__new__(cls)
-        graph._set(indptr, indices, distances)
+        graph._set(indptr, indices, distances, meta)
         return graph
 
     @property
@@ -103,6 +116,8 @@ class Graph:
         """Write the graph to an uncompressed ``.npz`` that :meth:`load` can memory-map.
 
         The file is written to a temporary name and renamed, so a crash leaves no partial file.
+        ``meta`` is stored beside the arrays (as JSON); files written before it existed
+        load with ``meta == {}``.
         """
         path = os.fspath(path)
         if not path.endswith(".npz"):
@@ -110,7 +125,7 @@ class Graph:
         tmp = f"{path}.tmp-{os.getpid()}.npz"
         try:
             np.savez(tmp, format=np.array(_FORMAT), indptr=self.indptr, indices=self.indices,
-                     distances=self.distances)
+                     distances=self.distances, meta=np.array(json.dumps(self.meta)))
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -140,6 +155,12 @@ class Graph:
             if arr is None or arr.dtype != dtype or arr.ndim != 1:
                 raise ValueError(f"{path}: {name} is missing or not a 1-D {np.dtype(dtype)} array")
         indptr, indices, distances = (arrays[name] for name in want)
+        try:
+            meta = json.loads(str(np.asarray(arrays["meta"]))) if "meta" in arrays else {}
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: meta is not a JSON object")
         n, nnz = indptr.size - 1, indices.size
         if n < 1 or indptr[0] != 0 or indptr[-1] != nnz or distances.size != nnz or \
                 (np.diff(indptr) < 0).any():
@@ -148,13 +169,47 @@ class Graph:
             raise ValueError(f"{path}: indices must lie in [0, n) with n={n}")
         _check_rows(indptr, indices, distances)
         if not mmap:
-            return cls._trusted(indptr, indices, distances)
+            return cls._trusted(indptr, indices, distances, meta)
         graph = cls.__new__(cls)
         graph.indptr, graph.indices, graph.distances = indptr, indices, distances
+        graph.meta = meta
         return graph
 
     def __repr__(self) -> str:
         return f"Graph(n={self.n}, nnz={self.nnz})"
+
+    def subgraph(self, rows: Any) -> "Graph":
+        """The subgraph induced by ``rows``: node t is ``rows[t]``, edges among them only.
+
+        Parameters
+        ----------
+        rows : int array-like of shape (m,)
+            Sorted, unique node ids in ``[0, n)``, ``m >= 1``.
+
+        Returns
+        -------
+        Graph
+            m nodes; the edges of the rows to other rows in ``rows``, same distances.
+            A row can lose neighbours (those outside ``rows``), so this is not the kNN
+            graph of the subset. ``meta`` is the parent's plus ``subgraph_of`` (n).
+            O(n + edges of the rows) time and memory.
+        """
+        rows = check_ids(rows, self.n, "rows")
+        if rows.size == 0 or (rows.size > 1 and (np.diff(rows) <= 0).any()):
+            raise ValueError("rows must be non-empty, sorted and unique")
+        new_id = np.full(self.n, -1, dtype=np.int64)
+        new_id[rows] = np.arange(rows.size)
+        counts = np.diff(self.indptr)[rows]
+        starts = np.repeat(self.indptr[rows] - np.cumsum(counts) + counts, counts)
+        edge = starts + np.arange(int(counts.sum()), dtype=np.int64)  # edges of the rows
+        target = new_id[self.indices[edge]]
+        inside = target >= 0
+        owner = np.repeat(np.arange(rows.size, dtype=np.int64), counts)[inside]
+        indptr = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owner, minlength=rows.size), out=indptr[1:])
+        return Graph._trusted(indptr, target[inside].astype(np.int32),
+                              np.array(self.distances[edge[inside]], dtype=np.float32),
+                              {**self.meta, "subgraph_of": self.n})
 
     @classmethod
     def from_knn(cls, I: Any, D: Any, *, graph: str = "union", squared: bool = False,
@@ -227,7 +282,7 @@ class Graph:
             raise ValueError(f"drop_self={drop_self!r}, must be True, False or 'auto'")
         kern = _backends.get(backend)
         arrays = kern.build_csr(I, D.astype(np.float32), graph == "union")
-        return cls._trusted(*arrays)
+        return cls._trusted(*arrays, {"graph": graph})
 
     @classmethod
     def from_scipy(cls, csr: Any) -> "Graph":
@@ -260,6 +315,18 @@ class Graph:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(row[first], minlength=n), out=indptr[1:])
         return cls(indptr, col[first], dist[first])
+
+
+def _check_meta(meta: Any) -> dict:
+    """A copy of ``meta``: a dict that JSON can store (as :meth:`Graph.save` does)."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
+    try:
+        return json.loads(json.dumps(meta))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"meta must be JSON-serialisable ({exc})") from None
 
 
 def _check_rows(indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray) -> None:
@@ -328,6 +395,43 @@ def _int_array(x: Any, name: str) -> np.ndarray:
     return arr.astype(np.int64, copy=False)  # unsigned differences would wrap around
 
 
+def check_prebuilt(graph: Any, n: int, /, **given: Any) -> Graph:
+    """A prebuilt graph of n rows whose ``meta`` agrees with the ``given`` options.
+
+    ``given`` maps option names (``k``, ``metric``, ``graph`` -- the kind --, ``knn``,
+    ``knn_params``) to the caller's values; None (not given) and ``knn='auto'`` agree
+    with anything, and so does an option the graph's ``meta`` does not record.
+
+    Raises
+    ------
+    TypeError
+        ``graph`` is not a Graph.
+    ValueError
+        Its node count is not n, or an option contradicts ``meta`` (both values named).
+    """
+    if not isinstance(graph, Graph):
+        raise TypeError(f"graph must be a graph kind ({', '.join(map(repr, GRAPHS))}) or a "
+                        f"d2fast.Graph, got {type(graph).__name__}")
+    if graph.n != n:
+        raise ValueError(f"graph.n == {graph.n}, expected {n} nodes like emb")
+    for name, value in given.items():
+        built = graph.meta.get(name)
+        if value is None or built is None or (name == "knn" and value == "auto"):
+            continue
+        if name == "knn_params":
+            wrong = {p: v for p, v in value.items()
+                     if p != "partition" and built.get(p) != v}  # a Partition is not saved
+            if wrong:
+                raise ValueError(f"graph was built with knn_params={built!r}, which "
+                                 f"contradicts knn_params={value!r}; leave knn_params unset "
+                                 "with a prebuilt graph")
+        elif value != built:
+            raise ValueError(f"graph was built with {name}={built!r} but {name}={value!r} was "
+                             f"given; leave {name} unset to use the graph's, or build a graph "
+                             f"with {name}={value!r}")
+    return graph
+
+
 def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "union",
               knn: str = "auto", knn_params: dict | None = None, progress: bool = False,
               backend: str = "auto") -> Graph:
@@ -360,7 +464,8 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     Returns
     -------
     Graph
-        CSR graph, float32 distances in the chosen metric.
+        CSR graph, float32 distances in the chosen metric; ``Graph.meta`` records the
+        resolved choices (metric, k, kind, kNN method and parameters, faiss version).
 
     Notes
     -----
@@ -381,6 +486,7 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     edges = n * k * (2 if graph == "union" else 1)
     check_memory(4.0 * n * d + index_bytes(n, d, knn, knn_params, k) + 16.0 * n * k
                  + 24.0 * edges + 32.0 * n, f"knn_graph(n={n}, d={d}, k={k})")
+    method, resolved = resolve(n, d, k, knn, knn_params)
     X32 = float32_rows(X, normalize=metric == "cosine")
     knn_idx, keys = search(X32, k, cosine=metric == "cosine", method=knn, params=knn_params,
                            progress=progress, backend=backend)
@@ -389,4 +495,10 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
         np.sqrt(keys, out=keys)
     dist = np.maximum(keys, 0.0).astype(np.float32)
     del keys
-    return Graph._trusted(*_backends.get(backend).build_csr(knn_idx, dist, graph == "union"))
+    import faiss
+
+    meta = {"metric": metric, "k": k, "graph": graph, "knn": method, "knn_params": resolved,
+            "normalization": "l2" if metric == "cosine" else "none",
+            "faiss": faiss.__version__}
+    return Graph._trusted(*_backends.get(backend).build_csr(knn_idx, dist, graph == "union"),
+                          meta)

@@ -329,12 +329,18 @@ def versions() -> dict:
     import platform
 
     out = {"python": platform.python_version()}
-    for dist in ("d2fast", "numpy", "faiss-cpu", "faiss", "torch", "numba", "pyarrow",
+    for dist in ("d2fast", "numpy", "faiss-cpu", "faiss-gpu", "torch", "numba", "pyarrow",
                  "matplotlib", "scikit-learn"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = None
+    try:  # the library itself, whichever wheel (faiss-cpu, faiss-gpu, conda) installed it
+        import faiss
+
+        out["faiss"] = faiss.__version__
+    except ImportError:
+        out["faiss"] = None
     return out
 
 

@@ -29,6 +29,39 @@ def default_nlist(n: int) -> int:
     return max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n))))
 
 
+def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[str, dict]:
+    """What :func:`search` runs for n rows of d dims and k neighbours: the method
+    ``'auto'`` becomes and its parameters with every default filled in, JSON-able.
+
+    Exact: ``{}``. HNSW: ``M``, ``ef_construction``, ``ef_search``, ``candidates``.
+    IVF: ``nlist`` (the partition's when one is given), ``nprobe`` (at most nlist),
+    ``candidates``, ``pca`` (0: none) and ``partition`` (``'given'``, or None when the
+    search trains its own); without a given partition, passing them back as
+    ``knn_params`` runs the same search. Raises ValueError for parameters the method does
+    not take.
+    """
+    if method == "auto":
+        method = "exact" if n <= EXACT_MAX_ROWS else "ivf"
+    if method == "exact":
+        if params:
+            raise ValueError(f"knn_params={params!r}: exact search takes no parameters")
+        return method, {}
+    params = _check_params(method, params)
+    if method == "hnsw":
+        c = min(n, max(k + 1, int(params["candidates"] or k + 1 + _MARGIN)))
+        return method, {"M": int(params["M"]), "ef_construction": int(params["ef_construction"]),
+                        "ef_search": int(params["ef_search"] or max(64, 4 * c)),
+                        "candidates": c}
+    from d2fast import _ivf
+
+    part = params["partition"]
+    nlist = part.nlist if part is not None else min(n, int(params["nlist"] or default_nlist(n)))
+    pca = pca_dims(d, params["pca"])
+    c = int(params["candidates"] or (_ivf.PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN)
+    return method, {"nlist": nlist, "nprobe": min(nlist, int(params["nprobe"])),
+                    "candidates": c, "pca": pca, "partition": None if part is None else "given"}
+
+
 def float32_rows(X: np.ndarray, normalize: bool) -> np.ndarray:
     """C-contiguous float32 (n, d), built in row blocks; unit rows when ``normalize``.
 

@@ -64,27 +64,39 @@ def forward(graph: Graph, scores: Any, *, gamma_f: float = 1.0, mode: str = "sum
     scores = check_scores(scores, graph.n)
     gamma_f = check_real(gamma_f, "gamma_f")
     product = check_choice(mode, "mode", MODES) == "product"
-    _warn_underflow(graph, gamma_f)
+    weak = underflow(graph, gamma_f)
+    if weak is not None:
+        warnings.warn(f"forward weights underflow: {weak}, so the forward pass barely changes "
+                      "the scores; normalise the embeddings or lower gamma_f", UserWarning,
+                      stacklevel=2)
+    return forward_pass(graph, scores, gamma_f, product, backend)
+
+
+def forward_pass(graph: Graph, scores: np.ndarray, gamma_f: float, product: bool,
+                 backend: str) -> np.ndarray:
+    """:func:`forward` on validated inputs, without the underflow check."""
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: the ValueError below
         out = _backends.get(backend).forward(graph.indptr, graph.indices, graph.distances,
                                              scores, gamma_f, product)
     if not np.isfinite(out).all():
         raise ValueError(f"scores too large: the forward pass overflowed to inf/NaN "
-                         f"(max |scores| = {np.abs(scores).max():.3g}, mode={mode!r}); "
-                         "rescale the scores")
+                         f"(max |scores| = {np.abs(scores).max():.3g}, "
+                         f"mode={'product' if product else 'sum'!r}); rescale the scores")
     return out
 
 
-def _warn_underflow(graph: Graph, gamma_f: float) -> None:
+def underflow(graph: Graph, gamma_f: float) -> str | None:
+    """Why the forward weights underflow (median ``exp(-gamma_f * d)`` below 1e-6, from a
+    sample of at most about 100k edges), or None when they do not."""
     if graph.nnz == 0 or gamma_f == 0.0:
-        return
+        return None
     sample = graph.distances[:: max(1, graph.nnz // 100_000)].astype(np.float64)
-    weight = np.exp(-gamma_f * float(np.median(sample)))
-    if weight < _UNDERFLOW:
-        warnings.warn(f"forward weights underflow: median exp(-gamma_f * d) = {weight:.2e} "
-                      f"(gamma_f={gamma_f}, median distance {np.median(sample):.4g}), so the "
-                      "forward pass barely changes the scores; normalise the embeddings or "
-                      "lower gamma_f", UserWarning, stacklevel=3)
+    median = float(np.median(sample))
+    weight = np.exp(-gamma_f * median)
+    if weight >= _UNDERFLOW:
+        return None
+    return (f"median exp(-gamma_f * d) = {weight:.2e} (gamma_f={gamma_f}, median "
+            f"distance {median:.4g})")
 
 
 def select(graph: Graph, scores: Any, n_keep: int, *, gamma_r: float = 0.1,

@@ -1,6 +1,7 @@
 """``prune``: D2 Pruning from embeddings and scores in one call."""
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -11,17 +12,18 @@ from d2fast._validate import (check_choice, check_emb, check_k, check_labels, ch
                               check_scores, label_names, resolve_n_keep)
 from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool,
                             merge_balanced, resolve_hard_prune)
-from d2fast.graph import GRAPHS, METRICS, knn_graph
+from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, knn_graph
 from d2fast.knn import KNN
-from d2fast.passing import MODES, REVERSE, forward, select
+from d2fast.passing import MODES, REVERSE, forward_pass, select, underflow
 
 
-def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int | None = None,
-          gamma_f: float = 1.0, gamma_r: float = 0.1, metric: str = "euclidean",
-          graph: str = "union", mode: str = "sum", reverse: str = "weighted",
-          labels: Any = None, class_budget: str = "proportional", hard_prune: Any = "auto",
-          knn: str = "auto", knn_params: dict | None = None, backend: str = "auto",
-          progress: bool = False) -> np.ndarray:
+def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
+          n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: float = 0.1,
+          metric: str | None = None, graph: str | Graph = "union", mode: str = "sum",
+          reverse: str = "weighted", labels: Any = None, class_budget: str = "proportional",
+          hard_prune: Any = "auto", knn: str = "auto", knn_params: dict | None = None,
+          dedup: float | None = None, backend: str = "auto", progress: bool = False,
+          return_info: bool = False) -> np.ndarray | tuple[np.ndarray, dict]:
     """Select a coreset with D2 Pruning: kNN graph -> forward -> greedy reverse selection.
 
     Parameters
@@ -30,8 +32,9 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
         Embeddings (ndarray, memmap or torch tensor).
     scores : array-like of shape (n,)
         Difficulty scores, higher = harder/more important (negative values are fine).
-    k : int, default=5
-        Neighbours per node in the kNN graph, ``1 <= k < n``.
+    k : int, optional
+        Neighbours per node in the kNN graph, ``1 <= k < n``; default 5. With a prebuilt
+        ``graph``, leave it unset (the graph fixes it) or give the graph's k.
     rate : float, default=0.5
         Fraction REMOVED, ``0 <= rate < 1``; keeps ``floor((1 - rate) * n)`` rows,
         computed on the decimal value of rate (rate=0.9, n=10 keeps 1).
@@ -39,15 +42,24 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
         Number of rows to keep; overrides ``rate`` when given.
     gamma_f, gamma_r : float, default=1.0, 0.1
         Distance decay of the forward and reverse weights.
-    metric : {'euclidean', 'sqeuclidean', 'cosine'}, default='euclidean'
-    graph : {'union', 'directed'}, default='union'
+    metric : {'euclidean', 'sqeuclidean', 'cosine'}, optional
+        Distance of the kNN graph; default 'euclidean'. With a prebuilt ``graph``, leave
+        it unset or give the graph's metric.
+    graph : {'union', 'directed'} or Graph, default='union'
+        The kind of kNN graph to build (see :func:`d2fast.knn_graph`), or a prebuilt
+        :class:`d2fast.Graph` of the n rows (e.g. from ``knn_graph`` or ``Graph.load``),
+        reused as it is. Options that contradict its ``meta`` (``k``, ``metric``, ``knn``,
+        ``knn_params``) are an error naming both values. With ``labels`` or
+        ``hard_prune`` a prebuilt graph is cut into induced subgraphs (:meth:`Graph.subgraph`:
+        a row keeps its edges to rows of its class / left after hard pruning), whereas a
+        built graph is the kNN graph of each class's rows.
     mode : {'sum', 'product'}, default='sum'
     reverse : {'weighted', 'absolute'}, default='weighted'
     labels : array-like of shape (n,), optional
-        Class of each row (integers): class-balanced selection with one graph per class
-        and per-class budgets that sum to ``n_keep``. The classes' picks are merged so
-        that every prefix of the ranking stays balanced (the t-th pick of a class with
-        budget b sits at (t + 0.5) / b).
+        Class of each row (integers, or strings/objects: classes in sorted order):
+        class-balanced selection with one graph per class and per-class budgets that sum
+        to ``n_keep``. The classes' picks are merged so that every prefix of the ranking
+        stays balanced (the t-th pick of a class with budget b sits at (t + 0.5) / b).
     class_budget : {'proportional', 'uniform'}, default='proportional'
         Proportional: each class keeps its share of the rows (largest remainder).
         Uniform: equal budgets, capped at the class size, the rest redistributed.
@@ -61,14 +73,61 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional
+    dedup : float, optional
+        Remove near-duplicates before the forward pass: rows joined by graph edges of
+        distance ``<= dedup`` (in the graph's metric) form groups (connected components;
+        ``dedup=0`` joins exact duplicates only), and each group keeps only its lowest row
+        id. Only graph edges are compared (a duplicate is found when it is among a row's
+        k nearest, as exact duplicates are: distance ties go to the lower index); groups
+        are chained, so a group can span more than ``dedup``; with ``labels``, rows of
+        different classes are never grouped. Budgets count the rows left; ``n_keep`` must
+        not exceed them.
     backend : {'auto', 'cpp', 'numba', 'cuda', 'numpy'}, default='auto'
     progress : bool, default=False
         Show a progress bar for the kNN search.
+    return_info : bool, default=False
+        Also return a dict of the choices made and the time taken (see Returns).
 
     Returns
     -------
-    ndarray of int64, shape (n_keep,)
+    keep : ndarray of int64, shape (n_keep,)
         Kept row ids in selection order, most important first.
+    info : dict, only with ``return_info=True``
+        The resolved choices: ``n``, ``n_keep``; the graph: ``graph_source`` ('built' or
+        'given'), ``metric``, ``normalization`` ('l2': rows scaled to unit length, for
+        cosine; 'none'), ``graph`` (kind), ``k``, ``knn`` (the method 'auto' became:
+        'exact', 'ivf', 'hnsw'; 'mixed' when the classes' graphs differ), ``knn_params``
+        (nlist, nprobe, codes, candidates / M, ef_construction, ef_search, candidates;
+        None when mixed), ``faiss`` (version) -- None where a prebuilt graph's ``meta``
+        does not say; ``classes``: one dict per class (one in all without labels) with
+        ``label`` (name or id; None without labels), ``rows`` (after hard pruning and
+        dedup), ``n_keep``, ``k`` (lowered to rows - 1 in a small class; None for an
+        induced subgraph), ``knn``, ``knn_params``; ``hard_prune`` (the fraction used),
+        ``hard_prune_reason``, ``hard_pruned`` (rows dropped); ``zero_distance_rows``
+        (rows with a neighbour at distance 0); ``dedup`` (eps or None),
+        ``dedup_groups`` (int64 (n,): the kept row that represents each row -- itself
+        unless it was removed as a duplicate; -1 for hard-pruned rows; None without
+        dedup), ``dedup_removed``; ``backend`` (the one used); ``timings_s`` with ``knn``
+        (search and CSR build, or cutting subgraphs of a given graph), ``dedup``,
+        ``forward``, ``select``, ``total``.
+
+    Warns
+    -----
+    UserWarning
+        Once, at the caller's line: when k is not below the size of some classes (their
+        graphs use a lower k, classes named); when the graph has zero-distance edges
+        (duplicate rows; count given) and ``dedup`` is not set; when a class's forward
+        weights underflow (class named).
+
+    Notes
+    -----
+    Duplicates and ``gamma_r``: a duplicate of a picked row v is a neighbour at distance
+    0, so its reverse weight is ``exp(-gamma_r * 0) = 1`` for every ``gamma_r``: its score
+    drops by the full score of v ('absolute' drops it by that too). While scores are
+    positive this pushes duplicates down; once the remaining scores turn negative, a pick
+    RAISES its neighbours' scores by the most at distance 0, so duplicates of kept rows
+    win the next picks. With many duplicates and a high ``rate`` the coreset can then
+    hold the same row several times over; ``dedup=0`` (or a small eps) prevents that.
 
     Examples
     --------
@@ -78,58 +137,186 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     >>> keep = d2fast.prune(emb, scores, k=5, rate=0.7)
     >>> keep.shape, keep.dtype
     ((300,), dtype('int64'))
+    >>> g = d2fast.knn_graph(emb, 5)
+    >>> keep2, info = d2fast.prune(emb, scores, rate=0.7, graph=g, return_info=True)
+    >>> bool((keep2 == keep).all()), info["knn"], info["graph_source"]
+    (True, 'exact', 'given')
     """
+    start = time.perf_counter()
     X = check_emb(emb)
     n = X.shape[0]
     scores = check_scores(scores, n)
-    check_k(k, n)
+    given = not isinstance(graph, str)
+    if given:
+        check_prebuilt(graph, n, k=k, metric=metric, knn=knn, knn_params=knn_params)
+    else:
+        k = check_k(5 if k is None else k, n)
+        metric = check_choice("euclidean" if metric is None else metric, "metric", METRICS)
+        check_choice(graph, "graph", GRAPHS)
+        check_choice(knn, "knn", KNN)
     n_keep = resolve_n_keep(n, rate, n_keep)
     class_budget = check_choice(class_budget, "class_budget", BUDGETS)
-    # checked here too: the per-class runs skip them when a class keeps nothing
     check_real(gamma_f, "gamma_f"), check_real(gamma_r, "gamma_r")
-    for value, name, options in ((metric, "metric", METRICS), (graph, "graph", GRAPHS),
-                                 (mode, "mode", MODES), (reverse, "reverse", REVERSE),
-                                 (knn, "knn", KNN)):
-        check_choice(value, name, options)
-    _backends.get(backend)
-    beta, _ = resolve_hard_prune(scores, hard_prune, n_keep)
+    product = check_choice(mode, "mode", MODES) == "product"
+    check_choice(reverse, "reverse", REVERSE)
+    eps = None if dedup is None else check_real(dedup, "dedup")
+    backend_name = _backends.get(backend).NAME
+    beta, reason = resolve_hard_prune(scores, hard_prune, n_keep)
     pool = hard_prune_pool(scores, beta, n_keep)
     ids = None if labels is None else check_labels(labels, n)
+    names = None if labels is None else label_names(labels)
     groups = [pool] if ids is None else by_class(ids, pool)
-    budgets = [n_keep] if ids is None else class_budgets(
-        [g.size for g in groups], n_keep, class_budget)
+    shown = [None] if ids is None else [
+        _label(ids[rows[0]], names) for rows in groups]
     if ids is not None:
-        _warn_small_classes(labels, ids, groups, budgets, k)
-    kw = dict(gamma_f=gamma_f, gamma_r=gamma_r, metric=metric, graph=graph, mode=mode,
-              reverse=reverse, knn=knn, knn_params=knn_params, backend=backend,
-              progress=progress)
-    picks = [_d2(X, scores, rows, min(k, rows.size - 1), budget, **kw)
-             for rows, budget in zip(groups, budgets)]
-    return merge_balanced(picks)
+        _warn_small_classes(shown, groups, class_budgets(
+            [g.size for g in groups], n_keep, class_budget), k if not given else None)
+    times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
+    t = time.perf_counter()
+    graphs = [_group_graph(X, rows, graph, k, metric, knn, knn_params, progress, backend)
+              for rows in groups]
+    times["knn"] = time.perf_counter() - t
+    zero_rows = sum(_zero_rows(g) for g in graphs if g is not None)
+    if zero_rows and eps is None:
+        warnings.warn(f"{zero_rows} rows have a neighbour at distance 0 (duplicate rows): "
+                      "once scores turn negative, duplicates of kept rows win picks (see "
+                      "prune's Notes); pass dedup=0 to keep one row of each group",
+                      UserWarning, stacklevel=2)
+    rep = None
+    if eps is not None:
+        t = time.perf_counter()
+        rep = np.full(n, -1, dtype=np.int64)
+        for i, (rows, g) in enumerate(zip(groups, graphs)):
+            groups[i], graphs[i] = _dedup(rows, g, eps, rep)
+        times["dedup"] = time.perf_counter() - t
+    if sum(g.size for g in groups) < n_keep:
+        raise ValueError(f"dedup={eps} leaves {sum(g.size for g in groups)} rows, fewer "
+                         f"than n_keep={n_keep}")
+    budgets = class_budgets([g.size for g in groups], n_keep, class_budget)
+    picks = []
+    for rows, g, budget, name in zip(groups, graphs, budgets, shown):
+        picks.append(_select(rows, g, scores, budget, name, gamma_f, product, gamma_r,
+                             reverse, backend, times))
+    keep = merge_balanced(picks)
+    if not return_info:
+        return keep
+    times["total"] = time.perf_counter() - start
+    info = _info(n, keep.size, given, graph, graphs, groups, budgets, shown, metric, k)
+    info.update(hard_prune=beta, hard_prune_reason=reason, hard_pruned=n - pool.size,
+                zero_distance_rows=zero_rows, dedup=eps, dedup_groups=rep,
+                dedup_removed=0 if rep is None else int((pool.size - sum(
+                    g.size for g in groups))),
+                backend=backend_name, timings_s=times)
+    return keep, info
 
 
-def _d2(X, scores, rows, k, n_keep, *, gamma_f, gamma_r, metric, graph, mode, reverse, knn,
-        knn_params, backend, progress) -> np.ndarray:
-    """D2 on the subset ``rows`` (int64, sorted) of X; returns row ids of X."""
-    if n_keep == 0:
-        return np.empty(0, dtype=np.int64)
-    if rows.size == 1:
-        return rows.copy()
+def _label(value: Any, names: np.ndarray | None) -> Any:
+    """A class as users know it: its name for string labels, else its id (int)."""
+    return int(value) if names is None else names[value].item()
+
+
+def _group_graph(X, rows, graph, k, metric, knn, knn_params, progress, backend):
+    """The graph of the rows ``rows`` (sorted) of X: built, or cut from a prebuilt one;
+    None for fewer than 2 rows."""
+    if rows.size < 2:
+        return None
+    if isinstance(graph, Graph):
+        return graph if rows.size == graph.n else graph.subgraph(rows)
     sub = X if rows.size == X.shape[0] else X[rows]
-    g = knn_graph(sub, k, metric=metric, graph=graph, knn=knn, knn_params=knn_params,
-                  progress=progress, backend=backend)
-    passed = forward(g, scores[rows], gamma_f=gamma_f, mode=mode, backend=backend)
-    return rows[select(g, passed, n_keep, gamma_r=gamma_r, reverse=reverse, backend=backend)]
+    return knn_graph(sub, min(k, rows.size - 1), metric=metric, graph=graph, knn=knn,
+                     knn_params=knn_params, progress=progress, backend=backend)
 
 
-def _warn_small_classes(labels: Any, ids: np.ndarray, groups: list, budgets: list,
-                        k: int) -> None:
+def _zero_rows(g: Graph) -> int:
+    """Rows with at least one neighbour at distance 0."""
+    edges = np.flatnonzero(g.distances == 0)
+    return int(np.unique(np.searchsorted(g.indptr, edges, "right") - 1).size)
+
+
+def _dedup(rows: np.ndarray, g: Graph | None, eps: float, rep: np.ndarray):
+    """The rows left after dropping near-duplicates (see prune's ``dedup``), their graph,
+    and ``rep[rows]`` set to each row's representative (a row id of X)."""
+    if g is None:
+        rep[rows] = rows
+        return rows, g
+    group = _components(g, eps)
+    rep[rows] = rows[group]
+    kept = np.flatnonzero(group == np.arange(g.n))
+    if kept.size == g.n:
+        return rows, g
+    return rows[kept], (g.subgraph(kept) if kept.size > 1 else None)
+
+
+def _components(g: Graph, eps: float) -> np.ndarray:
+    """The lowest node of each node's connected component over edges of length <= eps
+    (int64 of shape (n,)): min-label propagation with pointer jumping."""
+    close = np.flatnonzero(g.distances <= eps)
+    src = np.searchsorted(g.indptr, close, "right") - 1
+    dst = g.indices[close].astype(np.int64)
+    label = np.arange(g.n, dtype=np.int64)
+    while src.size:
+        new = label.copy()
+        np.minimum.at(new, src, label[dst])
+        np.minimum.at(new, dst, label[src])
+        new = new[new]
+        if np.array_equal(new, label):
+            break
+        label = new
+    return label
+
+
+def _select(rows, g, scores, budget, name, gamma_f, product, gamma_r, reverse, backend,
+            times) -> np.ndarray:
+    """D2 (forward, select) on one class's graph; returns row ids of X."""
+    if budget == 0:
+        return np.empty(0, dtype=np.int64)
+    if g is None:
+        return rows.copy()
+    weak = underflow(g, gamma_f)
+    if weak is not None:
+        where = "" if name is None else f" in class {name!r} ({rows.size} rows" + (
+            f": its rows' neighbours are the other rows of this small class, far apart"
+            if rows.size <= 10 else "") + ")"
+        warnings.warn(f"forward weights underflow{where}: {weak}, so the forward pass barely "
+                      "changes the scores; normalise the embeddings or lower gamma_f",
+                      UserWarning, stacklevel=3)
+    t = time.perf_counter()
+    passed = forward_pass(g, scores[rows], gamma_f, product, backend)
+    times["forward"] += time.perf_counter() - t
+    t = time.perf_counter()
+    picked = select(g, passed, budget, gamma_r=gamma_r, reverse=reverse, backend=backend)
+    times["select"] += time.perf_counter() - t
+    return rows[picked]
+
+
+def _info(n, n_keep, given, graph, graphs, groups, budgets, shown, metric, k) -> dict:
+    """The graph part of prune's info (see its Returns)."""
+    meta = graph.meta if given else next((g.meta for g in graphs if g is not None), {})
+    classes = [{"label": name, "rows": int(rows.size), "n_keep": int(b),
+                "k": None if given or g is None else g.meta["k"],
+                "knn": None if g is None else g.meta.get("knn"),
+                "knn_params": None if g is None else g.meta.get("knn_params")}
+               for rows, g, b, name in zip(groups, graphs, budgets, shown)]
+    methods = {(c["knn"], str(c["knn_params"])) for c in classes if c["knn"] is not None}
+    mixed = len(methods) > 1
+    return {"n": n, "n_keep": n_keep, "graph_source": "given" if given else "built",
+            "metric": meta.get("metric", None if given else metric),
+            "normalization": meta.get("normalization"),
+            "graph": meta.get("graph", None if given else graph),
+            "k": meta.get("k") if given else k,
+            "knn": "mixed" if mixed else meta.get("knn"),
+            "knn_params": None if mixed else meta.get("knn_params"),
+            "faiss": meta.get("faiss"), "classes": classes}
+
+
+def _warn_small_classes(shown: list, groups: list, budgets: list, k: int | None) -> None:
     """One warning naming the classes whose graph gets fewer than k neighbours a row."""
-    small = [rows for rows, b in zip(groups, budgets) if b and 1 < rows.size <= k]
+    if k is None:
+        return
+    small = [name for rows, b, name in zip(groups, budgets, shown) if b and 1 < rows.size <= k]
     if not small:
         return
-    names = label_names(labels)  # string labels: their names, else the class ids
-    shown = [str(ids[rows[0]] if names is None else names[ids[rows[0]]]) for rows in small]
-    listed = ", ".join(shown[:10]) + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
+    listed = ", ".join(map(str, small[:10])) + (
+        f" and {len(small) - 10} more" if len(small) > 10 else "")
     warnings.warn(f"k={k} is not below the size of class(es) {listed} (after hard pruning): "
                   "their graphs use k = class size - 1", stacklevel=3)

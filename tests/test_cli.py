@@ -216,10 +216,6 @@ BAD = [  # (files to make, command line, message fragment)
      "not a d2fast graph file"),
     ({"g.npz": {"indptr": np.array([0, 1])}}, ["prune", "emb.npy", "scores.npy", "--graph",
                                                 "g.npz"], "not a d2fast graph file"),
-    ({"g.npz": b"PK"}, ["prune", "emb.npy", "scores.npy", "--graph", "g.npz", "-k", "3"],
-     "--k cannot be used with --graph"),
-    ({"l.npy": np.zeros(300, int)}, ["prune", "emb.npy", "scores.npy", "--graph", "g2.npz",
-                                     "--labels", "l.npy"], "--graph cannot be combined"),
     ({}, ["prune", "emb.npy", "scores.npy", "--knn-param", "nprobe"], "expected NAME=VALUE"),
     ({}, ["prune", "emb.npy", "scores.npy", "--knn", "ivf", "--knn-param", "pca=wide"],
      "knn_params['pca'] == 'wide'"),
@@ -357,3 +353,76 @@ def test_inapplicable_options_are_errors(files, argv, fragment):
     proc = run("prune", "emb.npy", "scores.npy", *argv, "-o", "x.npy", cwd=folder, code=2)
     assert_one_line_error(proc, "prune", fragment)
     assert not (folder / "x.npy").exists()
+
+
+def test_prune_sidecar_records_resolved_values(files):
+    import faiss
+
+    from d2fast.budgets import resolve_hard_prune
+
+    folder, emb, scores, _ = files
+    run("prune", "emb.npy", "scores.npy", "--rate", 0.7, "-q", "-o", "keep.npy", cwd=folder)
+    record = json.loads((folder / "keep.npy.json").read_text())
+    resolved = record["resolved"]
+    beta, reason = resolve_hard_prune(scores, "auto", 90)
+    assert {k: resolved[k] for k in ("metric", "graph", "k", "knn", "knn_params",
+                                     "normalization", "graph_source", "n_keep")} == {
+        "metric": "euclidean", "graph": "union", "k": 5, "knn": "exact", "knn_params": {},
+        "normalization": "none", "graph_source": "built", "n_keep": 90}
+    assert (resolved["hard_prune"], resolved["hard_prune_reason"]) == (beta, reason)
+    assert resolved["backend"] == d2fast.backends()[0] and resolved["faiss"] == faiss.__version__
+    assert record["versions"]["faiss"] == faiss.__version__
+    run("prune", "emb.npy", "scores.npy", "--knn", "ivf", "--knn-param", "nprobe=3", "-q",
+        "-o", "keep_ivf.npy", cwd=folder)
+    resolved = json.loads((folder / "keep_ivf.npy.json").read_text())["resolved"]
+    assert resolved["knn"] == "ivf" and resolved["knn_params"]["nprobe"] == 3
+    assert resolved["knn_params"]["nlist"] == d2fast.knn.default_nlist(300)
+
+
+def test_graph_file_records_and_checks_its_options(files):
+    folder, emb, scores, labels = files
+    run("graph", "emb.npy", "-k", 6, "--metric", "cosine", "-o", "g.npz", "-q", cwd=folder)
+    meta = json.loads((folder / "g.npz.json").read_text())["output"]["meta"]
+    assert meta == d2fast.Graph.load(folder / "g.npz").meta
+    assert (meta["metric"], meta["k"], meta["graph"], meta["knn"]) == ("cosine", 6, "union",
+                                                                        "exact")
+    for argv, fragment in [(["-k", 5], "k=6 but k=5 was given"),
+                           (["--metric", "euclidean"],
+                            "metric='cosine' but metric='euclidean'"),
+                           (["--graph-kind", "directed"], "graph='union' but graph='directed'"),
+                           (["--knn", "hnsw"], "knn='exact' but knn='hnsw'")]:
+        proc = run("prune", "emb.npy", "scores.npy", "--graph", "g.npz", *argv, "-o", "x.npy",
+                   cwd=folder, code=2)
+        assert_one_line_error(proc, "prune", f"--graph g.npz: graph was built with {fragment}")
+    run("prune", "emb.npy", "scores.npy", "--graph", "g.npz", "-k", 6, "--metric", "cosine",
+        "--labels", "labels.npy", "--hard-prune", 0.1, "-q", "-o", "keep.npy", cwd=folder)
+    graph = d2fast.Graph.load(folder / "g.npz")
+    want = d2fast.prune(emb, scores, graph=graph, labels=labels, hard_prune=0.1)
+    np.testing.assert_array_equal(np.load(folder / "keep.npy"), want)
+    resolved = json.loads((folder / "keep.npy.json").read_text())["resolved"]
+    assert resolved["graph_source"] == "given" and resolved["metric"] == "cosine"
+
+
+def test_verbose_names_the_classes(files):
+    folder, emb, scores, labels = files
+    np.save(folder / "names.npy", np.array(["cat", "dog", "emu"])[labels])
+    proc = run("prune", "emb.npy", "scores.npy", "--labels", "names.npy", "-v", "-q",
+               "--hard-prune", 0, "-o", "keep.npy", cwd=folder)
+    for name in ("cat", "dog", "emu"):
+        assert f"class '{name}': {int((np.array(['cat', 'dog', 'emu'])[labels] == name).sum())}" \
+            f" rows" in proc.stderr
+
+
+def test_dedup_option(files):
+    folder, emb, scores, _ = files
+    np.save(folder / "emb2.npy", np.r_[emb, emb])
+    np.save(folder / "scores2.npy", np.r_[scores, scores])
+    proc = run("prune", "emb2.npy", "scores2.npy", "--rate", 0.7, "--hard-prune", 0,
+               "-o", "plain.npy", cwd=folder)
+    assert "warning: 600 rows have a neighbour at distance 0" in proc.stderr
+    run("prune", "emb2.npy", "scores2.npy", "--rate", 0.7, "--dedup", 0, "--hard-prune", 0,
+        "-q", "-o", "dd.npy", cwd=folder)
+    keep = np.load(folder / "dd.npy")
+    assert keep.size == 180 and (keep < 300).all()  # the lower id of each pair
+    resolved = json.loads((folder / "dd.npy.json").read_text())["resolved"]
+    assert resolved["dedup"] == 0.0 and resolved["dedup_removed"] == 300

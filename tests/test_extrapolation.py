@@ -189,11 +189,18 @@ def test_gnn_takes_a_prebuilt_graph(field):
     emb, scores, known, _ = field
     union = d2fast.knn_graph(emb, 10)
     want = extrapolate(emb, known, scores[known], method="gnn", **GNN_FAST)
-    got = extrapolate(emb, known, scores[known], method="gnn", graph=union, k=1, **GNN_FAST)
+    got = extrapolate(emb, known, scores[known], method="gnn", graph=union, k=10, **GNN_FAST)
     np.testing.assert_array_equal(got, want)
     directed = d2fast.knn_graph(emb, 10, graph="directed")  # made symmetric: the same
     got = extrapolate(emb, known, scores[known], method="gnn", graph=directed, **GNN_FAST)
     np.testing.assert_array_equal(got, want)
+    got = extrapolate(emb, known, scores[known], method="gnn", graph="directed", **GNN_FAST)
+    np.testing.assert_array_equal(got, want)  # a kind, as in prune
+    with pytest.raises(ValueError, match="graph was built with k=10 but k=1 was given"):
+        extrapolate(emb, known, scores[known], method="gnn", graph=union, k=1, **GNN_FAST)
+    with pytest.raises(ValueError, match="metric='euclidean' but metric='cosine'"):
+        extrapolate(emb, known, scores[known], method="gnn", graph=union, metric="cosine",
+                    **GNN_FAST)
 
 
 def test_normalized_adjacency_against_dense():
@@ -319,8 +326,9 @@ BAD = [
     (dict(method="gnn", labels=np.zeros(N - 1, dtype=int)), ValueError, r"labels.shape"),
     (dict(method="gnn", labels=np.full(N, 0.5)), TypeError, "labels must be class ids"),
     (dict(graph=d2fast.knn_graph(EMB, 3)), ValueError, "graph is used by method='gnn' only"),
+    (dict(method="gnn", graph="mutual"), ValueError, "graph='mutual', must be one of"),
     (dict(method="gnn", graph=d2fast.knn_graph(EMB[:-1], 3)), ValueError, "graph.n == 59"),
-    (dict(method="gnn", graph=np.zeros((N, N))), TypeError, "graph must be a d2fast.Graph"),
+    (dict(method="gnn", graph=np.zeros((N, N))), TypeError, "graph must be a graph kind"),
     (dict(method="gnn", hidden=0), ValueError, "hidden == 0"),
     (dict(method="gnn", layers=1), ValueError, "layers == 1"),
     (dict(method="gnn", layers=4), ValueError, "layers == 4"),

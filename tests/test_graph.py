@@ -275,3 +275,62 @@ def test_load_rejects_corrupt_files(tmp_path, mmap):
              indices=np.array([1, 0]), distances=np.ones(2, np.float32))
     with pytest.raises(ValueError, match="indices is missing or not a 1-D int32 array"):
         Graph.load(path, mmap=mmap)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_meta_round_trip_and_old_files(tmp_path, mmap):
+    import faiss
+
+    g = d2fast.knn_graph(data("gauss", 300, 4, seed=6), 4, metric="cosine", graph="directed")
+    assert g.meta == {"metric": "cosine", "k": 4, "graph": "directed", "knn": "exact",
+                      "knn_params": {}, "normalization": "l2", "faiss": faiss.__version__}
+    g.save(tmp_path / "g.npz")
+    assert Graph.load(tmp_path / "g.npz", mmap=mmap).meta == g.meta
+    old = tmp_path / "old.npz"  # written before meta existed
+    np.savez(old, format=np.array("d2fast.Graph/1"), indptr=g.indptr, indices=g.indices,
+             distances=g.distances)
+    h = Graph.load(old, mmap=mmap)
+    assert h.meta == {} and h.nnz == g.nnz
+    np.savez(old, format=np.array("d2fast.Graph/1"), indptr=g.indptr, indices=g.indices,
+             distances=g.distances, meta=np.array("[1, 2]"))
+    with pytest.raises(ValueError, match="meta is not a JSON object"):
+        Graph.load(old, mmap=mmap)
+
+
+@pytest.mark.parametrize("knn, params", [("ivf", {"nprobe": 2, "pca": 3}), ("hnsw", {"M": 8})])
+def test_meta_holds_every_resolved_knn_parameter(knn, params):
+    X = data("gauss", 500, 6, seed=7)
+    g = d2fast.knn_graph(X, 5, knn=knn, knn_params=params)
+    assert g.meta["knn"] == knn and params.items() <= g.meta["knn_params"].items()
+    want = {"ivf": {"nlist", "nprobe", "candidates", "pca", "partition"},
+            "hnsw": {"M", "ef_construction", "ef_search", "candidates"}}[knn]
+    assert set(g.meta["knn_params"]) == want
+    h = d2fast.knn_graph(X, 5, knn=knn, knn_params=g.meta["knn_params"])  # the same search
+    np.testing.assert_array_equal(h.indices, g.indices)
+    assert d2fast.knn_graph(X, 5, knn="auto").meta["knn"] == "exact"
+
+
+def test_meta_of_other_constructors():
+    I = np.array([[1], [0], [1]])
+    assert Graph.from_knn(I, np.ones((3, 1)), graph="directed").meta == {"graph": "directed"}
+    g = Graph([0, 1, 2], [1, 0], [1.0, 1.0], meta={"metric": "cosine"})
+    assert g.meta == {"metric": "cosine"}
+    with pytest.raises(TypeError, match="meta must be a dict"):
+        Graph([0, 1, 2], [1, 0], [1.0, 1.0], meta=[1])
+    with pytest.raises(TypeError, match="meta must be JSON-serialisable"):
+        Graph([0, 1, 2], [1, 0], [1.0, 1.0], meta={"x": object()})
+
+
+def test_subgraph_is_the_induced_subgraph():
+    g = d2fast.knn_graph(data("gauss", 200, 3, seed=8), 6, graph="directed")
+    rows = np.sort(np.random.default_rng(0).choice(200, 70, replace=False))
+    sub = g.subgraph(rows)
+    dense = g.to_scipy().toarray()
+    np.testing.assert_array_equal(sub.to_scipy().toarray(), dense[np.ix_(rows, rows)])
+    assert_csr_invariants(Graph(sub.indptr, sub.indices, sub.distances))
+    assert sub.meta == {**g.meta, "subgraph_of": 200}
+    assert g.subgraph(np.arange(200)).nnz == g.nnz
+    with pytest.raises(ValueError, match="sorted and unique"):
+        g.subgraph([3, 1])
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, n\)"):
+        g.subgraph([0, 200])

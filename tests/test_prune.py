@@ -168,3 +168,139 @@ def test_k_above_a_class_size_warns_once_naming_the_class():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         d2fast.prune(emb, scores, k=4, rate=0.5, labels=labels, hard_prune=0)
+
+
+def test_info_reports_the_resolved_choices():
+    from d2fast.budgets import resolve_hard_prune
+
+    emb, scores = clustered(400, 6, seed=8)
+    keep, info = d2fast.prune(emb, scores, rate=0.7, return_info=True)
+    np.testing.assert_array_equal(keep, d2fast.prune(emb, scores, rate=0.7))
+    assert {k: info[k] for k in ("n", "n_keep", "graph_source", "metric", "normalization",
+                                 "graph", "k", "knn", "knn_params", "backend")} == {
+        "n": 400, "n_keep": 120, "graph_source": "built", "metric": "euclidean",
+        "normalization": "none", "graph": "union", "k": 5, "knn": "exact", "knn_params": {},
+        "backend": d2fast.backends()[0]}
+    assert (info["hard_prune"], info["hard_prune_reason"]) == resolve_hard_prune(scores, "auto",
+                                                                                 120)
+    assert info["hard_pruned"] == 400 - info["classes"][0]["rows"] > 0  # auto: rate term
+    assert info["dedup_groups"] is None
+    assert set(info["timings_s"]) == {"knn", "dedup", "forward", "select", "total"}
+    assert all(t >= 0 for t in info["timings_s"].values())
+    assert info["timings_s"]["total"] >= info["timings_s"]["knn"] > 0
+    _, info = d2fast.prune(emb, scores, 4, metric="cosine", knn="ivf",
+                           knn_params={"nprobe": 3}, graph="directed", backend="numpy",
+                           hard_prune=0.1, return_info=True)
+    assert (info["metric"], info["normalization"], info["graph"], info["k"]) == (
+        "cosine", "l2", "directed", 4)
+    assert info["knn"] == "ivf" and info["backend"] == "numpy" and info["hard_pruned"] == 40
+    assert info["knn_params"] == {"nlist": d2fast.knn.default_nlist(360), "nprobe": 3,
+                                  "candidates": 13, "pca": 0, "partition": None}
+
+
+def test_info_per_class_with_label_names_and_lowered_k():
+    emb, scores = clustered(100, 3, seed=9)
+    labels = np.array(["cat"] * 60 + ["dog"] * 36 + ["emu"] * 4)
+    with pytest.warns(UserWarning, match="emu"):
+        _, info = d2fast.prune(emb, scores, rate=0.5, labels=labels, hard_prune=0,
+                               return_info=True)
+    assert [(c["label"], c["rows"], c["n_keep"], c["k"]) for c in info["classes"]] == [
+        ("cat", 60, 30, 5), ("dog", 36, 18, 5), ("emu", 4, 2, 3)]
+
+
+def test_prebuilt_graph_is_reused():
+    emb, scores = clustered(500, 6, seed=10)
+    g = d2fast.knn_graph(emb, 6, metric="cosine", graph="directed")
+    want = d2fast.prune(emb, scores, 6, rate=0.6, metric="cosine", graph="directed",
+                        hard_prune=0)
+    keep, info = d2fast.prune(emb, scores, rate=0.6, graph=g, hard_prune=0, return_info=True)
+    np.testing.assert_array_equal(keep, want)
+    assert (info["graph_source"], info["k"], info["metric"], info["graph"]) == (
+        "given", 6, "cosine", "directed")
+    np.testing.assert_array_equal(  # options that agree with the graph are fine
+        d2fast.prune(emb, scores, 6, rate=0.6, graph=g, metric="cosine", knn="exact",
+                     hard_prune=0), want)
+
+
+def test_prebuilt_graph_with_labels_and_hard_prune_uses_induced_subgraphs():
+    from d2fast.budgets import class_budgets, merge_balanced
+
+    emb, scores = clustered(400, 5, seed=11)
+    labels = np.repeat([3, 7], [150, 250])
+    g = d2fast.knn_graph(emb, 8)
+    keep = d2fast.prune(emb, scores, rate=0.5, graph=g, labels=labels, hard_prune=0.1)
+    hardest = np.argsort(-scores, kind="stable")[:40]
+    classes = [np.setdiff1d(np.flatnonzero(labels == c), hardest) for c in (3, 7)]
+    budgets = class_budgets([rows.size for rows in classes], 200, "proportional")
+    picks = []
+    for rows, budget in zip(classes, budgets):
+        sub = g.subgraph(rows)
+        assert sub.nnz < g.subgraph(np.flatnonzero(labels == labels[rows[0]])).nnz
+        picks.append(rows[d2fast.select(sub, d2fast.forward(sub, scores[rows]), budget)])
+    np.testing.assert_array_equal(keep, merge_balanced(picks))
+
+
+@pytest.mark.parametrize("kw, err, match", [
+    (dict(k=5), ValueError, "graph was built with k=8 but k=5 was given"),
+    (dict(metric="cosine"), ValueError, "metric='euclidean' but metric='cosine'"),
+    (dict(knn="ivf"), ValueError, "knn='exact' but knn='ivf'"),
+    (dict(knn_params={"nprobe": 2}), ValueError, "contradicts knn_params"),
+])
+def test_prebuilt_graph_that_contradicts_the_options(kw, err, match):
+    emb, scores = clustered(100, 3)
+    g = d2fast.knn_graph(emb, 8)
+    with pytest.raises(err, match=match):
+        d2fast.prune(emb, scores, graph=g, **kw)
+    with pytest.raises(ValueError, match="graph.n == 100, expected 99 nodes like emb"):
+        d2fast.prune(emb[:99], scores[:99], graph=g)
+    with pytest.raises(TypeError, match="graph must be a graph kind"):
+        d2fast.prune(emb, scores, graph=g.to_scipy())
+    with pytest.raises(ValueError, match="graph='mutual', must be one of"):
+        d2fast.prune(emb, scores, graph="mutual")
+
+
+def test_duplicates_warn_and_dedup_keeps_distinct_rows():
+    """The issue's case: every row present twice."""
+    emb, scores = clustered(1000, 8, seed=12)
+    emb2, scores2 = np.r_[emb, emb], np.r_[scores, scores]
+    with pytest.warns(UserWarning, match="2000 rows have a neighbour at distance 0") as rec:
+        keep = d2fast.prune(emb2, scores2, rate=0.7, hard_prune=0)
+    assert len(rec) == 1 and rec[0].filename == __file__
+    assert np.unique(keep % 1000).size < keep.size  # D2 alone keeps copies of kept rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        keep, info = d2fast.prune(emb2, scores2, rate=0.7, hard_prune=0, dedup=0.0,
+                                  return_info=True)
+    assert keep.size == 600 and (keep < 1000).all()  # distinct: the lower id of each pair
+    np.testing.assert_array_equal(info["dedup_groups"], np.r_[np.arange(1000), np.arange(1000)])
+    assert info["dedup_removed"] == 1000 and info["zero_distance_rows"] == 2000
+    # D2 on the doubled data's graph cut down to the rows kept by dedup
+    sub = d2fast.knn_graph(emb2, 5).subgraph(np.arange(1000))
+    np.testing.assert_array_equal(keep, d2fast.select(sub, d2fast.forward(sub, scores), 600))
+
+
+def test_dedup_groups_are_components_of_close_edges():
+    emb = np.array([[0.0, 0], [0.05, 0], [0.1, 0], [5, 5], [5, 5.5], [9, 0], [9, 0.01]])
+    scores = np.arange(7.0)
+    keep, info = d2fast.prune(emb, scores, 2, n_keep=3, dedup=0.06, hard_prune=0,
+                              return_info=True)
+    # 0-1-2 chained (0.1 apart end to end), 3 and 4 are 0.5 apart, 5-6 joined
+    np.testing.assert_array_equal(info["dedup_groups"], [0, 0, 0, 3, 4, 5, 5])
+    assert keep.size == 3 and np.unique(keep).size == 3 and set(keep.tolist()) <= {0, 3, 4, 5}
+    assert info["dedup_removed"] == 3
+    with pytest.raises(ValueError, match="dedup=0.06 leaves 4 rows, fewer than n_keep=5"):
+        d2fast.prune(emb, scores, 2, n_keep=5, dedup=0.06, hard_prune=0)
+    with pytest.raises(ValueError, match="dedup == -1.0"):
+        d2fast.prune(emb, scores, 2, dedup=-1.0)
+
+
+def test_underflow_warning_names_the_class():
+    rng = np.random.default_rng(13)
+    emb = np.r_[rng.normal(size=(60, 4)), rng.normal(size=(3, 4)) * 100]
+    scores = rng.random(63)
+    labels = np.array(["bird"] * 60 + ["tiny"] * 3)
+    with pytest.warns(UserWarning) as rec:
+        d2fast.prune(emb, scores, 2, rate=0.5, labels=labels, hard_prune=0)
+    [w] = [w for w in rec if "underflow" in str(w.message)]
+    assert "in class 'tiny' (3 rows: its rows' neighbours are the other rows" in str(w.message)
+    assert w.filename == __file__
