@@ -273,7 +273,8 @@ def run_prune_distributed(args: argparse.Namespace, run: _Run) -> None:
     io.check_output(args.output, args.force, io.ARRAY_OUTPUTS)
     for flag, value in (("--method", args.method != "d2"), ("--labels", args.labels),
                         ("--graph", args.graph_file), ("--hard-prune", args.hard_prune),
-                        ("--class-budget", args.class_budget), ("--key", args.key),
+                        ("--class-budget", args.class_budget),
+                        ("--dedup", args.dedup is not None), ("--key", args.key),
                         ("--emb-key", args.emb_key), ("--scores-key", args.scores_key)):
         if value:
             raise ValueError(f"{flag} is not supported with shard inputs / --engine")
