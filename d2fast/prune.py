@@ -137,9 +137,10 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     >>> keep = d2fast.prune(emb, scores, k=5, rate=0.7)
     >>> keep.shape, keep.dtype
     ((300,), dtype('int64'))
-    >>> g = d2fast.knn_graph(emb, 5)
-    >>> keep2, info = d2fast.prune(emb, scores, rate=0.7, graph=g, return_info=True)
-    >>> bool((keep2 == keep).all()), info["knn"], info["graph_source"]
+    >>> g = d2fast.knn_graph(emb, 5)  # reused: the same picks as building it (no hard pruning)
+    >>> a = d2fast.prune(emb, scores, rate=0.7, hard_prune=0.0)
+    >>> b, info = d2fast.prune(emb, scores, rate=0.7, hard_prune=0.0, graph=g, return_info=True)
+    >>> bool((a == b).all()), info["knn"], info["graph_source"]
     (True, 'exact', 'given')
     """
     start = time.perf_counter()
@@ -193,10 +194,17 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         raise ValueError(f"dedup={eps} leaves {sum(g.size for g in groups)} rows, fewer "
                          f"than n_keep={n_keep}")
     budgets = class_budgets([g.size for g in groups], n_keep, class_budget)
-    picks = []
+    picks, weak = [], []
     for rows, g, budget, name in zip(groups, graphs, budgets, shown):
-        picks.append(_select(rows, g, scores, budget, name, gamma_f, product, gamma_r,
-                             reverse, backend, times))
+        if budget and g is not None and underflow(g, gamma_f) is not None:
+            weak.append(_weak_class(rows, g, name, k if not given else None, gamma_f))
+        picks.append(_select(rows, g, scores, budget, gamma_f, product, gamma_r, reverse,
+                             backend, times))
+    if weak:
+        listed = "; ".join(weak[:5]) + (f"; and {len(weak) - 5} more" if len(weak) > 5 else "")
+        warnings.warn(f"forward weights underflow{listed}, so the forward pass barely changes "
+                      "the scores; normalise the embeddings or lower gamma_f", UserWarning,
+                      stacklevel=2)
     keep = merge_balanced(picks)
     if not return_info:
         return keep
@@ -265,21 +273,25 @@ def _components(g: Graph, eps: float) -> np.ndarray:
     return label
 
 
-def _select(rows, g, scores, budget, name, gamma_f, product, gamma_r, reverse, backend,
+def _weak_class(rows, g, name, k, gamma_f) -> str:
+    """Where and why the forward weights of one class's graph underflow (for the warning)."""
+    why = underflow(g, gamma_f)
+    if name is None:
+        return f": {why}"
+    if k is not None and rows.size <= k:  # the real cause: the class is smaller than k
+        return (f" in class {name!r} ({rows.size} rows, not more than k={k}: its graph uses "
+                f"k={rows.size - 1}, so each row's neighbours are the class's other rows, "
+                f"however far away they are; {why})")
+    return f" in class {name!r} ({rows.size} rows; {why})"
+
+
+def _select(rows, g, scores, budget, gamma_f, product, gamma_r, reverse, backend,
             times) -> np.ndarray:
     """D2 (forward, select) on one class's graph; returns row ids of X."""
     if budget == 0:
         return np.empty(0, dtype=np.int64)
     if g is None:
         return rows.copy()
-    weak = underflow(g, gamma_f)
-    if weak is not None:
-        where = "" if name is None else f" in class {name!r} ({rows.size} rows" + (
-            f": its rows' neighbours are the other rows of this small class, far apart"
-            if rows.size <= 10 else "") + ")"
-        warnings.warn(f"forward weights underflow{where}: {weak}, so the forward pass barely "
-                      "changes the scores; normalise the embeddings or lower gamma_f",
-                      UserWarning, stacklevel=3)
     t = time.perf_counter()
     passed = forward_pass(g, scores[rows], gamma_f, product, backend)
     times["forward"] += time.perf_counter() - t

@@ -300,7 +300,11 @@ def test_underflow_warning_names_the_class():
     scores = rng.random(63)
     labels = np.array(["bird"] * 60 + ["tiny"] * 3)
     with pytest.warns(UserWarning) as rec:
-        d2fast.prune(emb, scores, 2, rate=0.5, labels=labels, hard_prune=0)
+        d2fast.prune(emb, scores, 3, rate=0.5, labels=labels, hard_prune=0)
     [w] = [w for w in rec if "underflow" in str(w.message)]
-    assert "in class 'tiny' (3 rows: its rows' neighbours are the other rows" in str(w.message)
-    assert w.filename == __file__
+    assert "forward weights underflow in class 'tiny' (3 rows, not more than k=3: its graph " \
+           "uses k=2, so each row's neighbours are the class's other rows" in str(w.message)
+    assert "'bird'" not in str(w.message) and w.filename == __file__
+    with pytest.warns(UserWarning, match=r"underflow: median exp\(-gamma_f \* d\)") as rec:
+        d2fast.prune(emb * 1000, scores, 2, rate=0.5, hard_prune=0)  # no labels
+    assert rec[0].filename == __file__
