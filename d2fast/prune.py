@@ -173,33 +173,43 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         _warn_small_classes(shown, groups, class_budgets(
             [g.size for g in groups], n_keep, class_budget), k if not given else None)
     times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
-    t = time.perf_counter()
-    graphs = [_group_graph(X, rows, graph, k, metric, knn, knn_params, progress, backend)
-              for rows in groups]
-    times["knn"] = time.perf_counter() - t
-    zero_rows = sum(_zero_rows(g) for g in graphs if g is not None)
-    if zero_rows and eps is None:
-        warnings.warn(f"{zero_rows} rows have a neighbour at distance 0 (duplicate rows): "
-                      "once scores turn negative, duplicates of kept rows win picks (see "
-                      "prune's Notes); pass dedup=0 to keep one row of each group",
-                      UserWarning, stacklevel=2)
-    rep = None
-    if eps is not None:
+
+    def build(rows: np.ndarray) -> Graph | None:
+        t = time.perf_counter()
+        g = _group_graph(X, rows, graph, k, metric, knn, knn_params, progress, backend)
+        times["knn"] += time.perf_counter() - t
+        return g
+
+    rep, zero_rows = None, 0
+    if eps is None:  # built one class at a time in the loop below, freed after its picks
+        graphs = [None] * len(groups)
+    else:  # all graphs first: the budgets count the rows left after dedup
+        graphs = [build(rows) for rows in groups]
+        zero_rows = sum(_zero_rows(g) for g in graphs if g is not None)
         t = time.perf_counter()
         rep = np.full(n, -1, dtype=np.int64)
         for i, (rows, g) in enumerate(zip(groups, graphs)):
             groups[i], graphs[i] = _dedup(rows, g, eps, rep)
         times["dedup"] = time.perf_counter() - t
-    if sum(g.size for g in groups) < n_keep:
-        raise ValueError(f"dedup={eps} leaves {sum(g.size for g in groups)} rows, fewer "
-                         f"than n_keep={n_keep}")
+        if sum(g.size for g in groups) < n_keep:
+            raise ValueError(f"dedup={eps} leaves {sum(g.size for g in groups)} rows, fewer "
+                             f"than n_keep={n_keep}")
     budgets = class_budgets([g.size for g in groups], n_keep, class_budget)
-    picks, weak = [], []
+    picks, weak, metas = [], [], []
     for rows, g, budget, name in zip(groups, graphs, budgets, shown):
+        if eps is None:
+            g = build(rows) if budget else None  # a class keeping nothing needs no graph
+            zero_rows += 0 if g is None else _zero_rows(g)
+        metas.append(None if g is None else g.meta)
         if budget and g is not None and underflow(g, gamma_f) is not None:
             weak.append(_weak_class(rows, g, name, k if not given else None, gamma_f))
         picks.append(_select(rows, g, scores, budget, gamma_f, product, gamma_r, reverse,
                              backend, times))
+    if zero_rows and eps is None:
+        warnings.warn(f"{zero_rows} rows have a neighbour at distance 0 (duplicate rows): "
+                      "once scores turn negative, duplicates of kept rows win picks (see "
+                      "prune's Notes); pass dedup=0 to keep one row of each group",
+                      UserWarning, stacklevel=2)
     if weak:
         listed = "; ".join(weak[:5]) + (f"; and {len(weak) - 5} more" if len(weak) > 5 else "")
         warnings.warn(f"forward weights underflow{listed}, so the forward pass barely changes "
@@ -209,7 +219,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     if not return_info:
         return keep
     times["total"] = time.perf_counter() - start
-    info = _info(n, keep.size, given, graph, graphs, groups, budgets, shown, metric, k)
+    info = _info(n, keep.size, given, graph, metas, groups, budgets, shown, metric, k)
     info.update(hard_prune=beta, hard_prune_reason=reason, hard_pruned=n - pool.size,
                 zero_distance_rows=zero_rows, dedup=eps, dedup_groups=rep,
                 dedup_removed=0 if rep is None else int((pool.size - sum(
@@ -301,14 +311,15 @@ def _select(rows, g, scores, budget, gamma_f, product, gamma_r, reverse, backend
     return rows[picked]
 
 
-def _info(n, n_keep, given, graph, graphs, groups, budgets, shown, metric, k) -> dict:
-    """The graph part of prune's info (see its Returns)."""
-    meta = graph.meta if given else next((g.meta for g in graphs if g is not None), {})
+def _info(n, n_keep, given, graph, metas, groups, budgets, shown, metric, k) -> dict:
+    """The graph part of prune's info (see its Returns); ``metas``: each class's
+    ``Graph.meta`` (None for a class of one row)."""
+    meta = graph.meta if given else next((m for m in metas if m is not None), {})
     classes = [{"label": name, "rows": int(rows.size), "n_keep": int(b),
-                "k": None if given or g is None else g.meta["k"],
-                "knn": None if g is None else g.meta.get("knn"),
-                "knn_params": None if g is None else g.meta.get("knn_params")}
-               for rows, g, b, name in zip(groups, graphs, budgets, shown)]
+                "k": None if given or m is None else m["k"],
+                "knn": None if m is None else m.get("knn"),
+                "knn_params": None if m is None else m.get("knn_params")}
+               for rows, m, b, name in zip(groups, metas, budgets, shown)]
     methods = {(c["knn"], str(c["knn_params"])) for c in classes if c["knn"] is not None}
     mixed = len(methods) > 1
     return {"n": n, "n_keep": n_keep, "graph_source": "given" if given else "built",
