@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import logging
 import os
 import sys
@@ -407,8 +408,12 @@ def _baseline(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: 
              "kcenter": {"seed": args.seed, "metric": args.metric or "euclidean"}}[args.method]
     if labels is not None and args.method != "moderate":
         raise ValueError(f"--labels is not used by --method {args.method}")
+    select = getattr(d2fast.baselines, args.method)
+    defaults = {name: p.default for name, p in inspect.signature(select).parameters.items()
+                if p.kind is p.KEYWORD_ONLY and name not in ("n_keep", "labels", "progress")}
+    run.record["resolved"] = {**defaults, **{k: v for k, v in extra.items() if k != "labels"}}
     with run.stage(args.method):
-        return getattr(d2fast.baselines, args.method)(emb, scores, n_keep=n_keep, **extra)
+        return select(emb, scores, n_keep=n_keep, **extra)
 
 
 def run_extrapolate(args: argparse.Namespace, run: _Run) -> None:

@@ -72,7 +72,8 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
     dict
         ``dataset``, sizes, settings, ``full`` (accuracy and train time on all rows) and
         ``results``: one dict per (rate, method) with ``n_keep``, ``accuracy``,
-        ``select_s`` (seconds to choose the coreset) and ``train_s``.
+        ``select_s`` (seconds to choose the coreset), ``train_s`` and ``recipe`` (the
+        selection's settings, :func:`recipe`); ``embedding`` says how rows are embedded.
 
     Notes
     -----
@@ -116,14 +117,16 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
                     torch.set_num_threads(1)  # small MLP steps: 1 thread (see Notes)
                     acc, train_s = trainer.retrain(keep, f"{method} @ {rate:g}")
                     results.append({"rate": rate, "method": method, "n_keep": int(keep.size),
-                                    "accuracy": acc, "select_s": select_s, "train_s": train_s})
+                                    "accuracy": acc, "select_s": select_s, "train_s": train_s,
+                                    "recipe": recipe(method, rate, seed)})
     finally:
         torch.set_num_threads(threads)
     summary = {"dataset": name, "n_train": n, "n_test": len(xte), "quick": bool(quick),
                "model": "MLP " + "-".join(map(str, (xtr.shape[1], *setting.hidden, classes))),
                "score": f"difficulty({SCORE!r})", "score_epochs": setting.epochs,
                "score_run_s": score_s, "iterations": setting.iterations,
-               "batch": setting.batch, "full": {"n_keep": n, "accuracy": full_acc,
+               "batch": setting.batch, "embedding": "penultimate layer, L2-normalised rows",
+               "full": {"n_keep": n, "accuracy": full_acc,
                                                 "train_s": full_s},
                "results": results}
     print(format_table(summary))
@@ -150,6 +153,17 @@ def _load(data_dir: str | None):
 
 def _batches(n: int, batch: int) -> int:
     return -(-n // batch)
+
+
+def recipe(method: str, rate: float, seed: int) -> dict:
+    """The settings :func:`_select` uses for ``method`` at ``rate`` (for the sidecar)."""
+    beta = hard_prune_for(rate)
+    if method == "d2":
+        return {"k": 10, "metric": "euclidean", "graph": "union", "knn": "auto",
+                "gamma_f": 1.0, "gamma_r": 0.1, "hard_prune": beta}
+    if method == "random":
+        return {"seed": seed}
+    return {"hard_prune": beta, "n_strata": 50, "seed": seed}
 
 
 def _select(method: str, emb: np.ndarray, scores: np.ndarray, rate: float, seed: int):

@@ -379,6 +379,17 @@ def test_prune_sidecar_records_resolved_values(files):
     assert resolved["knn_params"]["nlist"] == d2fast.knn.default_nlist(300)
 
 
+@pytest.mark.parametrize("argv, want", [
+    (["--method", "ccs"], {"hard_prune": 0.1, "n_strata": 50, "seed": 0}),
+    (["--method", "kcenter", "--seed", 3], {"metric": "euclidean", "seed": 3}),
+    (["--method", "random"], {"seed": 0, "class_budget": "proportional"}),
+])
+def test_baseline_sidecar_records_resolved_values(files, argv, want):
+    folder = files[0]
+    run("prune", "emb.npy", "scores.npy", *argv, "-q", "-o", "keep.npy", cwd=folder)
+    assert json.loads((folder / "keep.npy.json").read_text())["resolved"] == want
+
+
 def test_graph_file_records_and_checks_its_options(files):
     folder, emb, scores, labels = files
     run("graph", "emb.npy", "-k", 6, "--metric", "cosine", "-o", "g.npz", "-q", cwd=folder)

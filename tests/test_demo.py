@@ -48,6 +48,9 @@ def test_run_demo_falls_back_to_digits(tmp_path, capsys):
     for r in summary["results"]:
         assert r["n_keep"] == int((1 - r["rate"]) * n + 1e-9)
         assert 0.5 < r["accuracy"] <= 1.0 and r["select_s"] >= 0 and r["train_s"] > 0
+        assert r["recipe"] == demo.recipe(r["method"], r["rate"], 0)
+    assert demo.recipe("d2", 0.9, 0)["hard_prune"] == demo.hard_prune_for(0.9) > 0
+    assert summary["embedding"] == "penultimate layer, L2-normalised rows"
     assert summary["full"]["accuracy"] > 0.85
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -69,6 +72,16 @@ def test_select_calls_the_library(digits):
         np.testing.assert_array_equal(
             demo._select("ccs", emb, scores, rate, 4),
             d2fast.baselines.ccs(emb, scores, rate, hard_prune=beta, seed=4))
+        # the sidecar's recipe reproduces each selection
+        np.testing.assert_array_equal(demo._select("d2", emb, scores, rate, 0),
+                                      d2fast.prune(emb, scores, rate=rate,
+                                                   **demo.recipe("d2", rate, 0)))
+        np.testing.assert_array_equal(demo._select("ccs", emb, scores, rate, 4),
+                                      d2fast.baselines.ccs(emb, scores, rate,
+                                                           **demo.recipe("ccs", rate, 4)))
+        np.testing.assert_array_equal(demo._select("random", emb, scores, rate, 4),
+                                      d2fast.baselines.random(emb, scores, rate,
+                                                              **demo.recipe("random", rate, 4)))
     assert [demo.hard_prune_for(r) for r in (0.3, 0.5, 0.7, 0.9)] == [0.0, 0.0, 0.1, 0.2]
 
 
