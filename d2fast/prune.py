@@ -233,7 +233,9 @@ def _label(value: Any, names: np.ndarray | None) -> Any:
     return int(value) if names is None else names[value].item()
 
 
-def _group_graph(X, rows, graph, k, metric, knn, knn_params, progress, backend):
+def _group_graph(X: np.ndarray, rows: np.ndarray, graph: str | Graph, k: int | None,
+                 metric: str | None, knn: str, knn_params: dict | None, progress: bool,
+                 backend: str) -> Graph | None:
     """The graph of the rows ``rows`` (sorted) of X: built, or cut from a prebuilt one;
     None for fewer than 2 rows."""
     if rows.size < 2:
@@ -251,7 +253,8 @@ def _zero_rows(g: Graph) -> int:
     return int(np.unique(np.searchsorted(g.indptr, edges, "right") - 1).size)
 
 
-def _dedup(rows: np.ndarray, g: Graph | None, eps: float, rep: np.ndarray):
+def _dedup(rows: np.ndarray, g: Graph | None, eps: float,
+           rep: np.ndarray) -> tuple[np.ndarray, Graph | None]:
     """The rows left after dropping near-duplicates (see prune's ``dedup``), their graph,
     and ``rep[rows]`` set to each row's representative (a row id of X)."""
     if g is None:
@@ -283,7 +286,7 @@ def _components(g: Graph, eps: float) -> np.ndarray:
     return label
 
 
-def _weak_class(rows, g, name, k, gamma_f) -> str:
+def _weak_class(rows: np.ndarray, g: Graph, name: Any, k: int | None, gamma_f: float) -> str:
     """Where and why the forward weights of one class's graph underflow (for the warning)."""
     why = underflow(g, gamma_f)
     if name is None:
@@ -295,8 +298,9 @@ def _weak_class(rows, g, name, k, gamma_f) -> str:
     return f" in class {name!r} ({rows.size} rows; {why})"
 
 
-def _select(rows, g, scores, budget, gamma_f, product, gamma_r, reverse, backend,
-            times) -> np.ndarray:
+def _select(rows: np.ndarray, g: Graph | None, scores: np.ndarray, budget: int, gamma_f: float,
+            product: bool, gamma_r: float, reverse: str, backend: str,
+            times: dict) -> np.ndarray:
     """D2 (forward, select) on one class's graph; returns row ids of X."""
     if budget == 0:
         return np.empty(0, dtype=np.int64)
@@ -311,7 +315,8 @@ def _select(rows, g, scores, budget, gamma_f, product, gamma_r, reverse, backend
     return rows[picked]
 
 
-def _info(n, n_keep, given, graph, metas, groups, budgets, shown, metric, k) -> dict:
+def _info(n: int, n_keep: int, given: bool, graph: str | Graph, metas: list, groups: list,
+          budgets: list, shown: list, metric: str | None, k: int | None) -> dict:
     """The graph part of prune's info (see its Returns); ``metas``: each class's
     ``Graph.meta`` (None for a class of one row)."""
     meta = graph.meta if given else next((m for m in metas if m is not None), {})
