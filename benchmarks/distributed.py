@@ -65,9 +65,10 @@ def child(args: argparse.Namespace) -> dict:
             import shutil
 
             shutil.rmtree(workdir)
-        keep = distributed.prune(os.path.join(args.dir, "shards"), scores, args.k, args.rate,
-                                 knn="ivf", shards=args.shards, engine=args.engine,
-                                 workdir=workdir, num_cpus=args.cpus, info=info)
+        keep, info = distributed.prune(os.path.join(args.dir, "shards"), scores, args.k,
+                                       args.rate, knn="ivf", shards=args.shards,
+                                       engine=args.engine, workdir=workdir,
+                                       num_cpus=args.cpus, return_info=True)
     seconds = time.perf_counter() - start
     np.save(os.path.join(args.dir, f"keep-{args.run}.npy"), keep)
     return {"seconds": seconds, "info": info,

@@ -281,15 +281,14 @@ def run_prune_distributed(args: argparse.Namespace, run: _Run) -> None:
             raise ValueError(f"{flag} is not supported with shard inputs / --engine")
     if args.k is not None and args.k < 1:
         raise ValueError(f"--k {args.k}, must be >= 1")
-    info: dict = {}
     with run.stage("distributed prune"):
-        keep = distributed.prune(
+        keep, info = distributed.prune(
             args.emb, args.scores, args.k or 5, args.rate, n_keep=args.n_keep,
             gamma_f=1.0 if args.gamma_f is None else args.gamma_f,
             gamma_r=0.1 if args.gamma_r is None else args.gamma_r, mode=args.mode or "sum",
             reverse=args.reverse or "weighted", progress=not args.quiet,
             shards=args.shards, workdir=args.workdir, engine=args.engine or "ray",
-            address=args.address, info=info, **_graph_kwargs(args))
+            address=args.address, return_info=True, **_graph_kwargs(args))
     run.record["inputs"] = {"emb": args.emb, "scores": args.scores}
     with run.stage("write"):
         io.save_array(args.output, keep)

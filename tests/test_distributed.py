@@ -37,6 +37,7 @@ def test_same_picks_and_order_as_heap(graph, shards):
     np.testing.assert_array_equal(got, _single(X, s, graph=graph))
 
 
+@pytest.mark.filterwarnings("ignore:.*duplicate rows")  # the tie case repeats points
 @pytest.mark.parametrize("kind", ["aum", "mixed", "ties"])
 @pytest.mark.parametrize("reverse", ["weighted", "absolute"])
 def test_negative_scores_ties_and_n_keep(kind, reverse):
@@ -171,6 +172,9 @@ def test_bad_inputs_and_unsupported_parameters(tmp_path):
     for kw, match in (({"labels": np.zeros(N)}, "labels is not supported"),
                       ({"hard_prune": 0.1}, "hard_prune=0.1 is not supported"),
                       ({"hard_prune": "auto"}, "hard_prune='auto' is not supported"),
+                      ({"dedup": 0.0}, "dedup is not supported"),
+                      ({"class_budget": "even"}, "class_budget='even'"),
+                      ({"graph": d2fast.knn_graph(X)}, "prebuilt Graph is not supported"),
                       ({"knn": "hnsw"}, "knn='hnsw' is not supported"),
                       ({"knn_params": {"codes": "sq8"}}, "not supported"),
                       ({"knn_params": {"pca": 8}}, "'pca'.* is not supported"),
@@ -220,11 +224,11 @@ def test_resume_after_the_driver_is_interrupted(tmp_path, monkeypatch):
             distributed.prune(X, s, **kw)
     with open(tmp_path / "manifest.json") as f:
         assert json.load(f)["round"] == 0
-    info = {}
-    np.testing.assert_array_equal(distributed.prune(X, s, info=info, **kw), want)
+    got, info = distributed.prune(X, s, return_info=True, **kw)
+    np.testing.assert_array_equal(got, want)
     assert info["resumed"] == ["partition", "rows", "graph", "forward", "round 0"]
-    info = {}  # finished: the result is read back
-    np.testing.assert_array_equal(distributed.prune(X, s, info=info, **kw), want)
+    got, info = distributed.prune(X, s, return_info=True, **kw)  # finished: read back
+    np.testing.assert_array_equal(got, want)
     assert "select" in info["resumed"]
     with pytest.raises(ValueError, match="holds a run of other inputs"):
         distributed.prune(X, s, **{**kw, "n_keep": 10})
@@ -256,9 +260,8 @@ def test_cli_prune_over_a_directory_of_shards(tmp_path):
 def test_ray_equals_local_and_one_machine(ray_cluster):
     X, s = _data(9)
     s = s - 0.5
-    info = {}
-    got = distributed.prune(X, s, 5, 0.4, knn="exact", graph="directed", shards=3,
-                            engine="ray", info=info)
+    got, info = distributed.prune(X, s, 5, 0.4, knn="exact", graph="directed", shards=3,
+                                  engine="ray", return_info=True)
     local = distributed.prune(X, s, 5, 0.4, knn="exact", graph="directed", shards=3,
                               engine="local")
     np.testing.assert_array_equal(got, local)
@@ -298,8 +301,7 @@ def test_ray_resumes_after_a_killed_actor(ray_cluster, monkeypatch, tmp_path):
         return real_step(self, name, inboxes, args)
 
     monkeypatch.setattr(engines.RayEngine, "step", step)
-    info = {}
-    got = distributed.prune(X, s, 5, 0.5, knn="exact", shards=2, engine="ray",
-                            workdir=str(tmp_path), info=info)
+    got, info = distributed.prune(X, s, 5, 0.5, knn="exact", shards=2, engine="ray",
+                                  workdir=str(tmp_path), return_info=True)
     np.testing.assert_array_equal(got, _single(X, s))
     assert info["restarts"] == 1 and info["resumed"][-1] == "round 1"

@@ -14,6 +14,7 @@ import numpy as np
 from d2fast import _backends
 from d2fast._validate import (check_choice, check_emb, check_int, check_k, check_real,
                               check_scores, resolve_n_keep)
+from d2fast.budgets import BUDGETS
 from d2fast.distributed.checkpoint import STAGES, Manifest
 from d2fast.distributed.engines import LocalEngine, RayEngine, dead_actor_errors
 from d2fast.distributed.run import Stats, run
@@ -30,14 +31,15 @@ _RESTARTS = 3  # times a run is resumed after a Ray actor died
 _HASH_BLOCK = 1 << 16  # rows hashed at a time
 
 
-def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int | None = None,
-          gamma_f: float = 1.0, gamma_r: float = 0.1, metric: str = "euclidean",
-          graph: str = "union", mode: str = "sum", reverse: str = "weighted",
-          labels: Any = None, hard_prune: float = 0.0, knn: str = "auto",
-          knn_params: dict | None = None, backend: str = "auto", progress: bool = False,
-          shards: int | None = None, workdir: str | None = None, engine: str = "ray",
-          address: str | None = None, num_cpus: int | None = None,
-          info: dict | None = None) -> np.ndarray:
+def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
+          n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: float = 0.1,
+          metric: str | None = None, graph: str = "union", mode: str = "sum",
+          reverse: str = "weighted", labels: Any = None, class_budget: str = "proportional",
+          hard_prune: Any = 0.0, knn: str = "auto", knn_params: dict | None = None,
+          dedup: float | None = None, backend: str = "auto", progress: bool = False,
+          return_info: bool = False, shards: int | None = None, workdir: str | None = None,
+          engine: str = "ray", address: str | None = None,
+          num_cpus: int | None = None) -> np.ndarray | tuple[np.ndarray, dict]:
     """D2 Pruning over sharded embeddings, on Ray or in one process (SPEC 8).
 
     The stages: an IVF partition (k-means on a sample; each shard gets whole lists), the
@@ -59,12 +61,17 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     scores : array-like of shape (n,), or shard files
         One array, or shards matching the embedding shards file by file (a parquet shard:
         a column named ``scores``, or its only numeric column).
-    k, rate, n_keep, gamma_f, gamma_r, metric, graph, mode, reverse, backend :
-        As in :func:`d2fast.prune`.
-    labels : None
-        Not supported here (class-balanced selection): run one call per class.
+    k, rate, n_keep, gamma_f, gamma_r, metric, mode, reverse, backend :
+        As in :func:`d2fast.prune` (k defaults to 5, metric to 'euclidean').
+    graph : {'union', 'directed'}, default='union'
+        The kind of graph built (a prebuilt ``Graph`` is not supported here).
+    labels, class_budget : None, 'proportional'
+        Class-balanced selection is not supported here: run one call per class.
     hard_prune : float, default=0.0
-        Only 0.0 (pure D2) is supported: drop the hardest rows from the shards first.
+        Only 0.0 (pure D2; note ``d2fast.prune`` defaults to 'auto') is supported: drop
+        the hardest rows from the shards first.
+    dedup : None
+        Not supported here.
     knn : {'auto', 'exact', 'ivf'}, default='auto'
         'exact': every row is a candidate (the exact kNN graph; O(n^2 d), for tests and
         small data). 'ivf': the search of :func:`d2fast.ivf_knn` over the partition (the
@@ -96,15 +103,19 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
         at the end.
     num_cpus : int, optional
         CPUs of a local Ray started here (default: all).
-    info : dict, optional
-        Filled with the run's ``shards``, ``engine``, ``timings_s`` per stage, ``rounds``,
-        ``bytes_sent`` between shards, ``nnz``, the stages ``resumed`` from workdir, and
-        with Ray the actors' ``worker_peak_rss_bytes``.
+    return_info : bool, default=False
+        Also return a dict about the run (see Returns).
 
     Returns
     -------
-    ndarray of int64, shape (n_keep,)
+    keep : ndarray of int64, shape (n_keep,)
         Kept global row ids in selection order, most important first.
+    info : dict, only with ``return_info=True``
+        ``n``, ``n_keep``, ``k``, ``metric``, ``graph``, ``knn`` (as resolved) and
+        ``knn_params`` (nlist, nprobe, candidates), ``shards``, ``engine``, ``timings_s``
+        per stage, ``rounds``, ``bytes_sent`` between shards, ``nnz`` (edges), the stages
+        ``resumed`` from workdir, ``restarts`` after a dead Ray actor, and with Ray the
+        actors' ``worker_peak_rss_bytes``.
 
     Raises
     ------
@@ -117,6 +128,14 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
     if labels is not None:
         raise ValueError("labels is not supported by d2fast.distributed.prune "
                          "(class-balanced selection): run one call per class")
+    check_choice(class_budget, "class_budget", BUDGETS)
+    if dedup is not None:
+        raise ValueError("dedup is not supported by d2fast.distributed.prune; pass dedup=None")
+    if not isinstance(graph, str):
+        raise ValueError("graph must be 'union' or 'directed': a prebuilt Graph is not "
+                         "supported by d2fast.distributed.prune (it builds the graph by shard)")
+    k = 5 if k is None else k
+    metric = "euclidean" if metric is None else metric
     if isinstance(hard_prune, str) or check_real(hard_prune, "hard_prune") != 0.0:
         raise ValueError(f"hard_prune={hard_prune!r} is not supported by "
                          "d2fast.distributed.prune; pass hard_prune=0.0 (drop the hardest "
@@ -148,15 +167,16 @@ def prune(emb: Any, scores: Any, k: int = 5, rate: float = 0.5, *, n_keep: int |
         cfg = dict(k=int(k), metric=metric, graph=graph, mode=mode, reverse=reverse,
                    gamma_f=gamma_f, gamma_r=gamma_r, knn=knn, backend=backend, **params)
         stats = Stats(P, engine)
+        stats.info.update(n=n, n_keep=n_keep, k=int(k), metric=metric, graph=graph, knn=knn,
+                          knn_params={key: params[key] for key in _IVF_PARAMS if key in params})
         if n_keep == 0:
-            return np.empty(0, dtype=np.int64)
+            picks = np.empty(0, dtype=np.int64)
+            return (picks, stats.info) if return_info else picks
         manifest = Manifest(workdir, {**fingerprint, **cfg, "shards": P, "n_keep": n_keep})
         setup = {"cfg": cfg, "workdir": workdir, "emb": emb_files, "scores": scores_files}
         picks = _run(engine, address, num_cpus, P, setup, manifest, emb_files,
                      dict(cfg, workdir=workdir, progress=progress), n_keep, stats, progress)
-        if info is not None:
-            info.update(stats.info)
-        return picks
+        return (picks, stats.info) if return_info else picks
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
