@@ -230,7 +230,10 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
 
 def _label(value: Any, names: np.ndarray | None) -> Any:
     """A class as users know it: its name for string labels, else its id (int)."""
-    return int(value) if names is None else names[value].item()
+    if names is None:
+        return int(value)
+    name = names[value]
+    return name.item() if isinstance(name, np.generic) else name
 
 
 def _group_graph(X: np.ndarray, rows: np.ndarray, graph: str | Graph, k: int | None,
