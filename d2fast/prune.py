@@ -67,9 +67,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower index
         first) before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
         ``'auto'``: the fraction of rows in a separate mode of high scores (mislabelled
-        rows), plus a term growing with the pruning rate above 50 %, capped so that
-        ``n_keep`` rows remain; see :func:`d2fast.budgets.auto_hard_prune`. ``0.0`` is
-        pure D2.
+        rows), 0 when the scores have no such mode, capped so that ``n_keep`` rows remain;
+        see :func:`d2fast.budgets.auto_hard_prune`. ``0.0`` is pure D2.
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import d2fast
-from d2fast.budgets import (RATE_FREE, RATE_SLOPE, auto_hard_prune, hard_prune_pool,
-                            resolve_hard_prune)
+from d2fast.budgets import auto_hard_prune, hard_prune_pool, resolve_hard_prune
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -35,7 +34,7 @@ def test_clear_noise_mode_is_dropped_at_low_rates():
     scores = noisy()
     beta, reason = resolve_hard_prune(scores, "auto", int(0.7 * scores.size))
     assert abs(dropped(scores, beta) - 200) <= 10
-    assert "separate mode" in reason and "rate term 0.000" in reason
+    assert "outlier mode: a separate mode" in reason
     pool = hard_prune_pool(scores, beta, int(0.7 * scores.size))
     assert np.count_nonzero(pool >= 1800) <= 10  # the noise rows are gone
 
@@ -50,21 +49,14 @@ def test_unimodal_scores_have_no_outlier_mode(make):
     assert beta == 0.0 and "no outlier mode" in reason
 
 
-def test_rate_term_grows_with_the_rate():
-    scores = np.random.default_rng(0).normal(size=1000)
-    betas = [auto_hard_prune(scores, int(round((1 - r) * 1000)))[0] for r in (0.3, 0.5, 0.7, 0.9)]
-    want = [max(0.0, r - RATE_FREE) * RATE_SLOPE for r in (0.3, 0.5, 0.7, 0.9)]
-    np.testing.assert_allclose(betas, want, atol=1e-3)
-
-
-@pytest.mark.parametrize("rate", [0.6, 0.7, 0.9])
-def test_the_larger_of_mode_and_rate_term_wins(rate):
+@pytest.mark.parametrize("rate", [0.3, 0.5, 0.7, 0.9])
+def test_the_rate_only_caps(rate):
     scores = noisy()
     n = scores.size
     beta, _ = auto_hard_prune(scores, int(round((1 - rate) * n)))
-    mode = dropped(scores, resolve_hard_prune(scores, "auto", int(0.7 * n))[0]) / n
-    rate_term = (rate - RATE_FREE) * RATE_SLOPE
-    assert beta == pytest.approx(max(mode, rate_term), abs=2 / n)
+    assert dropped(scores, beta) == dropped(scores, auto_hard_prune(scores, n // 2)[0])
+    clean = np.random.default_rng(0).normal(size=1000)
+    assert auto_hard_prune(clean, int(round((1 - rate) * 1000)))[0] == 0.0
 
 
 @pytest.mark.parametrize("n_keep", [1999, 1990, 1900])
@@ -76,7 +68,7 @@ def test_capped_so_that_n_keep_fits(n_keep):
     assert hard_prune_pool(scores, beta, n_keep).size == n_keep
 
 
-def test_nothing_to_drop_when_every_row_is_kept():
+def test_nothing_to_drop_when_every_row_is_kept():  # rate 0
     scores = noisy()
     assert auto_hard_prune(scores, scores.size)[0] == 0.0  # rate 0
     assert auto_hard_prune(np.empty(0), 0)[0] == 0.0
@@ -87,10 +79,9 @@ def test_constant_scores_drop_nothing():
     assert beta == 0.0 and "constant" in reason
 
 
-def test_tiny_n_uses_the_rate_term_only():
+def test_tiny_n_drops_nothing():
     beta, reason = auto_hard_prune(np.array([0.1, 5.0, 0.2, 0.3, 9.0]), 1)
-    assert dropped(np.zeros(5), beta) == int((0.8 - RATE_FREE) * RATE_SLOPE * 5)
-    assert "fewer than" in reason
+    assert beta == 0.0 and "fewer than" in reason
 
 
 def test_integer_scores_with_a_never_learned_atom():
@@ -101,12 +92,14 @@ def test_integer_scores_with_a_never_learned_atom():
     assert dropped(scores, beta) == 100
 
 
-@pytest.mark.parametrize("n", range(20, 400, 37))
+@pytest.mark.parametrize("n", range(97, 400, 37))  # modes of >= 13 rows
 def test_beta_drops_exactly_the_rows_the_rule_counts(n):
-    scores = np.random.default_rng(n).random(n)
-    for n_keep in (0, 1, n // 10, n // 2, n - 1):
+    rng = np.random.default_rng(n)
+    scores = np.r_[rng.random(n - n // 7), 5 + 0.05 * rng.random(n // 7)]  # a mode of n // 7
+    for n_keep in (0, 1, n // 10, n // 2, n - n // 7, n - 1):
         beta, reason = auto_hard_prune(scores, n_keep)
-        assert f"drop {dropped(scores, beta)} of {n} rows" in reason
+        assert f"drop {min(n // 7, n - n_keep)} of {n} rows" in reason
+        assert dropped(scores, beta) == min(n // 7, n - n_keep)
         assert hard_prune_pool(scores, beta, n_keep).size >= n_keep
 
 

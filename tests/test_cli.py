@@ -247,9 +247,12 @@ def test_bad_input_one_line_exit_2(files, make, argv, fragment):
 
 def test_verbose_logs_the_hard_prune_choice(files):
     folder = files[0]
-    proc = run("prune", "emb.npy", "scores.npy", "--rate", 0.9, "-o", "k.npy", "-v", cwd=folder)
-    assert "d2fast: hard_prune auto: 0.4000 = drop 120 of 300 rows" in proc.stderr
-    assert "rate term 0.400" in proc.stderr
+    np.save(folder / "noisy.npy", np.r_[np.linspace(0, 1, 270), np.full(30, 5.0)])
+    proc = run("prune", "emb.npy", "noisy.npy", "--rate", 0.9, "-o", "k.npy", "-v", cwd=folder)
+    assert "d2fast: hard_prune auto: 0.1000 = drop 30 of 300 rows, outlier mode" in proc.stderr
+    proc = run("prune", "emb.npy", "scores.npy", "--rate", 0.9, "-o", "k0.npy", "-v",
+               cwd=folder)
+    assert "d2fast: hard_prune auto: 0, no outlier mode" in proc.stderr
     proc = run("prune", "emb.npy", "scores.npy", "--hard-prune", 0.1, "-o", "k1.npy", "-v",
                cwd=folder)
     assert "d2fast: hard_prune given: 0.1" in proc.stderr
