@@ -8,7 +8,7 @@ import numpy as np
 
 MIN_ROWS = 20  # fewer rows: no density is estimated
 GRID = 512  # evaluation points of the density over [min, max]
-MIN_DIP = 1.25  # the high mode's peak must be at least this many times the valley's density
+MIN_DIP = 1.4  # the high mode's peak must be at least this many times the valley's density
 MIN_Z = 3.0  # and above the valley by this many Poisson standard errors of the counts
 MAX_FRACTION = 0.5  # the high mode is a minority of the rows
 
