@@ -1,10 +1,13 @@
-"""``d2fast demo``: D2 Pruning vs random and CCS coresets on real Fashion-MNIST.
+"""``d2fast demo``: D2 Pruning with its defaults vs the baselines on real Fashion-MNIST.
 
-Train a small MLP while :class:`d2fast.scores.Recorder` records training dynamics, take
-the trained network's penultimate-layer embeddings, prune at several rates with D2
-(:func:`d2fast.prune`), random and CCS (:mod:`d2fast.baselines`), retrain a fresh
-network on every coreset for the same fixed number of iterations and compare test
-accuracy. Falls back to scikit-learn's bundled digits when Fashion-MNIST is missing.
+For every seed: train a small MLP while :class:`d2fast.scores.Recorder` records training
+dynamics (optionally on noisy labels), take the network's L2-normalised penultimate-layer
+embeddings, and select coresets at several rates with D2 (:func:`d2fast.prune` with its
+defaults), D2 on scores extrapolated from a run on 10 % of the rows
+(:func:`d2fast.extrapolate`), random, hardest-first and CCS (:mod:`d2fast.baselines`);
+retrain a fresh network on every coreset for the same number of steps and report the test
+accuracy as mean ± std over the seeds (:mod:`d2fast.quality`). Falls back to
+scikit-learn's bundled digits when Fashion-MNIST is missing.
 """
 from __future__ import annotations
 
@@ -16,10 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 import d2fast
-from d2fast import datasets
+from d2fast import datasets, quality
+from d2fast._validate import check_int, resolve_n_keep
+from d2fast.budgets import resolve_hard_prune
 
-METHODS = ("d2", "random", "ccs")
+METHODS = ("d2", "d2 extrap", "random", "hardest", "ccs")
+BASELINES = ("random", "hardest", "ccs")
 SCORE = "aum"  # difficulty("aum") = max(aum) - aum; see run_demo's Notes
+SUBSET = 0.1  # fraction of rows of the scoring run whose scores are extrapolated
 
 
 @dataclass(frozen=True)
@@ -28,26 +35,21 @@ class Setting:
 
     n_train: int | None  # rows of the training set used (None: all)
     hidden: tuple  # hidden layer widths; the last one is the embedding
-    epochs: int  # epochs of the scoring run
+    epochs: int  # epochs of the scoring runs
     iterations: int  # SGD steps of every retraining (the same for all coresets)
     batch: int = 128
 
 
-SETTINGS = {("fashion", False): Setting(None, (256, 64), 10, 2000),
-            ("fashion", True): Setting(15_000, (256, 64), 8, 800),
-            ("digits", False): Setting(None, (128, 64), 30, 600),
-            ("digits", True): Setting(None, (128, 64), 20, 300)}
-
-
-def hard_prune_for(rate: float) -> float:
-    """Fraction of hardest rows dropped before D2 and CCS select, as CCS does at high
-    pruning rates (the hardest rows are often mislabelled or ambiguous)."""
-    return 0.0 if rate < 0.6 else (0.1 if rate < 0.8 else 0.2)
+SETTINGS = {("fashion", False): Setting(20_000, (256, 64), 8, 800),
+            ("fashion", True): Setting(6_000, (256, 64), 6, 300),
+            ("digits", False): Setting(None, (128, 64), 20, 300),
+            ("digits", True): Setting(None, (128, 64), 15, 150)}
 
 
 def run_demo(data_dir: str | None = None, quick: bool = False,
-             rates: tuple = (0.3, 0.5, 0.7, 0.9), seed: int = 0,
-             out: str | None = "d2fast-demo.png", progress: bool = True) -> dict:
+             rates: tuple = (0.3, 0.5, 0.7, 0.9), seeds: tuple = (0, 1, 2),
+             label_noise: float = 0.0, out: str | None = "d2fast-demo.png",
+             progress: bool = True) -> dict:
     """Run the demo, print its table to stdout, draw accuracy vs pruning rate to ``out``.
 
     Parameters
@@ -57,11 +59,15 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
         files are missing, a message with the install command goes to stderr and the demo
         runs on scikit-learn's digits.
     quick : bool, default=False
-        A 15k-row subset and fewer steps (about a minute on 2 cores instead of a few).
+        Fewer rows and steps (about a minute on 2 cores instead of a few).
     rates : tuple of float, default=(0.3, 0.5, 0.7, 0.9)
         Pruning rates (fraction removed), each in [0, 1).
-    seed : int, default=0
-        Seeds the row subset, network initialisations, batch order and random/CCS.
+    seeds : tuple of int, default=(0, 1, 2)
+        One run per seed: row subset, label noise, network initialisations, batch order,
+        the 10 % subset and random/CCS.
+    label_noise : float, default=0.0
+        Fraction of training labels moved to a uniformly random other class (seeded), in
+        [0, 1); the test set stays clean.
     out : str or None, default='d2fast-demo.png'
         Figure path (png, pdf or svg); None draws nothing.
     progress : bool, default=True
@@ -70,74 +76,146 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
     Returns
     -------
     dict
-        ``dataset``, sizes, settings, ``full`` (accuracy and train time on all rows) and
-        ``results``: one dict per (rate, method) with ``n_keep``, ``accuracy``,
-        ``select_s`` (seconds to choose the coreset), ``train_s`` and ``recipe`` (the
-        selection's settings, :func:`recipe`); ``embedding`` says how rows are embedded.
+        ``dataset``, sizes, settings, ``scoring`` (per seed: seconds of the full scoring
+        run, of the 10 % run and of the extrapolation), ``full`` (per seed: accuracy on
+        all rows), ``results`` (rows of :func:`d2fast.quality.compare`) and ``recipe``
+        (embedding normalisation, prune's parameters and the hard-prune fraction ``auto``
+        chose per seed and rate, with its reason).
 
     Notes
     -----
     Scores are the Area Under the Margin over the scoring run, turned into a difficulty
-    (``max(aum) - aum``). Embeddings are the L2-normalised penultimate-layer activations,
-    so distances lie in [0, 2] and the default ``gamma_f=1``, ``gamma_r=0.1`` weights stay
-    far from underflow; D2 uses ``k=10``. Torch trains on one thread (restored afterwards):
-    on a shared 2-core machine two threads were 6-30x slower per step. The selections run
-    with the caller's thread count (faiss and the OpenMP kernels share torch's setting).
+    (``max(aum) - aum``). Embeddings are the L2-normalised penultimate-layer activations
+    (distances in [0, 2]); D2 runs with :func:`d2fast.prune`'s defaults, hard_prune="auto"
+    included. "d2 extrap" trains the same network on a random 10 % of the rows only, takes
+    its embeddings of all rows, predicts the other 90 % of the scores with
+    ``d2fast.extrapolate`` (kNN) and runs D2 on those. Torch trains on one thread
+    (restored afterwards): on a shared 2-core machine two threads were 6-30x slower per
+    step. The selections run with the caller's thread count.
     """
     import torch
     from tqdm.auto import tqdm
 
     rates = tuple(_check_rate(r) for r in rates)
-    name, (xtr, ytr, xte, yte) = _load(data_dir)
+    seeds = tuple(check_int(s, "seeds", 0, 2**32 - 1, "non-negative seeds") for s in seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed")
+    if not 0.0 <= float(label_noise) < 1.0:
+        raise ValueError(f"label_noise == {label_noise}, must satisfy 0 <= label_noise < 1")
+    name, data = _load(data_dir)
     setting = SETTINGS[(name, bool(quick))]
-    rng = np.random.default_rng(seed)
-    if setting.n_train is not None and setting.n_train < len(xtr):
-        rows = np.sort(rng.choice(len(xtr), setting.n_train, replace=False))
-        xtr, ytr = xtr[rows], ytr[rows]
-    n, classes = len(xtr), int(max(ytr.max(), yte.max())) + 1
-    total = setting.epochs * _batches(n, setting.batch) + \
-        setting.iterations * (1 + len(rates) * len(METHODS))
+    n = min(setting.n_train or len(data[0]), len(data[0]))
+    classes = int(max(data[1].max(), data[3].max())) + 1
+    n_sub = max(classes, int(SUBSET * n))
+    per_seed = setting.epochs * (_batches(n, setting.batch) + _batches(n_sub, setting.batch)) \
+        + setting.iterations * (1 + len(rates) * len(METHODS))
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    summary = {"dataset": name, "n_train": n, "n_test": len(data[2]), "quick": bool(quick),
+               "label_noise": float(label_noise), "seeds": list(seeds),
+               "model": "MLP " + "-".join(map(str, (data[0].shape[1], *setting.hidden,
+                                                    classes))),
+               "score": f"difficulty({SCORE!r})", "score_epochs": setting.epochs,
+               "iterations": setting.iterations, "batch": setting.batch,
+               "scoring": [], "full": [], "results": [],
+               "embedding": "penultimate layer, L2-normalised rows",
+               "recipe": {"embeddings": "penultimate layer, L2-normalised",
+                          "prune": "d2fast.prune defaults: k=5, gamma_f=1.0, gamma_r=0.1, "
+                                   "metric='euclidean', hard_prune='auto'",
+                          "extrapolate": f"d2fast.extrapolate defaults (knn) from "
+                                         f"{n_sub} rows", "hard_prune": []}}
     try:
-        with tqdm(total=total, desc="demo", unit="step", disable=not progress,
-                  file=sys.stderr) as bar:
-            trainer = _Trainer(xtr, ytr, xte, yte, classes, setting, seed, bar)
-            start = time.perf_counter()
-            emb, scores = trainer.score_run()
-            score_s = time.perf_counter() - start
-            full_acc, full_s = trainer.retrain(np.arange(n), "full data")
-            results = []
-            for rate in rates:
-                for method in METHODS:
-                    torch.set_num_threads(threads)  # faiss and OpenMP kernels: all cores
-                    start = time.perf_counter()
-                    keep = _select(method, emb, scores, rate, seed)
-                    select_s = time.perf_counter() - start
-                    torch.set_num_threads(1)  # small MLP steps: 1 thread (see Notes)
-                    acc, train_s = trainer.retrain(keep, f"{method} @ {rate:g}")
-                    results.append({"rate": rate, "method": method, "n_keep": int(keep.size),
-                                    "accuracy": acc, "select_s": select_s, "train_s": train_s,
-                                    "recipe": recipe(method, rate, seed)})
+        with tqdm(total=per_seed * len(seeds), desc="demo", unit="step",
+                  disable=not progress, file=sys.stderr) as bar:
+            for seed in seeds:
+                _one_seed(summary, data, setting, n, n_sub, classes, rates, seed,
+                          float(label_noise), bar, threads)
     finally:
         torch.set_num_threads(threads)
-    summary = {"dataset": name, "n_train": n, "n_test": len(xte), "quick": bool(quick),
-               "model": "MLP " + "-".join(map(str, (xtr.shape[1], *setting.hidden, classes))),
-               "score": f"difficulty({SCORE!r})", "score_epochs": setting.epochs,
-               "score_run_s": score_s, "iterations": setting.iterations,
-               "batch": setting.batch, "embedding": "penultimate layer, L2-normalised rows",
-               "full": {"n_keep": n, "accuracy": full_acc,
-                                                "train_s": full_s},
-               "results": results}
     print(format_table(summary))
     if out is not None:
         plot(summary, out)
     return summary
 
 
-def _check_rate(rate) -> float:
-    from d2fast._validate import resolve_n_keep
+def _one_seed(summary, data, setting, n, n_sub, classes, rates, seed, label_noise, bar,
+              threads) -> None:
+    """Scoring runs, selections and retrainings of one seed, appended to ``summary``."""
+    import torch
 
+    xtr, ytr, xte, yte = data
+    rng = np.random.default_rng(seed)
+    if n < len(xtr):
+        rows = np.sort(rng.choice(len(xtr), n, replace=False))
+        xtr, ytr = xtr[rows], ytr[rows]
+    ytr = flip_labels(ytr, label_noise, classes, rng)
+    torch.set_num_threads(1)  # small MLP steps: 1 thread (see run_demo's Notes)
+    trainer = _Trainer(xtr, ytr, xte, yte, classes, setting, seed, bar)
+    start = time.perf_counter()
+    emb, scores = trainer.score_run(np.arange(n))
+    full_s = time.perf_counter() - start
+    subset = np.sort(rng.choice(n, n_sub, replace=False))
+    start = time.perf_counter()
+    emb_sub, known = trainer.score_run(subset)
+    subset_s = time.perf_counter() - start
+    torch.set_num_threads(threads)  # faiss and the OpenMP kernels: all cores
+    start = time.perf_counter()
+    extrapolated = d2fast.extrapolate(emb_sub, subset, known)
+    extrapolate_s = time.perf_counter() - start
+    summary["scoring"].append({"seed": seed, "full_s": full_s, "subset_s": subset_s,
+                               "extrapolate_s": extrapolate_s})
+    torch.set_num_threads(1)
+    summary["full"].append({"seed": seed,
+                            "accuracy": trainer.retrain(np.arange(n), "full data")[0]})
+    def train_eval(keep, sd):
+        torch.set_num_threads(1)
+        acc = trainer.retrain(keep, "retrain")[0]
+        torch.set_num_threads(threads)
+        return acc
+
+    torch.set_num_threads(threads)
+    rows = quality.compare(emb, scores, train_eval, rates=rates, seeds=(seed,),
+                           methods=selectors(emb_sub, extrapolated))
+    for rate in rates:
+        n_keep = resolve_n_keep(n, rate, None)
+        for which, s in (("d2", scores), ("d2 extrap", extrapolated)):
+            beta, reason = resolve_hard_prune(s, "auto", n_keep)
+            summary["recipe"]["hard_prune"].append({"seed": seed, "rate": rate, "method": which,
+                                                    "beta": beta, "reason": reason})
+    for r in rows:  # each selection's settings, as in the sidecar of `d2fast prune`
+        r["recipe"] = recipe(r["method"], r["rate"], seed)
+    summary["results"] += rows
+
+
+def recipe(method: str, rate: float, seed: int) -> dict:
+    """The options of the call that selects ``method`` (defaults spelled out)."""
+    if method in ("d2", "d2 extrap"):
+        return {"k": 5, "metric": "euclidean", "graph": "union", "knn": "auto",
+                "gamma_f": 1.0, "gamma_r": 0.1, "hard_prune": "auto"}
+    return {"random": {"seed": seed}, "hardest": {"hardest": True},
+            "ccs": {"hard_prune": 0.1, "n_strata": 50, "seed": seed}}[method]
+
+
+def selectors(emb_sub: np.ndarray, extrapolated: np.ndarray) -> dict:
+    """The demo's methods for :func:`d2fast.quality.compare`: D2 with ``prune``'s defaults
+    on the full run's (emb, scores); the same on the 10 % run's embeddings and extrapolated
+    scores; random, hardest-first and CCS as in :data:`d2fast.quality.SELECTORS`."""
+    return {"d2": lambda e, s, r, labels, seed: d2fast.prune(e, s, rate=r),
+            "d2 extrap": lambda e, s, r, labels, seed: d2fast.prune(emb_sub, extrapolated,
+                                                                    rate=r),
+            **{m: quality.SELECTORS[m] for m in BASELINES}}
+
+
+def flip_labels(labels: np.ndarray, fraction: float, classes: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``labels`` with ``round(fraction * n)`` rows (drawn from ``rng``) moved to
+    a uniformly random other class."""
+    out = labels.copy()
+    rows = rng.choice(out.size, int(round(fraction * out.size)), replace=False)
+    out[rows] = (out[rows] + rng.integers(1, classes, rows.size)) % classes
+    return out
+
+
+def _check_rate(rate) -> float:
     resolve_n_keep(10, rate, None)  # raises for rates outside [0, 1)
     return float(rate)
 
@@ -155,28 +233,8 @@ def _batches(n: int, batch: int) -> int:
     return -(-n // batch)
 
 
-def recipe(method: str, rate: float, seed: int) -> dict:
-    """The settings :func:`_select` uses for ``method`` at ``rate`` (for the sidecar)."""
-    beta = hard_prune_for(rate)
-    if method == "d2":
-        return {"k": 10, "metric": "euclidean", "graph": "union", "knn": "auto",
-                "gamma_f": 1.0, "gamma_r": 0.1, "hard_prune": beta}
-    if method == "random":
-        return {"seed": seed}
-    return {"hard_prune": beta, "n_strata": 50, "seed": seed}
-
-
-def _select(method: str, emb: np.ndarray, scores: np.ndarray, rate: float, seed: int):
-    beta = hard_prune_for(rate)
-    if method == "d2":
-        return d2fast.prune(emb, scores, k=10, rate=rate, hard_prune=beta)
-    if method == "random":
-        return d2fast.baselines.random(emb, scores, rate, seed=seed)
-    return d2fast.baselines.ccs(emb, scores, rate, hard_prune=beta, seed=seed)
-
-
 class _Trainer:
-    """The network, its training loops and the test evaluation of one demo run."""
+    """The network, its training loops and the test evaluation of one demo seed."""
 
     def __init__(self, xtr, ytr, xte, yte, classes: int, setting: Setting, seed: int,
                  bar) -> None:
@@ -197,21 +255,25 @@ class _Trainer:
         features = nn.Sequential(*layers)
         return features, nn.Sequential(features, nn.Linear(widths[-1], self.classes))
 
-    def score_run(self):
-        """Train on all rows while recording scores; returns (embeddings, difficulty)."""
+    def score_run(self, rows: np.ndarray):
+        """Train on ``rows`` (sorted int64) while recording scores.
+
+        Returns (float32 (n, hidden[-1]) L2-normalised embeddings of ALL rows,
+        float64 (rows.size,) difficulty of ``rows``)."""
         from d2fast.scores import Recorder
 
         torch = self.torch
-        n, batch = len(self.xtr), self.setting.batch
+        batch = self.setting.batch
         features, model = self._network()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        recorder = Recorder(n, self.classes)
+        recorder = Recorder(rows.size, self.classes)
         gen = torch.Generator().manual_seed(self.seed)
-        self.bar.set_description("scoring run")
+        ids = torch.from_numpy(rows)
+        self.bar.set_description("scoring run" if rows.size == len(self.xtr) else "10 % run")
         for _ in range(self.setting.epochs):
-            for idx in torch.randperm(n, generator=gen).split(batch):
-                logits = self._step(model, opt, idx)
-                recorder.update(idx, logits.detach(), self.ytr[idx])
+            for pos in torch.randperm(rows.size, generator=gen).split(batch):
+                logits = self._step(model, opt, ids[pos])
+                recorder.update(pos, logits.detach(), self.ytr[ids[pos]])
                 self.bar.update(1)
             recorder.end_epoch()
         with torch.no_grad():
@@ -254,26 +316,31 @@ class _Trainer:
         return float((pred == self.yte).double().mean()), time.perf_counter() - start
 
 
+def _mean_std(values) -> str:
+    return f"{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f}"
+
+
 def format_table(summary: dict) -> str:
-    """The demo's result table as text."""
+    """The demo's result table as text: test accuracy in %, mean ± std over the seeds."""
     name = {"fashion": "Fashion-MNIST", "digits": "scikit-learn digits"}[summary["dataset"]]
-    full = summary["full"]
-    lines = [f"{name}: {summary['n_train']} train / {summary['n_test']} test rows, "
-             f"{summary['model']}, scores {summary['score']} over {summary['score_epochs']} "
-             f"epochs ({summary['score_run_s']:.1f} s); every network trained "
+    scoring = summary["scoring"]
+    full_s = np.mean([s["full_s"] for s in scoring])
+    sub_s = np.mean([s["subset_s"] + s["extrapolate_s"] for s in scoring])
+    noise = summary["label_noise"]
+    lines = [f"{name}: {summary['n_train']} train / {summary['n_test']} test rows"
+             + (f" ({noise:.0%} of the training labels flipped)" if noise else "")
+             + f", {summary['model']}, {len(summary['seeds'])} seeds; every network trained "
              f"{summary['iterations']} steps of {summary['batch']}",
-             f"{'rate':>5}  {'method':<7} {'kept':>6}  {'test acc':>8}  {'select s':>8}  "
-             f"{'train s':>7}",
-             f"{0:>5.1f}  {'full':<7} {full['n_keep']:>6}  {full['accuracy']:>8.4f}  "
-             f"{'':>8}  {full['train_s']:>7.1f}"]
-    for r in summary["results"]:
-        lines.append(f"{r['rate']:>5.1f}  {r['method']:<7} {r['n_keep']:>6}  "
-                     f"{r['accuracy']:>8.4f}  {r['select_s']:>8.3f}  {r['train_s']:>7.1f}")
+             f"scores {summary['score']} over {summary['score_epochs']} epochs: full run "
+             f"{full_s:.1f} s; 10 % run + extrapolation {sub_s:.1f} s (d2 extrap)",
+             f"test accuracy (%) on all {summary['n_train']} rows: "
+             + _mean_std([f["accuracy"] for f in summary["full"]]),
+             quality.format_table(summary["results"], baselines=BASELINES)]
     return "\n".join(lines)
 
 
 def plot(summary: dict, path: str) -> None:
-    """Test accuracy vs pruning rate, one line per method, full data as a dashed line."""
+    """Test accuracy vs pruning rate, mean ± std error bars, full data as a dashed line."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -281,18 +348,26 @@ def plot(summary: dict, path: str) -> None:
     except ImportError:
         raise ImportError("the demo figure needs matplotlib: pip install 'd2fast[plot]'") \
             from None
+    stats = quality.summarize(summary["results"])
+    methods = list(dict.fromkeys(r["method"] for r in summary["results"]))
+    rates = sorted({r["rate"] for r in summary["results"]})
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for method, marker in zip(METHODS, "osD"):
-        rows = [r for r in summary["results"] if r["method"] == method]
-        ax.plot([100 * r["rate"] for r in rows], [r["accuracy"] for r in rows],
-                marker=marker, label=method)
-    ax.axhline(summary["full"]["accuracy"], color="k", linestyle="--", linewidth=1,
+    for i, method in enumerate(methods):
+        shift = (i - (len(methods) - 1) / 2) * 0.6  # side by side, so the bars stay visible
+        ax.errorbar([100 * r + shift for r in rates], [100 * stats[method, r][0] for r in rates],
+                    yerr=[100 * stats[method, r][1] for r in rates], marker="osD^vx"[i % 6],
+                    capsize=3, label=method)
+    full = [100 * f["accuracy"] for f in summary["full"]]
+    ax.axhline(np.mean(full), color="k", linestyle="--", linewidth=1,
                label=f"full data ({summary['n_train']} rows)")
     name = {"fashion": "Fashion-MNIST", "digits": "digits"}[summary["dataset"]]
-    ax.set(xlabel="pruning rate (% of training rows removed)", ylabel="test accuracy",
-           title=f"{name}: {summary['model']}, {summary['iterations']} steps per run")
+    noise = summary["label_noise"]
+    ax.set(xlabel="pruning rate (% of training rows removed)",
+           ylabel=f"test accuracy (%), mean ± std of {len(summary['seeds'])} seeds",
+           title=f"{name}" + (f", {noise:.0%} labels flipped" if noise else "")
+           + f": {summary['model']}, {summary['iterations']} steps")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100, format=os.path.splitext(path)[1][1:].lower() or "png")
     plt.close(fig)

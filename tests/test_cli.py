@@ -298,22 +298,23 @@ def test_ctrl_c_leaves_no_output(tmp_path):
 def test_demo_quick_digits_fallback(tmp_path):
     start = time.monotonic()
     proc = run("demo", "--quick", "--data", tmp_path / "nonexistent", "-o", "demo.png",
-               cwd=tmp_path)
+               "--seeds", "0,1", "--rates", "0.3,0.9", "--label-noise", 0.1, cwd=tmp_path)
     seconds = time.monotonic() - start
     assert "apt-get install dataset-fashion-mnist" in proc.stderr
     assert "running on scikit-learn's digits instead" in proc.stderr
     table = proc.stdout.splitlines()
-    assert table[0].startswith("scikit-learn digits: 1348 train / 449 test rows")
-    rows = [line.split() for line in table[2:]]
-    assert [r[1] for r in rows] == ["full"] + ["d2", "random", "ccs"] * 4
-    assert [int(r[2]) for r in rows[1::3]] == [943, 674, 404, 134]  # floor((1 - rate) * 1348)
-    accuracies = [float(r[3]) for r in rows]
-    assert min(accuracies) > 0.5 and accuracies[0] > 0.85  # chance is 0.1
+    assert table[0].startswith("scikit-learn digits: 1348 train / 449 test rows (10% of the "
+                               "training labels flipped)")
+    assert [line.split()[0] for line in table[4:9]] == ["d2", "d2", "random", "hardest", "ccs"]
+    full = float(table[2].split(": ")[1].split(" ± ")[0])
+    assert full > 80  # percent; chance is 10
     png = (tmp_path / "demo.png").read_bytes()
     assert png[:8] == PNG_SIGNATURE and len(png) > 10_000
-    record = json.loads((tmp_path / "demo.png.json").read_text())
-    assert record["output"]["dataset"] == "digits" and len(record["output"]["results"]) == 12
-    assert seconds < 60, f"demo --quick on digits took {seconds:.0f} s"
+    out = json.loads((tmp_path / "demo.png.json").read_text())["output"]
+    assert out["dataset"] == "digits" and len(out["results"]) == 2 * 2 * 5
+    assert [r["n_keep"] for r in out["results"][::5]] == [943, 134] * 2  # floor((1 - rate) n)
+    assert {h["rate"] for h in out["recipe"]["hard_prune"]} == {0.3, 0.9}
+    assert seconds < 120, f"demo --quick on digits took {seconds:.0f} s"
 
 
 def test_prune_graph_of_other_size(files):

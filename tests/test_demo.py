@@ -1,4 +1,5 @@
-"""d2fast.demo: data fallback, coreset selection, fixed-length retraining, table and figure."""
+"""d2fast.demo: data fallback, label noise, selections with prune's defaults, fixed-length
+retraining, scoring on a subset, multi-seed table and figure."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,8 @@ def test_run_demo_falls_back_to_digits(tmp_path, capsys):
     torch.set_num_threads(2)
     try:
         out = tmp_path / "demo.png"
-        summary = demo.run_demo(data_dir=str(tmp_path / "none"), quick=True, rates=(0.5, 0.9),
-                                out=str(out), progress=False)
+        summary = demo.run_demo(data_dir=str(tmp_path / "none"), quick=True, rates=(0.9,),
+                                seeds=(0, 1), label_noise=0.2, out=str(out), progress=False)
         assert torch.get_num_threads() == 2  # restored
     finally:
         torch.set_num_threads(1)
@@ -43,46 +44,70 @@ def test_run_demo_falls_back_to_digits(tmp_path, capsys):
     assert captured.out.strip() == demo.format_table(summary)
     n = summary["n_train"]
     assert summary["dataset"] == "digits" and n == 1348 and summary["n_test"] == 449
-    assert [(r["rate"], r["method"]) for r in summary["results"]] == \
-        [(rate, m) for rate in (0.5, 0.9) for m in demo.METHODS]
+    assert summary["label_noise"] == 0.2 and summary["seeds"] == [0, 1]
+    assert [(r["seed"], r["rate"], r["method"]) for r in summary["results"]] == \
+        [(s, 0.9, m) for s in (0, 1) for m in demo.METHODS]
     for r in summary["results"]:
         assert r["n_keep"] == int((1 - r["rate"]) * n + 1e-9)
-        assert 0.5 < r["accuracy"] <= 1.0 and r["select_s"] >= 0 and r["train_s"] > 0
-        assert r["recipe"] == demo.recipe(r["method"], r["rate"], 0)
-    assert demo.recipe("d2", 0.9, 0)["hard_prune"] == demo.hard_prune_for(0.9) > 0
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["select_s"] >= 0  # hardest-first: ~0 at 90 %
+        assert r["recipe"] == demo.recipe(r["method"], r["rate"], r["seed"])
     assert summary["embedding"] == "penultimate layer, L2-normalised rows"
-    assert summary["full"]["accuracy"] > 0.85
+    assert all(f["accuracy"] > 0.6 for f in summary["full"])
+    assert all(s["full_s"] > 0 and s["subset_s"] > 0 for s in summary["scoring"])
+    chosen = summary["recipe"]["hard_prune"]
+    assert len(chosen) == 2 * 2 and all(c["reason"].startswith("auto: ") for c in chosen)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bad_rate_fails_before_training(tmp_path):
-    with pytest.raises(ValueError, match="rate == 1.0"):
-        demo.run_demo(data_dir=str(tmp_path), rates=(0.5, 1.0), out=None, progress=False)
+@pytest.mark.parametrize("kw,match", [({"rates": (0.5, 1.0)}, "rate == 1.0"),
+                                      ({"seeds": ()}, "seeds is empty"),
+                                      ({"seeds": (-1,)}, "seeds"),
+                                      ({"label_noise": 1.0}, "label_noise == 1.0")])
+def test_bad_arguments_fail_before_training(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match):
+        demo.run_demo(data_dir=str(tmp_path), out=None, progress=False, **kw)
 
 
-def test_select_calls_the_library(digits):
+def test_selectors_call_prune_with_its_defaults():
     rng = np.random.default_rng(0)
     emb, scores = rng.normal(size=(400, 6)), rng.random(400)
-    for rate in (0.3, 0.7, 0.9):
-        beta = demo.hard_prune_for(rate)
-        np.testing.assert_array_equal(demo._select("d2", emb, scores, rate, 0),
-                                      d2fast.prune(emb, scores, k=10, rate=rate, hard_prune=beta))
-        np.testing.assert_array_equal(demo._select("random", emb, scores, rate, 4),
+    emb_sub, extrapolated = rng.normal(size=(400, 6)), np.r_[rng.random(360), 5 + rng.random(40)]
+    chosen = demo.selectors(emb_sub, extrapolated)
+    assert tuple(chosen) == demo.METHODS
+    for rate in (0.3, 0.9):
+        np.testing.assert_array_equal(chosen["d2"](emb, scores, rate, None, 0),
+                                      d2fast.prune(emb, scores, rate=rate))
+        np.testing.assert_array_equal(chosen["d2 extrap"](emb, scores, rate, None, 0),
+                                      d2fast.prune(emb_sub, extrapolated, rate=rate))
+        np.testing.assert_array_equal(chosen["random"](emb, scores, rate, None, 4),
                                       d2fast.baselines.random(emb, scores, rate, seed=4))
-        np.testing.assert_array_equal(
-            demo._select("ccs", emb, scores, rate, 4),
-            d2fast.baselines.ccs(emb, scores, rate, hard_prune=beta, seed=4))
+        np.testing.assert_array_equal(chosen["hardest"](emb, scores, rate, None, 4),
+                                      d2fast.baselines.topk(emb, scores, rate))
+        np.testing.assert_array_equal(chosen["ccs"](emb, scores, rate, None, 4),
+                                      d2fast.baselines.ccs(emb, scores, rate, seed=4))
         # the sidecar's recipe reproduces each selection
-        np.testing.assert_array_equal(demo._select("d2", emb, scores, rate, 0),
+        np.testing.assert_array_equal(chosen["d2"](emb, scores, rate, None, 0),
                                       d2fast.prune(emb, scores, rate=rate,
                                                    **demo.recipe("d2", rate, 0)))
-        np.testing.assert_array_equal(demo._select("ccs", emb, scores, rate, 4),
+        np.testing.assert_array_equal(chosen["ccs"](emb, scores, rate, None, 4),
                                       d2fast.baselines.ccs(emb, scores, rate,
                                                            **demo.recipe("ccs", rate, 4)))
-        np.testing.assert_array_equal(demo._select("random", emb, scores, rate, 4),
+        np.testing.assert_array_equal(chosen["random"](emb, scores, rate, None, 4),
                                       d2fast.baselines.random(emb, scores, rate,
                                                               **demo.recipe("random", rate, 4)))
-    assert [demo.hard_prune_for(r) for r in (0.3, 0.5, 0.7, 0.9)] == [0.0, 0.0, 0.1, 0.2]
+        np.testing.assert_array_equal(chosen["hardest"](emb, scores, rate, None, 4),
+                                      d2fast.baselines.topk(emb, scores, rate,
+                                                            **demo.recipe("hardest", rate, 4)))
+
+
+def test_flip_labels():
+    labels = np.arange(1000) % 10
+    out = demo.flip_labels(labels, 0.2, 10, np.random.default_rng(3))
+    assert np.count_nonzero(out != labels) == 200 and out.min() >= 0 and out.max() <= 9
+    assert np.array_equal(labels, np.arange(1000) % 10)  # the input is not changed
+    again = demo.flip_labels(labels, 0.2, 10, np.random.default_rng(3))
+    assert np.array_equal(out, again)
+    assert np.array_equal(demo.flip_labels(labels, 0.0, 10, np.random.default_rng(3)), labels)
 
 
 def test_retrain_runs_the_fixed_number_of_steps(digits):
@@ -98,30 +123,38 @@ def test_retrain_runs_the_fixed_number_of_steps(digits):
     assert again == acc  # same initialisation and batch order: deterministic
 
 
-def test_score_run_embeddings_and_scores(digits):
+@pytest.mark.parametrize("rows", [None, np.arange(0, 1348, 10)])
+def test_score_run_embeddings_and_scores(digits, rows):
     xtr, ytr, xte, yte = digits
+    rows = np.arange(len(xtr)) if rows is None else rows
     setting = demo.Setting(None, (32, 16), epochs=3, iterations=1, batch=64)
     counter = _Counter()
-    emb, scores = demo._Trainer(xtr, ytr, xte, yte, 10, setting, 0, counter).score_run()
-    assert counter.n == 3 * -(-len(xtr) // 64)
-    assert emb.shape == (len(xtr), 16) and scores.shape == (len(xtr),)
+    emb, scores = demo._Trainer(xtr, ytr, xte, yte, 10, setting, 0, counter).score_run(rows)
+    assert counter.n == 3 * -(-rows.size // 64)
+    assert emb.shape == (len(xtr), 16) and scores.shape == (rows.size,)
     norms = np.linalg.norm(emb, axis=1)
     assert np.all((np.abs(norms - 1) < 1e-5) | (norms == 0))
     assert np.isfinite(scores).all() and scores.min() == 0.0  # max(aum) - aum
 
 
 def test_table_and_plot(tmp_path):
-    results = [{"rate": r, "method": m, "n_keep": int(100 * (1 - r)), "accuracy": 0.8 - r / 10,
-                "select_s": 0.01, "train_s": 1.0} for r in (0.3, 0.9) for m in demo.METHODS]
+    results = [{"method": m, "rate": r, "seed": s, "n_keep": int(100 * (1 - r)),
+                "accuracy": 0.8 - r / 10 + s / 100, "select_s": 0.01}
+               for s in (0, 1) for r in (0.3, 0.9) for m in demo.METHODS]
     summary = {"dataset": "fashion", "n_train": 100, "n_test": 50, "model": "MLP 4-3-2",
-               "score": "difficulty('aum')", "score_epochs": 2, "score_run_s": 1.0,
-               "iterations": 10, "batch": 8,
-               "full": {"n_keep": 100, "accuracy": 0.9, "train_s": 2.0}, "results": results}
+               "label_noise": 0.2, "seeds": [0, 1], "score": "difficulty('aum')",
+               "score_epochs": 2, "iterations": 10, "batch": 8,
+               "scoring": [{"seed": s, "full_s": 2.0, "subset_s": 0.2, "extrapolate_s": 0.1}
+                           for s in (0, 1)],
+               "full": [{"seed": 0, "accuracy": 0.9}, {"seed": 1, "accuracy": 0.92}],
+               "results": results}
     lines = demo.format_table(summary).splitlines()
-    assert lines[0].startswith("Fashion-MNIST: 100 train / 50 test rows")
-    assert lines[2].split() == ["0.0", "full", "100", "0.9000", "2.0"]
-    assert lines[3].split() == ["0.3", "d2", "70", "0.7700", "0.010", "1.0"]
-    assert len(lines) == 3 + len(results)
+    assert lines[0].startswith("Fashion-MNIST: 100 train / 50 test rows (20% of the training "
+                               "labels flipped)")
+    assert "full run 2.0 s; 10 % run + extrapolation 0.3 s" in lines[1]
+    assert lines[2].endswith("91.00 ± 1.00")
+    assert lines[4].split() == ["d2", "77.50", "±", "0.50", "71.50", "±", "0.50"]
+    assert lines[-2].split()[-2:] == ["+0.00", "+0.00"]  # d2 - random
     demo.plot(summary, str(tmp_path / "p.png"))
     from matplotlib.image import imread
 
