@@ -7,9 +7,9 @@ train a small MLP on all rows while recording the scores, take its L2-normalised
 penultimate-layer embeddings (as ``d2fast demo``); then for every score type, method and rate
 train a fresh MLP on the coreset (noisy labels, a fixed number of steps) and evaluate on the
 clean test set. Methods: :data:`d2fast.quality.METHODS` (d2 = prune's defaults,
-hard_prune="auto") plus the ablation "d2 rate": a CCS-like hard-prune growing with the rate
-(max(0, rate - 0.5), 0.4 at 90 % as the official D2 CIFAR-10 setting) instead of "auto".
-Torch on one thread.
+hard_prune="auto") plus two ablations of "auto": "d2 mode" (the outlier mode only, no rate
+term) and "d2 rate" (a steeper rate term alone, max(0, rate - 0.5): 0.4 at 90 % as the
+official D2 CIFAR-10 setting). Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -31,6 +31,8 @@ import numpy as np
 
 import d2fast
 from d2fast import budgets, datasets, quality
+from d2fast._validate import resolve_n_keep
+from d2fast.mixture import high_mode
 from d2fast.scores import Recorder
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
@@ -42,17 +44,25 @@ SCORES = ("aum", "el2n")
 RATES = (0.3, 0.5, 0.7, 0.9)
 
 
+def _n_keep(scores, rate):
+    return resolve_n_keep(scores.size, rate, None)
+
+
 def _capped(scores, rate, beta):
     n = scores.size
-    n_keep = int(round((1 - rate) * n * 1e6)) // 1_000_000  # as resolve_n_keep, no float fuzz
-    return min(beta, (n - n_keep) / n)
+    return min(beta, (n - _n_keep(scores, rate)) / n)
 
 
 def _rate_only(e, s, r, labels, seed):
     return d2fast.prune(e, s, rate=r, hard_prune=_capped(s, r, max(0.0, r - 0.5)))
 
 
-METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS}, "d2 rate": _rate_only}
+def _mode_only(e, s, r, labels, seed):
+    return d2fast.prune(e, s, rate=r, hard_prune=_capped(s, r, high_mode(s).count / s.size))
+
+
+METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS}, "d2 mode": _mode_only,
+           "d2 rate": _rate_only}
 
 
 def load(name: str, seed: int):
@@ -140,7 +150,7 @@ class MLP:
         return float((pred == self.yt).double().mean())
 
 
-def run(name: str, noises, seeds, part: str = "") -> None:
+def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS)) -> None:
     import torch
     path = RESULTS.format(name + part)
     torch.set_num_threads(1)
@@ -160,7 +170,8 @@ def run(name: str, noises, seeds, part: str = "") -> None:
                                                       int(round((1 - r) * len(x))))[0]
                         for r in RATES}
                 rows = quality.compare(emb, scores[s], mlp.train_eval, rates=RATES,
-                                       seeds=(seed,), methods=METHODS)
+                                       seeds=(seed,),
+                                       methods={m: METHODS[m] for m in methods})
                 for r in rows:
                     r.update(dataset=name, noise=noise, score=s, auto_beta=beta[r["rate"]],
                              flipped=float((noisy != y).mean()), score_run_s=score_s)
@@ -173,9 +184,7 @@ def run(name: str, noises, seeds, part: str = "") -> None:
 
 
 def tables() -> str:
-    import glob
-    records = [r for path in sorted(glob.glob(RESULTS.format("*")))
-               for r in json.load(open(path))]
+    records = _records()
     out = []
     for name in ("fashion", "digits"):
         for score in SCORES:
@@ -194,6 +203,46 @@ def tables() -> str:
     return "\n".join(out)
 
 
+def _records() -> list:
+    """All saved records, one per (dataset, noise, seed, score, method, rate)."""
+    import glob
+    unique = {}
+    for path in sorted(glob.glob(RESULTS.format("*"))):
+        for r in json.load(open(path)):
+            unique.setdefault((r["dataset"], r["noise"], r["seed"], r["score"], r["method"],
+                               r["rate"]), r)
+    return list(unique.values())
+
+
+def summary() -> str:
+    """d2 (defaults) minus random and minus the best baseline, mean over seeds, in points,
+    with the spread (the larger std of the two methods compared)."""
+    records = _records()
+    lines = [f"{'dataset':<8}{'score':<6}{'noise':>6}{'seeds':>6}   "
+             + "".join(f"{f'd2-rand {100 * r:g}%':>14}" for r in RATES)
+             + "".join(f"{f'd2-best {100 * r:g}%':>14}" for r in RATES)]
+    for name in ("fashion", "digits"):
+        for score in SCORES:
+            for noise in NOISE:
+                rows = [r for r in records if (r["dataset"], r["score"], r["noise"]) ==
+                        (name, score, noise)]
+                if not any(r["method"] == "d2" for r in rows):
+                    continue
+                stats = quality.summarize(rows)
+                cells = []
+                for pick in (["random"], list(quality.BASELINES)):
+                    for rate in RATES:
+                        best = max(pick, key=lambda m: stats[m, rate][0])
+                        diff = 100 * (stats["d2", rate][0] - stats[best, rate][0])
+                        spread = 100 * max(stats["d2", rate][1], stats[best, rate][1])
+                        cells.append(f"{diff:+.2f}±{spread:.2f}" + ("" if pick == ["random"]
+                                                                    else best[0]))
+                seeds = len({r["seed"] for r in rows})
+                lines.append(f"{name:<8}{score:<6}{noise:>6.0%}{seeds:>6}   "
+                             + "".join(f"{c:>14}" for c in cells))
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=sorted(CONFIG))
@@ -201,12 +250,18 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--part", default="", help="suffix of the results file, so that "
                    "several processes can run chunks side by side")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated, of: {', '.join(METHODS)}")
     p.add_argument("--table", action="store_true", help="print the tables of saved results")
+    p.add_argument("--summary", action="store_true",
+                   help="print d2 - random and d2 - best baseline per setting")
     args = p.parse_args()
     if args.dataset:
-        run(args.dataset, args.noise, args.seeds, args.part)
+        run(args.dataset, args.noise, args.seeds, args.part, args.methods.split(","))
     if args.table:
         print(tables())
+    if args.summary:
+        print(summary())
 
 
 if __name__ == "__main__":

@@ -145,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-budget", choices=BUDGETS,
                    help="with --labels: per-class budgets (default proportional)")
     p.add_argument("--hard-prune", type=_hard_prune_arg, metavar="BETA|auto",
-                   help="drop this fraction of hardest rows first (d2: auto, a separate mode "
-                   "of high scores if there is one, -v logs its choice; 0 with --graph; 0 = "
-                   "pure D2; ccs: 0.1)")
+                   help="drop this fraction of hardest rows first (d2: auto = a separate mode "
+                   "of high scores or max(0, rate - 0.5) / 2, -v logs its choice; 0 with "
+                   "--graph; 0 = pure D2; ccs: 0.1)")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
                    help="reuse a graph saved by 'd2fast graph' (with --labels / --hard-prune: "
                    "its induced subgraphs); -k, --metric, --graph-kind, --knn, --knn-param "

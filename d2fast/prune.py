@@ -66,9 +66,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     hard_prune : float or 'auto', default='auto'
         Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower index
         first) before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
-        ``'auto'``: the fraction of rows in a separate mode of high scores (mislabelled
-        rows), 0 when the scores have no such mode, capped so that ``n_keep`` rows remain;
-        see :func:`d2fast.budgets.auto_hard_prune`. ``0.0`` is pure D2.
+        ``'auto'``: the larger of the fraction of rows in a separate mode of high scores
+        (mislabelled rows) and ``max(0, rate - 0.5) / 2``, capped so that ``n_keep``
+        rows remain; see :func:`d2fast.budgets.auto_hard_prune`. ``0.0`` is pure D2.
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import d2fast
-from d2fast.budgets import auto_hard_prune, hard_prune_pool, resolve_hard_prune
+from d2fast.budgets import (RATE_FREE, RATE_SLOPE, auto_hard_prune, hard_prune_pool,
+                            resolve_hard_prune)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -34,7 +35,7 @@ def test_clear_noise_mode_is_dropped_at_low_rates():
     scores = noisy()
     beta, reason = resolve_hard_prune(scores, "auto", int(0.7 * scores.size))
     assert abs(dropped(scores, beta) - 200) <= 10
-    assert "outlier mode: a separate mode" in reason
+    assert "outlier mode 0.1" in reason and "rate term 0.000" in reason
     pool = hard_prune_pool(scores, beta, int(0.7 * scores.size))
     assert np.count_nonzero(pool >= 1800) <= 10  # the noise rows are gone
 
@@ -49,14 +50,23 @@ def test_unimodal_scores_have_no_outlier_mode(make):
     assert beta == 0.0 and "no outlier mode" in reason
 
 
-@pytest.mark.parametrize("rate", [0.3, 0.5, 0.7, 0.9])
-def test_the_rate_only_caps(rate):
-    scores = noisy()
+def test_rate_term_grows_with_the_rate():
+    scores = np.random.default_rng(0).normal(size=1000)  # no outlier mode
+    rates = (0.3, 0.5, 0.7, 0.9)
+    betas = [auto_hard_prune(scores, int(round((1 - r) * 1000)))[0] for r in rates]
+    np.testing.assert_allclose(betas, [max(0.0, r - RATE_FREE) * RATE_SLOPE for r in rates],
+                               atol=1e-3)
+    assert betas == pytest.approx([0.0, 0.0, 0.1, 0.2], abs=1e-3)
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.6, 0.7, 0.9])
+def test_the_larger_of_mode_and_rate_term_wins(rate):
+    scores = noisy()  # a mode of 10 %
     n = scores.size
     beta, _ = auto_hard_prune(scores, int(round((1 - rate) * n)))
-    assert dropped(scores, beta) == dropped(scores, auto_hard_prune(scores, n // 2)[0])
-    clean = np.random.default_rng(0).normal(size=1000)
-    assert auto_hard_prune(clean, int(round((1 - rate) * 1000)))[0] == 0.0
+    mode = dropped(scores, auto_hard_prune(scores, n // 2)[0]) / n
+    assert abs(mode - 0.1) <= 0.005
+    assert beta == pytest.approx(max(mode, (rate - RATE_FREE) * RATE_SLOPE), abs=2 / n)
 
 
 @pytest.mark.parametrize("n_keep", [1999, 1990, 1900])
@@ -79,9 +89,10 @@ def test_constant_scores_drop_nothing():
     assert beta == 0.0 and "constant" in reason
 
 
-def test_tiny_n_drops_nothing():
+def test_tiny_n_uses_the_rate_term_only():
     beta, reason = auto_hard_prune(np.array([0.1, 5.0, 0.2, 0.3, 9.0]), 1)
-    assert beta == 0.0 and "fewer than" in reason
+    assert dropped(np.zeros(5), beta) == int((0.8 - RATE_FREE) * RATE_SLOPE * 5)
+    assert "fewer than" in reason
 
 
 def test_integer_scores_with_a_never_learned_atom():
@@ -98,8 +109,9 @@ def test_beta_drops_exactly_the_rows_the_rule_counts(n):
     scores = np.r_[rng.random(n - n // 7), 5 + 0.05 * rng.random(n // 7)]  # a mode of n // 7
     for n_keep in (0, 1, n // 10, n // 2, n - n // 7, n - 1):
         beta, reason = auto_hard_prune(scores, n_keep)
-        assert f"drop {min(n // 7, n - n_keep)} of {n} rows" in reason
-        assert dropped(scores, beta) == min(n // 7, n - n_keep)
+        rate_term = int(max(0.0, 1 - n_keep / n - RATE_FREE) * RATE_SLOPE * n)
+        want = min(max(n // 7, rate_term), n - n_keep)
+        assert f"drop {want} of {n} rows" in reason and dropped(scores, beta) == want
         assert hard_prune_pool(scores, beta, n_keep).size >= n_keep
 
 

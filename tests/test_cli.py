@@ -249,11 +249,16 @@ def test_verbose_logs_the_hard_prune_choice(files):
     folder = files[0]
     np.save(folder / "noisy.npy", np.r_[np.linspace(0, 1, 270), np.full(30, 5.0)])
     proc = run("prune", "emb.npy", "noisy.npy", "--rate", 0.9, "-o", "k.npy", "-v", cwd=folder)
-    assert "d2fast: hard_prune auto: 0.1000 = drop 30 of 300 rows, outlier mode" in proc.stderr
-    proc = run("prune", "emb.npy", "scores.npy", "--rate", 0.9, "-o", "k0.npy", "-v",
+    assert "d2fast: hard_prune auto: 0.2000 = drop 60 of 300 rows; outlier mode 0.100" \
+        in proc.stderr and "rate term 0.200" in proc.stderr
+    proc = run("prune", "emb.npy", "noisy.npy", "--rate", 0.5, "-o", "k1.npy", "-v",
                cwd=folder)
-    assert "d2fast: hard_prune auto: 0, no outlier mode" in proc.stderr
-    proc = run("prune", "emb.npy", "scores.npy", "--hard-prune", 0.1, "-o", "k1.npy", "-v",
+    assert "d2fast: hard_prune auto: 0.1000 = drop 30 of 300 rows; outlier mode" in proc.stderr
+    proc = run("prune", "emb.npy", "scores.npy", "--rate", 0.5, "-o", "k0.npy", "-v",
+               cwd=folder)
+    assert "d2fast: hard_prune auto: 0.0000 = drop 0 of 300 rows; no outlier mode" \
+        in proc.stderr
+    proc = run("prune", "emb.npy", "scores.npy", "--hard-prune", 0.1, "-o", "k3.npy", "-v",
                cwd=folder)
     assert "d2fast: hard_prune given: 0.1" in proc.stderr
     proc = run("prune", "emb.npy", "scores.npy", "--hard-prune", "most", "-o", "k2.npy",
