@@ -193,12 +193,10 @@ def tables() -> str:
                         (name, score, noise)]
                 if not rows:
                     continue
-                betas = {}
-                for r in rows:
-                    betas.setdefault(r["rate"], set()).add(round(r["auto_beta"], 3))
-                out.append(f"\n{name}, {score}, label noise {noise:.0%} — auto beta by rate: "
-                           + ", ".join(f"{100 * k:g} %: " + "/".join(map(str, sorted(v)))
-                                       for k, v in sorted(betas.items())))
+                mode = {r["seed"]: round(r["auto_beta"], 3) for r in rows if r["rate"] == 0.3}
+                out.append(f"\n{name}, {score}, label noise {noise:.0%}: outlier mode found "
+                           "(auto's beta at 30 %) per seed "
+                           + "/".join(str(mode[s]) for s in sorted(mode)))
                 out.append(quality.format_table(rows))
     return "\n".join(out)
 
@@ -226,9 +224,10 @@ def summary() -> str:
             for noise in NOISE:
                 rows = [r for r in records if (r["dataset"], r["score"], r["noise"]) ==
                         (name, score, noise)]
-                if not any(r["method"] == "d2" for r in rows):
-                    continue
                 stats = quality.summarize(rows)
+                if not all((m, rate) in stats for m in ("d2", *quality.BASELINES)
+                           for rate in RATES):
+                    continue
                 cells = []
                 for pick in (["random"], list(quality.BASELINES)):
                     for rate in RATES:
