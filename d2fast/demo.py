@@ -360,6 +360,12 @@ def plot(summary: dict, path: str) -> None:
     full = [100 * f["accuracy"] for f in summary["full"]]
     ax.axhline(np.mean(full), color="k", linestyle="--", linewidth=1,
                label=f"full data ({summary['n_train']} rows)")
+    floor = np.mean(full) - 12  # a collapsing method (hardest-first) would squash the rest
+    low = min(100 * (m - sd) for m, sd, _ in stats.values())
+    if low < floor:
+        ax.set_ylim(bottom=floor)
+        ax.text(0.01, 0.01, "points below the axis: see the table", transform=ax.transAxes,
+                fontsize="x-small", color="0.4")
     name = {"fashion": "Fashion-MNIST", "digits": "digits"}[summary["dataset"]]
     noise = summary["label_noise"]
     ax.set(xlabel="pruning rate (% of training rows removed)",
