@@ -13,7 +13,9 @@ This is the search of ``knn_graph(knn='ivf')`` and, per shard, of the distribute
 """
 from __future__ import annotations
 
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -120,23 +122,22 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     m, nlist = queries.size, centroids.shape[0]
     c = int(candidates or (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN)
     c = max(k + 1, min(members.size, c))
-    space = _SearchSpace(X, centroids, normalize, pca)
-    nprobe = min(nprobe, nlist)
-    pool = _centroid_pool(space.centroids, min(nlist, _POOL * nprobe))
+    space = _SearchSpace(X, normalize, pca)
+    near = _near_lists(np.ascontiguousarray(centroids, dtype=np.float32), min(nlist, nprobe))
     order = np.lexsort((queries, own))  # queries of a list together, ascending row ids
     ids = np.empty((m, k), dtype=np.int64)
     keys = np.empty((m, k), dtype=np.float64)
     bar = progress if hasattr(progress, "update") else \
         tqdm(total=m, desc="kNN ivf: search", unit="row", disable=not progress)
     try:
-        for start in range(0, m, _QUERY_BLOCK):
-            pos = order[start:start + _QUERY_BLOCK]
-            q = queries[pos]
-            Yq = space.rows(q)
-            probes = _probes(Yq, own[pos], pool, space.centroids, nprobe)
-            cand = _scan(space, Yq, probes, offsets, members, c)
-            ids[pos], keys[pos] = _rerank(X, q, cand, k, cosine, normalize, backend)
-            bar.update(q.size)
+        with _list_threads() as pool:
+            for start in range(0, m, _QUERY_BLOCK):
+                pos = order[start:start + _QUERY_BLOCK]
+                q = queries[pos]
+                Yq = space.rows(q)
+                cand = _scan(space, Yq, own[pos], near, offsets, members, c, pool)
+                ids[pos], keys[pos] = _rerank(X, q, cand, k, cosine, normalize, backend)
+                bar.update(q.size)
     finally:
         if bar is not progress:
             bar.close()
@@ -144,15 +145,29 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     return ids, keys
 
 
+@contextmanager
+def _list_threads() -> Iterator[ThreadPoolExecutor]:
+    """As many threads as faiss has (``faiss.omp_set_num_threads``), each running faiss on
+    one thread: many small products in parallel instead of each split over the cores
+    (whose barriers stall when other processes share the cores)."""
+    import faiss
+
+    pool = ThreadPoolExecutor(max(1, faiss.omp_get_max_threads()),
+                              initializer=faiss.omp_set_num_threads, initargs=(1,))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _SearchSpace:
     """The rows the lists are scanned in: the input rows (float32, unit if ``normalize``),
     or their PCA projection (computed once, in blocks), and the centroids in that space."""
 
-    def __init__(self, X: np.ndarray, centroids: np.ndarray, normalize: bool, pca: int):
+    def __init__(self, X: np.ndarray, normalize: bool, pca: int):
         import faiss
 
         self.X, self.normalize, self.Y = X, normalize, None
-        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         if pca:
             n, d = X.shape
             sample = np.sort(np.random.default_rng(0).choice(n, min(n, _PCA_TRAIN), replace=False))
@@ -162,7 +177,6 @@ class _SearchSpace:
             for a in range(0, n, BLOCK_ROWS):
                 self.Y[a:a + BLOCK_ROWS] = self.pca.apply(
                     float32_rows(np.asarray(X[a:a + BLOCK_ROWS]), normalize))
-            self.centroids = self.pca.apply(self.centroids)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """float32 (len(ids), d_search) rows of the search space."""
@@ -171,7 +185,7 @@ class _SearchSpace:
         return float32_rows(np.asarray(self.X[ids]), self.normalize)
 
 
-def _centroid_pool(centroids: np.ndarray, size: int) -> np.ndarray:
+def _near_lists(centroids: np.ndarray, size: int) -> np.ndarray:
     """int64 (nlist, size): the ``size`` centroids nearest to each centroid, itself included."""
     import faiss
 
@@ -182,57 +196,48 @@ def _centroid_pool(centroids: np.ndarray, size: int) -> np.ndarray:
     return pool
 
 
-def _probes(Yq: np.ndarray, own: np.ndarray, pool: np.ndarray, centroids: np.ndarray,
-            nprobe: int) -> np.ndarray:
-    """int64 (b, nprobe): the lists each query probes, nearest centroid first.
+def _run(pool: ThreadPoolExecutor, tasks: list) -> None:
+    """Run ``(function, *args)`` tasks on ``pool`` and wait; on Ctrl-C or an error, drop
+    those not started (the running ones finish) and raise."""
+    futures = [pool.submit(*task) for task in tasks]
+    try:
+        for future in futures:
+            future.result()
+    finally:
+        for future in futures:
+            future.cancel()
 
-    ``own`` is sorted (queries of one list are contiguous): one faiss.knn per list.
+
+def _scan(space: _SearchSpace, Yq: np.ndarray, own: np.ndarray, near: np.ndarray,
+          offsets: np.ndarray, members: np.ndarray, c: int,
+          pool: ThreadPoolExecutor) -> np.ndarray:
+    """int64 (b, c): the c nearest candidates (search-space L2) of every query among the
+    rows of the lists ``near[own]``, -1 padded.
+
+    ``own`` is sorted: the queries of one list, compared with the rows of its near lists
+    in one faiss.knn call (in chunks of ``_LIST_CHUNK`` rows), are a task of ``pool``;
+    tasks write their own rows, so the result does not depend on the number of threads.
     """
-    import faiss
+    cand = np.full((own.size, c), -1, dtype=np.int64)
 
-    probes = np.empty((own.size, nprobe), dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
-    for a, b in zip(starts, np.r_[starts[1:], own.size]):
-        near = pool[own[a]]
-        probes[a:b] = near[faiss.knn(Yq[a:b], centroids[near], nprobe)[1]]
-    return probes
+    def scan_run(a: int, b: int) -> None:
+        import faiss
 
-
-def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.ndarray,
-          members: np.ndarray, c: int) -> np.ndarray:
-    """int64 (b, c): the c nearest candidates (search-space L2) of every query in its
-    probed lists, -1 padded. Each probed list is read once (in chunks) for all its queries."""
-    import faiss
-
-    b, nprobe = probes.shape
-    D = np.full((b, nprobe, c), np.inf, dtype=np.float32)
-    I = np.full((b, nprobe, c), -1, dtype=np.int64)
-    flat = probes.ravel()
-    by_list = np.argsort(flat, kind="stable")
-    starts = np.flatnonzero(np.r_[True, flat[by_list][1:] != flat[by_list][:-1]])
-    for a, e in zip(starts, np.r_[starts[1:], flat.size]):
-        hit = by_list[a:e]
-        lst = flat[hit[0]]
-        qi, slot = hit // nprobe, hit % nprobe
-        Q = Yq[qi]
-        rows = members[offsets[lst]:offsets[lst + 1]]
+        rows = np.concatenate([members[offsets[j]:offsets[j + 1]] for j in near[own[a]]])
+        Q, best_D = Yq[a:b], None
         for s in range(0, rows.size, _LIST_CHUNK):
             chunk = rows[s:s + _LIST_CHUNK]
-            Dc, Ic = faiss.knn(Q, space.rows(chunk), min(c, chunk.size))
-            Ic = np.where(Ic >= 0, chunk[np.maximum(Ic, 0)], -1)
-            if s == 0:
-                D[qi, slot, :Dc.shape[1]], I[qi, slot, :Ic.shape[1]] = Dc, Ic
-            else:  # merge with the earlier chunks: stable, so ties keep the lower row id
-                Dm = np.concatenate([D[qi, slot], Dc], axis=1)
-                Im = np.concatenate([I[qi, slot], Ic], axis=1)
-                best = np.argsort(Dm, axis=1, kind="stable")[:, :c]
-                D[qi, slot] = np.take_along_axis(Dm, best, 1)
-                I[qi, slot] = np.take_along_axis(Im, best, 1)
-    D, I = D.reshape(b, -1), I.reshape(b, -1)
-    if D.shape[1] > c:
-        best = np.argpartition(D, c - 1, axis=1)[:, :c]
-        I = np.take_along_axis(I, best, 1)
-    return I
+            D, I = faiss.knn(Q, space.rows(chunk), min(c, chunk.size))
+            I = chunk[I]  # min(c, chunk.size) <= chunk.size: faiss fills every column
+            if best_D is not None:  # merge with the earlier chunks, ties to the earlier
+                D, I = np.hstack([best_D, D]), np.hstack([cand[a:b, :best_D.shape[1]], I])
+                top = np.argsort(D, axis=1, kind="stable")[:, :c]
+                D, I = np.take_along_axis(D, top, 1), np.take_along_axis(I, top, 1)
+            best_D, cand[a:b, :I.shape[1]] = D, I
+
+    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+    _run(pool, [(scan_run, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
+    return cand
 
 
 def _rerank(X: np.ndarray, q: np.ndarray, cand: np.ndarray, k: int, cosine: bool,

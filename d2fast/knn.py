@@ -20,13 +20,15 @@ _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None, "candidat
            "ivf": {"nlist": None, "nprobe": 8, "candidates": None, "pca": None,
                    "partition": None}}
 PCA_ABOVE, PCA_DIMS = 128, 64  # knn='ivf' scans wider rows in a 64-d PCA projection
+LIST_ROWS = 1000  # mean IVF list size (chosen on benchmarks/knn_scale.py, see README)
 _TRAIN_PER_LIST = 40  # k-means sample rows per IVF list (faiss warns below 39)
 _TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no convergence
 
 
 def default_nlist(n: int) -> int:
-    """IVF lists for n rows: ``2 sqrt(n)``, at most n // 40 (k-means sample), at least 1."""
-    return max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n))))
+    """IVF lists for n rows: ``n // LIST_ROWS`` (a fixed mean list size, so the search
+    costs O(n)), at least 1."""
+    return max(1, n // LIST_ROWS)
 
 
 def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[str, dict]:

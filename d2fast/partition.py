@@ -15,6 +15,10 @@ from d2fast.graph import METRICS
 from d2fast.knn import _TRAIN_ITERATIONS, _TRAIN_PER_LIST, default_nlist, float32_rows
 
 
+FLAT_MAX = 1024  # up to here one k-means and a flat nearest-centroid search; above, two levels
+COARSE_PROBE = 8  # centroid groups a row is compared with, above FLAT_MAX lists
+
+
 @dataclass(frozen=True)
 class Partition:
     """Rows grouped into IVF lists.
@@ -57,8 +61,10 @@ def ivf_partition(emb: Any, nlist: int | None = None, *, metric: str = "euclidea
     emb : array-like of shape (n, d)
         Embeddings: ndarray, memmap (read in row blocks) or torch tensor.
     nlist : int, optional
-        Number of lists; default ``min(n // 40, 2 sqrt(n))``, at least 1 (the IVF
-        default of ``knn_graph(knn='ivf')``).
+        Number of lists; default ``n // 1000`` (``d2fast.knn.LIST_ROWS``), at least 1 (the
+        IVF default of ``knn_graph(knn='ivf')``). Up to ``FLAT_MAX`` (1024) lists: one
+        k-means and each row's nearest centroid; above: two levels (see :func:`_train`,
+        :class:`_Coarse`), so the cost a row grows as sqrt(nlist), not nlist.
     metric : {'euclidean', 'sqeuclidean', 'cosine'}, default='euclidean'
         'cosine' clusters the L2-normalised rows.
     seed : int, default=0
@@ -82,32 +88,99 @@ def partition_rows(X: np.ndarray, nlist: int, *, metric: str, normalize: bool, s
     """:func:`ivf_partition` of checked rows; ``normalize``: unit rows are made on reading
     (False when X already holds them). ``bar``: an open tqdm bar, told the stage and
     advanced by the rows assigned."""
-    import faiss
-
     n, d = X.shape
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
     if bar is not None:
         bar.set_description(f"kNN ivf: k-means of {sample.size} rows into {nlist} lists")
-    kmeans = faiss.Kmeans(d, nlist, niter=_TRAIN_ITERATIONS, seed=seed,
-                          min_points_per_centroid=1, max_points_per_centroid=_TRAIN_PER_LIST)
-    kmeans.train(float32_rows(np.asarray(X[sample]), normalize=normalize))
-    centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+    centroids = _train(float32_rows(np.asarray(X[sample]), normalize=normalize), nlist, seed)
     if bar is not None:
         bar.set_description(f"kNN ivf: assign rows to {nlist} lists")
     return Partition(centroids=centroids, assign=assign_rows(X, centroids, normalize, bar),
                      metric=metric)
 
 
-def assign_rows(X: np.ndarray, centroids: np.ndarray, normalize: bool,
-                bar: Any = None) -> np.ndarray:
-    """int64 (n,): the nearest centroid (L2, ties to the lower) of every row, in row blocks."""
+def _kmeans(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:
+    """float32 (nlist, d): faiss k-means centroids of the rows ``x``."""
     import faiss
 
+    kmeans = faiss.Kmeans(x.shape[1], nlist, niter=_TRAIN_ITERATIONS, seed=seed,
+                          min_points_per_centroid=1, max_points_per_centroid=_TRAIN_PER_LIST)
+    kmeans.train(x)
+    return np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+
+
+def _train(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:
+    """IVF centroids of the sample ``x``: one k-means up to ``FLAT_MAX`` lists; above, two
+    levels (faiss's two-level clustering idea), so the cost is O(sqrt(nlist)) a sample row
+    instead of O(nlist): sqrt(nlist) coarse clusters, each split by its own k-means into a
+    share of the lists proportional to its sample rows."""
+    if nlist <= FLAT_MAX:
+        return _kmeans(x, nlist, seed)
+    coarse = _kmeans(x, int(np.sqrt(nlist)), seed)
+    group = _nearest(x, coarse)
+    sizes = np.bincount(group, minlength=coarse.shape[0])
+    share = sizes * (nlist / x.shape[0])  # largest remainders: the shares sum to nlist
+    lists = np.floor(share).astype(np.int64)
+    lists[np.argsort(lists - share, kind="stable")[:nlist - lists.sum()]] += 1
+    lists = np.minimum(lists, sizes)  # a group of fewer rows than lists (rare): fewer lists
+    return np.concatenate([_kmeans(x[group == g], int(lists[g]), seed + g)
+                           for g in range(coarse.shape[0]) if lists[g] > 0])
+
+
+def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """int64 (len(x),): the nearest centroid of every float32 row (faiss.knn)."""
+    import faiss
+
+    return faiss.knn(x, centroids, 1)[1][:, 0]
+
+
+class _Coarse:
+    """Centroids grouped for a fast nearest-centroid search (``nlist > FLAT_MAX``): the
+    centroids are clustered into sqrt(nlist) groups (k-means of the centroids); a row is
+    compared with the centroids of the ``COARSE_PROBE`` groups nearest to its own group."""
+
+    def __init__(self, centroids: np.ndarray):
+        self.centroids = centroids
+        self.groups = _kmeans(centroids, int(np.sqrt(centroids.shape[0])), 0)
+        group = _nearest(centroids, self.groups)
+        near = _nearest_k(self.groups, self.groups, min(COARSE_PROBE, self.groups.shape[0]))
+        self.candidates = [np.flatnonzero(np.isin(group, near_g)) for near_g in near]
+
+    def nearest(self, x: np.ndarray) -> np.ndarray:
+        group = _nearest(x, self.groups)
+        out = np.empty(x.shape[0], dtype=np.int64)
+        for g in np.unique(group):
+            rows = np.flatnonzero(group == g)
+            cand = self.candidates[g]
+            out[rows] = cand[_nearest(x[rows], self.centroids[cand])]
+        return out
+
+
+def _nearest_k(x: np.ndarray, centroids: np.ndarray, k: int) -> np.ndarray:
+    """int64 (len(x), k): the k nearest centroids of every row, its own first when x is
+    the centroids (a duplicate centroid cannot push a group out of its own list)."""
+    import faiss
+
+    near = faiss.knn(x, centroids, k)[1]
+    if x is centroids:
+        own = np.arange(x.shape[0])
+        missing = ~(near == own[:, None]).any(axis=1)
+        near[missing, -1] = own[missing]
+    return near
+
+
+def assign_rows(X: np.ndarray, centroids: np.ndarray, normalize: bool,
+                bar: Any = None) -> np.ndarray:
+    """int64 (n,): the list of every row, in row blocks: its nearest centroid (L2, ties to
+    the lower) up to ``FLAT_MAX`` centroids; above, the nearest among those of the
+    ``COARSE_PROBE`` centroid groups nearest to the row's (see :class:`_Coarse`)."""
+    search = _Coarse(centroids).nearest if centroids.shape[0] > FLAT_MAX else \
+        (lambda x: _nearest(x, centroids))
     assign = np.empty(X.shape[0], dtype=np.int64)
     for start in range(0, X.shape[0], BLOCK_ROWS):
         block = float32_rows(np.asarray(X[start:start + BLOCK_ROWS]), normalize=normalize)
-        assign[start:start + block.shape[0]] = faiss.knn(block, centroids, 1)[1][:, 0]
+        assign[start:start + block.shape[0]] = search(block)
         if bar is not None:
             bar.update(block.shape[0])
     return assign

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from d2fast import partition
+from d2fast.knn import default_nlist
 from d2fast.partition import ivf_partition
 
 
@@ -33,7 +35,7 @@ def test_memmap_torch_and_default(tmp_path):
     X = _clusters(2000)
     np.save(tmp_path / "x.npy", X)
     base = ivf_partition(X, seed=3)
-    assert base.nlist == min(2000 // 40, int(2 * np.sqrt(2000)))
+    assert base.nlist == default_nlist(2000) == 2
     mm = ivf_partition(np.load(tmp_path / "x.npy", mmap_mode="r"), seed=3)
     np.testing.assert_array_equal(mm.assign, base.assign)
     np.testing.assert_array_equal(mm.centroids, base.centroids)
@@ -49,3 +51,22 @@ def test_bad_input():
         ivf_partition(X, 101)
     with pytest.raises(ValueError, match="metric='manhattan'"):
         ivf_partition(X, 4, metric="manhattan")
+
+
+def test_two_levels_above_flat_max(tmp_path, monkeypatch):
+    """Above FLAT_MAX lists: two-level k-means and a grouped nearest-centroid search; still
+    every row in exactly one list, nearly always its nearest centroid, memmap == memory."""
+    monkeypatch.setattr(partition, "FLAT_MAX", 8)
+    X = _clusters(6000, 16, seed=1)
+    part = ivf_partition(X, 64)
+    offsets, rows = part.lists()
+    assert part.nlist == 64 and part.centroids.shape == (64, 16) and offsets[-1] == 6000
+    np.testing.assert_array_equal(np.sort(rows), np.arange(6000))
+    d2 = ((X[:, None, :].astype(np.float64) - part.centroids[None]) ** 2).sum(-1)
+    assert (d2.argmin(axis=1) == part.assign).mean() >= 0.95
+    chosen = d2[np.arange(len(X)), part.assign]
+    assert np.median(chosen / d2.min(axis=1)) == 1.0 and (chosen / d2.min(axis=1)).max() < 1.5
+    np.save(tmp_path / "x.npy", X)
+    mm = ivf_partition(np.load(tmp_path / "x.npy", mmap_mode="r"), 64)
+    np.testing.assert_array_equal(mm.assign, part.assign)
+    np.testing.assert_array_equal(mm.centroids, part.centroids)
