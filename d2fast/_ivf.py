@@ -1,10 +1,10 @@
 """IVF kNN search over a :class:`~d2fast.partition.Partition`, queries grouped by list.
 
-For a block of queries, every list that some of them probe is read once and compared with
-all of those queries in one ``faiss.knn`` call (a BLAS matrix product), the pattern of
-faiss's ``contrib/big_batch_search``; a large list is read in chunks. A query probes the
-``nprobe`` lists whose centroids are nearest to it among the ``4 nprobe`` centroids nearest
-to its own list's centroid, so the probe costs O(nprobe d) a query at any number of lists.
+The queries of one list are compared with all rows of the ``nprobe`` lists whose centroids
+are nearest to their list's centroid (itself included) in one ``faiss.knn`` call (a BLAS
+matrix product; the grouping idea of faiss's ``contrib/big_batch_search``), the rows read
+in chunks of ``_LIST_CHUNK`` so a very large list does not need a large buffer; lists run
+in parallel, faiss on one thread each. Choosing the lists costs nothing per query.
 The candidates are re-ranked with exact float64 distances in the full space (ties to the
 lower row id). With ``pca``, the lists are scanned in a PCA projection trained on a sample
 (faiss ``PCAMatrix``) and more candidates are re-ranked in the full space.
@@ -23,19 +23,19 @@ from d2fast._validate import BLOCK_ROWS, check_emb, check_int, check_k
 from d2fast.knn import _MARGIN, float32_rows, rerank
 from d2fast.partition import Partition
 
-_POOL = 4  # a query's probes are chosen among the POOL * nprobe centroids nearest its own
-_QUERY_BLOCK = 16384  # queries a block: their candidate arrays are 12 B x nprobe x c each
+_QUERY_BLOCK = 16384  # queries a block (their candidates, rows and re-ranking)
 _LIST_CHUNK = 32768  # list rows a faiss.knn call: bounds the memory a very large list needs
 _PCA_TRAIN = 65536  # rows the PCA projection is trained on
 PCA_CANDIDATES = 4  # with pca, candidates are PCA_CANDIDATES x (k + 1) + 8
 
 
-def block_bytes(d: int, k: int, nprobe: int, pca: int) -> float:
+def block_bytes(d: int, k: int, pca: int) -> float:
     """Memory of one query block of :func:`search_lists` beyond its output, in bytes: the
-    candidates (12 B each, nprobe lists x c), the gathered query and list rows."""
+    candidates and their re-ranking (32 B each), the gathered query rows, and per thread
+    (two counted) a chunk of list rows."""
     width = pca or d
     c = (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN
-    return _QUERY_BLOCK * (12.0 * nprobe * c + 8.0 * width) + 8.0 * _LIST_CHUNK * width
+    return _QUERY_BLOCK * (32.0 * c + 8.0 * width) + 2 * 4.0 * _LIST_CHUNK * width
 
 
 def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
@@ -54,9 +54,9 @@ def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
         Of these n rows (``partition.assign.shape == (n,)``), e.g. from
         :func:`d2fast.ivf_partition`; its ``metric`` chooses the keys.
     nprobe : int, default=8
-        Lists searched per query: the nearest by centroid distance (in the search space)
-        among the ``4 nprobe`` centroids nearest to the centroid of the query's own list;
-        ``nprobe >= partition.nlist`` searches every list (exact search).
+        Lists searched per query: the ``nprobe`` lists whose centroids are nearest to the
+        centroid of the query's own list (its own included), so the queries of one list
+        share their candidates; ``nprobe >= partition.nlist`` searches every list (exact).
     rows : array-like of int, shape (m,), optional
         The query row ids in ``[0, n)`` (any order, repeats allowed); default all rows.
     candidates : int, optional

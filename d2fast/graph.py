@@ -453,8 +453,9 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         Parameters of the approximate index: HNSW ``M`` (32), ``ef_construction`` (80),
-        ``ef_search`` (max(64, 4 c)); IVF ``nlist`` (2 sqrt(n)), ``nprobe`` (8), ``codes``
-        ('fp16'; 'flat', 'sq8', 'pq'); both ``candidates`` (c = k + 9),
+        ``ef_search`` (max(64, 4 c)); IVF ``nlist`` (2 sqrt(n)), ``nprobe`` (8), ``pca``
+        (0), ``partition`` (a :class:`d2fast.Partition` of these rows, e.g. from
+        :func:`d2fast.ivf_partition`); both ``candidates`` (c = k + 9),
         the candidates per row re-ranked with exact distances. See :func:`d2fast.knn.search`.
     progress : bool, default=False
         Show a tqdm progress bar over the query blocks.

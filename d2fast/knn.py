@@ -19,16 +19,16 @@ _QUERY_ROWS = 8192  # query rows per faiss call (faiss tiles the database itself
 _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None, "candidates": None},
            "ivf": {"nlist": None, "nprobe": 8, "candidates": None, "pca": None,
                    "partition": None}}
-PCA_ABOVE, PCA_DIMS = 128, 64  # knn='ivf' scans wider rows in a 64-d PCA projection
-LIST_ROWS = 1000  # mean IVF list size (chosen on benchmarks/knn_scale.py, see README)
 _TRAIN_PER_LIST = 40  # k-means sample rows per IVF list (faiss warns below 39)
 _TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no convergence
 
 
 def default_nlist(n: int) -> int:
-    """IVF lists for n rows: ``n // LIST_ROWS`` (a fixed mean list size, so the search
-    costs O(n)), at least 1."""
-    return max(1, n // LIST_ROWS)
+    """IVF lists for n rows: ``2 sqrt(n)``, at most n // 40 (k-means sample), at least 1.
+
+    Lists of a fixed size (nlist = n // 1000, a linear-cost search) were measured and not
+    taken: see the README's kNN section (issue 13)."""
+    return max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n))))
 
 
 def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[str, dict]:
@@ -107,9 +107,10 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
     method : {'auto', 'exact', 'hnsw', 'ivf'}
     params : dict, optional
         HNSW: ``M`` (32), ``ef_construction`` (80), ``ef_search`` (max(64, 4 c));
-        IVF: ``nlist`` (2 sqrt(n)), ``nprobe`` (8), ``codes`` ('fp16'; 'flat', 'sq8', 'pq'
-        store the lists in 4, 1 or 1/4 bytes a dimension); both: ``candidates``
-        (c, default k + 9, at least k + 1), the candidates per row re-ranked exactly.
+        IVF (:func:`d2fast.ivf_knn`): ``nlist`` (2 sqrt(n)), ``nprobe`` (8), ``pca``
+        (0: scan the lists in the full space), ``partition`` (a precomputed
+        :class:`d2fast.Partition`; default trained here); both: ``candidates`` (c, default
+        k + 9, at least k + 1), the candidates per row re-ranked exactly.
     progress : bool
         tqdm progress bar over the query rows.
     backend : str
@@ -162,15 +163,14 @@ def index_bytes(n: int, d: int, method: str, params: dict | None, k: int = 10) -
     from d2fast import _ivf
 
     pca = pca_dims(d, params["pca"])
-    return n * (24.0 + 4.0 * pca) + _ivf.block_bytes(d, k, params["nprobe"], pca)
+    return n * (24.0 + 4.0 * pca) + _ivf.block_bytes(d, k, pca)
 
 
 def pca_dims(d: int, pca: int | None) -> int:
-    """The PCA width IVF scans the lists in: ``pca`` if given (0: none), else
-    ``PCA_DIMS`` for rows wider than ``PCA_ABOVE``, else none."""
-    if pca is None:
-        return PCA_DIMS if d > PCA_ABOVE else 0
-    return min(pca, d)
+    """The PCA width IVF scans the lists in: ``pca`` if given (0 or None: none; a PCA
+    scan is opt-in: on clustered data with isotropic noise it lost recall, 0.47 at
+    200k x 768 with pca=64, see the README)."""
+    return min(pca or 0, d)
 
 
 def search_database(X: np.ndarray, queries: np.ndarray | None, database: np.ndarray | None,

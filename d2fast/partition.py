@@ -61,7 +61,7 @@ def ivf_partition(emb: Any, nlist: int | None = None, *, metric: str = "euclidea
     emb : array-like of shape (n, d)
         Embeddings: ndarray, memmap (read in row blocks) or torch tensor.
     nlist : int, optional
-        Number of lists; default ``n // 1000`` (``d2fast.knn.LIST_ROWS``), at least 1 (the
+        Number of lists; default ``d2fast.knn.default_nlist(n)`` (2 sqrt(n)), at least 1 (the
         IVF default of ``knn_graph(knn='ivf')``). Up to ``FLAT_MAX`` (1024) lists: one
         k-means and each row's nearest centroid; above: two levels (see :func:`_train`,
         :class:`_Coarse`), so the cost a row grows as sqrt(nlist), not nlist.

@@ -64,10 +64,9 @@ def test_ivf_exhaustive_is_exact_and_pca_reranks_in_full_space():
     np.testing.assert_array_equal(keys[same], exact_keys[same])
 
 
-def test_pca_by_width():
-    assert knn.pca_dims(knn.PCA_ABOVE, None) == 0
-    assert knn.pca_dims(knn.PCA_ABOVE + 1, None) == knn.PCA_DIMS
-    assert knn.pca_dims(768, 0) == 0 and knn.pca_dims(768, 32) == 32 and knn.pca_dims(8, 32) == 8
+def test_pca_is_opt_in():
+    assert knn.pca_dims(768, None) == 0 and knn.pca_dims(768, 0) == 0
+    assert knn.pca_dims(768, 32) == 32 and knn.pca_dims(8, 32) == 8
 
 
 def test_index_bytes():
@@ -78,8 +77,8 @@ def test_index_bytes():
     assert ivf - 24 * n < 2**27  # a query block's buffers
     assert knn.index_bytes(n, d, "auto", None) == ivf
     wide, full = (knn.index_bytes(2 * n, 768, "ivf", p) - knn.index_bytes(n, 768, "ivf", p)
-                  for p in (None, {"pca": 0}))
-    assert wide == (24 + 4 * knn.PCA_DIMS) * n and full == 24 * n
+                  for p in ({"pca": 64}, None))
+    assert wide == (24 + 4 * 64) * n and full == 24 * n
     assert knn.index_bytes(1000, d, "auto", None) == 0.0  # exact
 
 

@@ -35,7 +35,7 @@ def test_memmap_torch_and_default(tmp_path):
     X = _clusters(2000)
     np.save(tmp_path / "x.npy", X)
     base = ivf_partition(X, seed=3)
-    assert base.nlist == default_nlist(2000) == 2
+    assert base.nlist == default_nlist(2000) == 50
     mm = ivf_partition(np.load(tmp_path / "x.npy", mmap_mode="r"), seed=3)
     np.testing.assert_array_equal(mm.assign, base.assign)
     np.testing.assert_array_equal(mm.centroids, base.centroids)
