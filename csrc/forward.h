@@ -21,21 +21,17 @@ D2_HD double forward_row(const idx_t* indptr, const nbr_t* indices, const float*
 }
 
 // out_i = s_i + acc_i (sum) or s_i * acc_i (product), for all n rows in parallel, in
-// blocks of rows with stop() polled between them. Returns false if stopped.
+// blocks of rows (poll_rows) with stop() polled between them. Returns false if stopped.
 template <class Stop = NeverStop>
 bool forward(idx_t n, const idx_t* indptr, const nbr_t* indices, const float* distances,
              const double* scores, double gamma_f, bool product, double* out, Stop stop = {}) {
-    constexpr idx_t kBlock = 16 * kPollEvery;
-    for (idx_t lo = 0; lo < n; lo += kBlock) {
-        if (lo > 0 && stop()) return false;
-        const idx_t hi = lo + kBlock < n ? lo + kBlock : n;
+    return for_row_blocks(n, poll_rows(n, indptr[n]), stop, [&](idx_t lo, idx_t hi) {
 #pragma omp parallel for schedule(dynamic, 4096) if (n > kParallelMin)
         for (idx_t i = lo; i < hi; ++i) {
             double acc = forward_row(indptr, indices, distances, scores, gamma_f, indptr[n], i);
             out[i] = product ? scores[i] * acc : scores[i] + acc;
         }
-    }
-    return true;
+    });
 }
 
 }  // namespace d2

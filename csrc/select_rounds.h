@@ -19,9 +19,11 @@
 
 namespace d2 {
 
-// Items i in [0, count) with keep(i), in increasing order; parallel, deterministic.
+// Appends the items i in [first, last) with keep(i) to out, in increasing order; parallel,
+// deterministic.
 template <class Keep>
-std::vector<idx_t> parallel_filter(idx_t count, Keep keep) {
+void parallel_filter_into(idx_t first, idx_t last, Keep keep, std::vector<idx_t>& out) {
+    const idx_t count = last - first;
     std::vector<std::vector<idx_t>> parts;
 #pragma omp parallel if (count > kParallelMin)
     {
@@ -32,13 +34,20 @@ std::vector<idx_t> parallel_filter(idx_t count, Keep keep) {
 #endif
 #pragma omp single
         parts.resize(nt);
-        const idx_t lo = count * t / nt, hi = count * (t + 1) / nt;
+        const idx_t lo = first + count * t / nt, hi = first + count * (t + 1) / nt;
         for (idx_t i = lo; i < hi; ++i)
             if (keep(i)) parts[t].push_back(i);
     }
-    std::vector<idx_t> out;
     for (auto& part : parts) out.insert(out.end(), part.begin(), part.end());
-    return out;
+}
+
+// out = the items i in [0, count) with keep(i), in increasing order, filtered in blocks
+// of `rows` items with stop() polled between them; false if it asked to stop.
+template <class Keep, class Stop>
+bool parallel_filter(idx_t count, idx_t rows, Stop& stop, Keep keep, std::vector<idx_t>& out) {
+    out.clear();
+    return for_row_blocks(count, rows, stop,
+                          [&](idx_t lo, idx_t hi) { parallel_filter_into(lo, hi, keep, out); });
 }
 
 // 1 if every edge (i, j, d) has its twin (j, i, d) (the union graphs of knn_graph), 0 if
@@ -47,9 +56,10 @@ template <class Stop>
 idx_t is_symmetric(idx_t n, const idx_t* indptr, const nbr_t* indices, const float* distances,
                    Stop& stop) {
     int ok = 1;
-    for (idx_t lo = 0; lo < n && ok; lo += 4 * kPollEvery) {
+    const idx_t rows = poll_rows(n, indptr[n]);
+    for (idx_t lo = 0; lo < n && ok; lo += rows) {
         if (stop()) return kStopped;
-        const idx_t hi = std::min(n, lo + 4 * kPollEvery);
+        const idx_t hi = std::min(n, lo + rows);
 #pragma omp parallel for schedule(static) reduction(&& : ok) if (n > kParallelMin)
         for (idx_t i = lo; i < hi; ++i) {
             for (idx_t p = indptr[i]; p < indptr[i + 1] && ok; ++p) {
@@ -85,7 +95,7 @@ inline void transpose(idx_t n, const idx_t* indptr, const nbr_t* indices,
 
 // Picks n_keep nodes, the same ones in the same order as select_heap (up to float
 // summation order of the updates a node receives in one round). Returns the picks made,
-// or kStopped if stop() (polled once per round) asked to stop.
+// or kStopped if stop() (polled between blocks of rows of every step) asked to stop.
 template <class Stop = NeverStop>
 idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const float* distances,
                     const double* scores, idx_t n_keep, double gamma_r, bool absolute,
@@ -106,12 +116,15 @@ idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const fl
     const float* idist = symmetric ? distances : tdist_v.data();
 
     if (stop()) return kStopped;
+    const idx_t rows = poll_rows(n, indptr[n]);  // rows a block between two stop() polls
     std::vector<double> cur(scores, scores + n);
     std::vector<std::uint8_t> selected(n, 0);
     std::vector<std::int32_t> stamp(n, -1);        // round that last queued a node
     std::vector<std::int32_t> picked_in(n, -1);    // round a node was picked in
     std::vector<QueueEntry> picks;                  // (rank of the pick-time score, node)
-    std::vector<idx_t> cand = parallel_filter(n, [&](idx_t i) { return cur[i] >= 0.0; });
+    std::vector<idx_t> cand, now, touched;
+    if (!parallel_filter(n, kPollEdges, stop, [&](idx_t i) { return cur[i] >= 0.0; }, cand))
+        return kStopped;
     for (std::int32_t round = 0; !cand.empty(); ++round) {
         if (stop()) return kStopped;
         if (static_cast<idx_t>(picks.size()) >= n_keep) {  // can an unpicked node still enter?
@@ -126,12 +139,12 @@ idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const fl
             if (entry_less(bar, top)) break;
         }
         const idx_t nc = static_cast<idx_t>(cand.size());
-        std::vector<idx_t> now = parallel_filter(nc, [&](idx_t c) {
-            return is_local_max(indptr, indices, iptr, iidx, symmetric, selected.data(),
-                                cur.data(), cand[c]);
-        });
+        if (!parallel_filter(nc, rows, stop, [&](idx_t c) {
+                return is_local_max(indptr, indices, iptr, iidx, symmetric, selected.data(),
+                                    cur.data(), cand[c]);
+            }, now) || stop())
+            return kStopped;
         for (idx_t& c : now) c = cand[c];
-        if (stop()) return kStopped;
         for (idx_t v : now) {
             selected[v] = 1;
             picked_in[v] = round;
@@ -139,21 +152,27 @@ idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const fl
         }
         // nodes whose score changes: unselected out-neighbours of the picks (marked in
         // parallel: concurrent writers store the same value), then collected in id order
-        const idx_t np_ = static_cast<idx_t>(now.size());
-#pragma omp parallel for schedule(dynamic, 256) if (np_ > 4096)
-        for (idx_t t = 0; t < np_; ++t)
-            for (idx_t p = indptr[now[t]]; p < indptr[now[t] + 1]; ++p)
-                __atomic_store_n(&stamp[indices[p]], round, __ATOMIC_RELAXED);
-        const std::vector<idx_t> touched =
-            parallel_filter(n, [&](idx_t j) { return stamp[j] == round && !selected[j]; });
+        if (!for_row_blocks(static_cast<idx_t>(now.size()), rows, stop, [&](idx_t lo, idx_t hi) {
+#pragma omp parallel for schedule(dynamic, 256) if (hi - lo > 4096)
+                for (idx_t t = lo; t < hi; ++t)
+                    for (idx_t p = indptr[now[t]]; p < indptr[now[t] + 1]; ++p)
+                        __atomic_store_n(&stamp[indices[p]], round, __ATOMIC_RELAXED);
+            }) || stop())
+            return kStopped;
+        if (!parallel_filter(n, kPollEdges, stop,
+                             [&](idx_t j) { return stamp[j] == round && !selected[j]; }, touched))
+            return kStopped;
+        const idx_t nt = static_cast<idx_t>(touched.size());
         // pull: each touched node sums the updates of this round's picks (in-row order)
-#pragma omp parallel for schedule(dynamic, 1024) if (touched.size() > 4096)
-        for (std::size_t t = 0; t < touched.size(); ++t) {
-            const idx_t j = touched[t];
-            cur[j] = pull_update(iptr, iidx, idist, picked_in.data(), round, gamma_r, absolute,
-                                 cur.data(), j);
-        }
-        if (stop()) return kStopped;
+        if (!for_row_blocks(nt, rows, stop, [&](idx_t lo, idx_t hi) {
+#pragma omp parallel for schedule(dynamic, 1024) if (hi - lo > 4096)
+                for (idx_t t = lo; t < hi; ++t) {
+                    const idx_t j = touched[t];
+                    cur[j] = pull_update(iptr, iidx, idist, picked_in.data(), round, gamma_r,
+                                         absolute, cur.data(), j);
+                }
+            }) || stop())
+            return kStopped;
         // next candidates: nodes whose own score, a neighbour's score or a neighbour's
         // selection changed: the touched nodes, their neighbours, the picks' in-neighbours
         const std::int32_t queued = -2 - round;  // a second stamp value for this round
@@ -161,21 +180,24 @@ idx_t select_rounds(idx_t n, const idx_t* indptr, const nbr_t* indices, const fl
             for (idx_t p = ptr[u]; p < ptr[u + 1]; ++p)
                 __atomic_store_n(&stamp[idx[p]], queued, __ATOMIC_RELAXED);
         };
-        const idx_t nt = static_cast<idx_t>(touched.size());
-#pragma omp parallel for schedule(dynamic, 256) if (nt > 4096)
-        for (idx_t t = 0; t < nt; ++t) {
-            const idx_t j = touched[t];
-            __atomic_store_n(&stamp[j], queued, __ATOMIC_RELAXED);
-            queue_row(indptr, indices, j);
-            if (!symmetric) queue_row(iptr, iidx, j);
-        }
+        if (!for_row_blocks(nt, rows, stop, [&](idx_t lo, idx_t hi) {
+#pragma omp parallel for schedule(dynamic, 256) if (hi - lo > 4096)
+                for (idx_t t = lo; t < hi; ++t) {
+                    const idx_t j = touched[t];
+                    __atomic_store_n(&stamp[j], queued, __ATOMIC_RELAXED);
+                    queue_row(indptr, indices, j);
+                    if (!symmetric) queue_row(iptr, iidx, j);
+                }
+            }) || stop())
+            return kStopped;
         if (!symmetric)
             for (idx_t v : now) queue_row(iptr, iidx, v);
         for (idx_t j : touched)
             if (std::isnan(cur[j])) return 0;
-        std::vector<idx_t> next = parallel_filter(
-            n, [&](idx_t u) { return stamp[u] == queued && !selected[u] && cur[u] >= 0.0; });
-        cand.swap(next);
+        if (!parallel_filter(n, kPollEdges, stop, [&](idx_t u) {
+                return stamp[u] == queued && !selected[u] && cur[u] >= 0.0;
+            }, cand))
+            return kStopped;
     }
     std::sort(picks.begin(), picks.end(), entry_less);
     const idx_t done = std::min<idx_t>(n_keep, static_cast<idx_t>(picks.size()));

@@ -16,6 +16,13 @@ KNN = ("auto", "exact", "hnsw", "ivf")
 EXACT_MAX_ROWS = 100_000  # knn="auto": exact up to here (O(n^2 d): 16.5 s at 100k x 64)
 _MARGIN = 8  # extra candidates searched per row, re-ranked with exact float64 distances
 _QUERY_ROWS = 8192  # query rows per faiss call (faiss tiles the database itself)
+# multiply-adds per faiss call of the exact search (BLAS) and of an HNSW search (ef x 2M
+# distances a query, no BLAS): under 0.1 s on one core. Python handles Ctrl-C between
+# calls; faiss itself checks only every 4096 exact queries and every ~1 s of HNSW search
+_CALL_MADDS = 1 << 31
+_EXACT_QUERY_ROWS = 4096  # faiss' blocks of queries and database rows in a brute-force
+_EXACT_DB_ROWS = 1024  # search (distance_compute_blas_query_bs, ..._database_bs)
+_HNSW_CALL_MADDS = 1 << 28
 _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None, "candidates": None},
            "ivf": {"nlist": None, "nprobe": 8, "candidates": None, "pca": None,
                    "partition": None}}
@@ -236,14 +243,14 @@ def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool, backend: str,
     keys = np.empty((m, k), dtype=np.float64)
     pending = np.arange(m, dtype=np.int64)
     c = min(n_db, k + 1 + _MARGIN)
+    query_rows, db_rows = _exact_blocks(n_db, d)
     with tqdm(total=m, desc="kNN search", unit="row", disable=not progress) as bar:
         first_pass = True
         while pending.size:
             unsure = []
-            for start in range(0, pending.size, _QUERY_ROWS):
-                pos = pending[start:start + _QUERY_ROWS]
+            for pos in np.array_split(pending, -(-pending.size // query_rows)):
                 rows = queries[pos]
-                D, I = faiss.knn(X[rows], X_db, c, metric=metric)
+                D, I = _flat_knn(X[rows], X_db, c, metric, db_rows)
                 bound = 1.0 - D[:, -1] if cosine else D[:, -1].astype(np.float64)
                 ids[pos], keys[pos] = rerank(X, rows, _to_rows(I, database), k, cosine, backend)
                 if c < n_db:  # a row is sure if its k-th key is below every key not seen
@@ -253,6 +260,46 @@ def _exact(X: np.ndarray, k: int, cosine: bool, progress: bool, backend: str,
             pending = np.concatenate(unsure) if unsure else pending[:0]
             c, first_pass = min(n_db, 2 * c), False
     return ids, keys
+
+
+def _exact_blocks(n_db: int, d: int) -> tuple[int, int]:
+    """Query rows and database rows per faiss call of the exact search.
+
+    About ``_CALL_MADDS`` multiply-adds a call. faiss multiplies up to 4096 queries by
+    1024 database rows at a time, each product followed by a thread barrier (costly when
+    another process holds a core), so a call takes as many queries as fit against 1024
+    rows (5x faster than 164 queries against 16k rows on 2 busy cores), and never fewer
+    than faiss's BLAS path needs (``rows * d >= distance_compute_blas_threshold``; below
+    it a call is ~5x slower a row).
+    """
+    import faiss
+
+    blas_rows = -(-int(faiss.cvar.distance_compute_blas_threshold) // d)
+    query_rows = min(_EXACT_QUERY_ROWS, _CALL_MADDS // (min(n_db, _EXACT_DB_ROWS) * d))
+    query_rows = max(blas_rows, query_rows, 1)
+    return query_rows, min(n_db, max(1, _CALL_MADDS // (query_rows * d)))
+
+
+def _flat_knn(Xq: np.ndarray, X_db: np.ndarray, c: int, metric: int, db_rows: int):
+    """``faiss.knn(Xq, X_db, c, metric)``, one call per ``db_rows`` database rows.
+
+    The c best of every chunk are merged (ties to the lower row); the result holds the c
+    best float32 keys overall, as one call would. D, I of shape (m, c), best first.
+    """
+    import faiss
+
+    D, I = None, None
+    for start in range(0, X_db.shape[0], db_rows):
+        chunk = X_db[start:start + db_rows]
+        Dj, Ij = faiss.knn(Xq, chunk, min(c, chunk.shape[0]), metric=metric)
+        Ij += start
+        if D is not None:
+            Dj, Ij = np.concatenate([D, Dj], axis=1), np.concatenate([I, Ij], axis=1)
+            key = Dj if metric == faiss.METRIC_L2 else -Dj  # inner products: larger first
+            order = np.argsort(key, axis=1, kind="stable")[:, :c]
+            Dj, Ij = np.take_along_axis(Dj, order, 1), np.take_along_axis(Ij, order, 1)
+        D, I = Dj, Ij
+    return D, I
 
 
 def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
@@ -290,8 +337,10 @@ def _hnsw_search(X, X_db, k, cosine, params, bar, backend, queries, database):
         index.add(X_db[start:start + _QUERY_ROWS])
         bar.update(min(_QUERY_ROWS, n - start))
     bar.set_description("kNN hnsw: search")
-    for start in range(0, m, _QUERY_ROWS):
-        pos = np.arange(start, min(m, start + _QUERY_ROWS))
+    block = max(1, min(_QUERY_ROWS, _HNSW_CALL_MADDS //
+                       (index.hnsw.efSearch * 2 * int(params["M"]) * d)))
+    for start in range(0, m, block):
+        pos = np.arange(start, min(m, start + block))
         rows = queries[pos]
         _, I = index.search(X[rows], c)
         ids[pos], keys[pos] = rerank(X, rows, _to_rows(I, database), k, cosine, backend)

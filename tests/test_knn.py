@@ -231,3 +231,45 @@ def test_ivf_is_the_same_on_1_and_2_threads():
     for a, b in zip(out[:2], out[2:]):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_exact_search_in_small_faiss_calls_is_the_same(monkeypatch, cosine):
+    # Ctrl-C is handled between faiss calls, so the exact search splits queries and
+    # database into calls of about _CALL_MADDS multiply-adds and merges the candidates
+    X = np.repeat(clustered(700, 12, seed=3), 2, axis=0)  # exact ties: ids decide
+    X = knn.float32_rows(X[np.random.default_rng(1).permutation(len(X))], normalize=cosine)
+    queries = np.arange(0, len(X), 3, dtype=np.int64)
+    database = np.arange(1, len(X), 2, dtype=np.int64)
+    one_call = knn.search(X, 7, cosine=cosine, method="exact")
+    one_call_sub = knn.search_database(X, queries, database, 7, cosine=cosine, method="exact")
+    import faiss
+
+    monkeypatch.setattr(faiss.cvar, "distance_compute_blas_threshold", 20)
+    monkeypatch.setattr(knn, "_EXACT_QUERY_ROWS", 50)
+    monkeypatch.setattr(knn, "_EXACT_DB_ROWS", 90)
+    monkeypatch.setattr(knn, "_CALL_MADDS", 50 * 12 * 90)
+    assert knn._exact_blocks(len(X), 12) == (50, 90)  # 28 x 16 calls a pass
+    for got, want in [(knn.search(X, 7, cosine=cosine, method="exact"), one_call),
+                      (knn.search_database(X, queries, database, 7, cosine=cosine,
+                                           method="exact"), one_call_sub)]:
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    # and both are the float64 brute force with ties to the lower id
+    X64 = X[queries].astype(np.float64)
+    Y64 = X[database].astype(np.float64)
+    full = 1 - X64 @ Y64.T if cosine else ((X64[:, None] - Y64[None]) ** 2).sum(-1)
+    full[database[None, :] == queries[:, None]] = np.inf
+    order = np.lexsort((np.broadcast_to(database, full.shape), full), axis=1)[:, :7]
+    np.testing.assert_array_equal(one_call_sub[0], database[order])
+
+
+def test_exact_blocks_keep_faiss_on_its_blas_path():
+    import faiss
+
+    threshold = faiss.cvar.distance_compute_blas_threshold
+    for n_db, d in [(60_000, 784), (10**6, 64), (100, 3), (50_000, 4096)]:
+        query_rows, db_rows = knn._exact_blocks(n_db, d)
+        assert query_rows * d >= threshold
+        assert query_rows * db_rows * d <= max(knn._CALL_MADDS, query_rows * d)
+        assert 1 <= db_rows <= n_db
