@@ -8,6 +8,11 @@
 ...     rec.end_epoch()
 >>> scores = rec.difficulty("dynamic_uncertainty", window=10)    # doctest: +SKIP
 
+A subset run keeps the data set's row ids: ``IndexedDataset(train_set, indices=subset)``
+yields ``(idx, x, y)`` with ``idx`` the row in ``train_set``, and
+``Recorder(n=len(train_set), num_classes=10, ids=subset)`` records those rows only; its
+scores follow ``rec.ids``, ready for ``d2fast.extrapolate(emb, rec.ids, scores)``.
+
 Memory is O(n * (num_classes + history)), never O(epochs * n * num_classes):
 two (n, num_classes) float32 logit matrices (this epoch and the previous one, the latter
 for TDDS), float64 rings of the last ``history`` epochs, float64 running sums.
@@ -18,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from d2fast._validate import check_choice, check_int, check_memory, check_real, to_numpy
+from d2fast._validate import (check_choice, check_ids, check_int, check_memory, check_real,
+                               to_numpy)
 
 try:
     import torch
@@ -34,20 +40,25 @@ _EPS = 1e-8  # TDDS: log(p + 1e-8)
 class Recorder:
     """Online recorder of per-sample training dynamics, pluggable into any PyTorch loop.
 
-    Call :meth:`update` for every batch and :meth:`end_epoch` after every epoch; each of
-    the ``n`` samples must be updated at least once per epoch. The LAST update of a sample
+    Call :meth:`update` for every batch and :meth:`end_epoch` after every epoch; each
+    recorded sample (all ``n``, or the ``ids``) must be updated at least once per epoch. The LAST update of a sample
     in an epoch defines its logits z_t for that epoch; within one batch, the last
     occurrence of a repeated index wins. A sample's label must never change.
 
     Parameters
     ----------
     n : int
-        Number of training samples; ``update`` takes their row ids in ``[0, n)``.
+        Number of samples in the data set; ``update`` takes their row ids in ``[0, n)``.
     num_classes : int
         Number of classes C >= 2.
     history : int, default=10
         Largest ``window`` of :meth:`dynamic_uncertainty` and ``horizon`` of :meth:`tdds`
         that can be asked for, >= 2. Memory grows by 24 bytes per sample per unit.
+    ids : int array-like of shape (m,), optional
+        Record only these rows of the data set (a subset run), distinct, in ``[0, n)``:
+        ``update`` takes these global row ids (any other id is an error), every score has
+        shape (m,) in the order of :attr:`ids` (sorted) and memory is O(m). Default: all
+        n rows (m = n).
 
     Notes
     -----
@@ -57,17 +68,30 @@ class Recorder:
     the completed epochs only (an open epoch does not count).
     """
 
-    def __init__(self, n: int, num_classes: int, *, history: int = 10) -> None:
+    def __init__(self, n: int, num_classes: int, *, history: int = 10,
+                 ids: Any = None) -> None:
         self.n = check_int(n, "n", 1, 2**62, "a positive number of samples")
         self.num_classes = check_int(num_classes, "num_classes", 2, 2**31 - 1,
                                      "at least two classes")
         self.history = check_int(history, "history", 2, 2**20, "a window spans >= 2 epochs")
+        self._ids = None if ids is None else np.sort(check_ids(ids, self.n, "ids", unique=True))
+        if self._ids is not None and self._ids.size == 0:
+            raise ValueError("ids is empty; pass the row ids to record, or ids=None for all")
+        self._rows = self.n if self._ids is None else self._ids.size  # rows of the state
+        self._ids_on: torch.Tensor | None = None  # ids on the state's device (subset runs)
         self.epochs = 0
         self._state: dict[str, torch.Tensor] | None = None  # allocated on the first update
 
     def __repr__(self) -> str:
-        return (f"Recorder(n={self.n}, num_classes={self.num_classes}, history={self.history}, "
-                f"epochs={self.epochs}, device={self.device})")
+        subset = "" if self._ids is None else f", ids=<{self._rows} rows>"
+        return (f"Recorder(n={self.n}, num_classes={self.num_classes}, history={self.history}"
+                f"{subset}, epochs={self.epochs}, device={self.device})")
+
+    @property
+    def ids(self) -> np.ndarray:
+        """int64 of shape (m,): the data set rows recorded, sorted (``arange(n)`` by
+        default); row i of every score is the score of row ``ids[i]``."""
+        return np.arange(self.n, dtype=np.int64) if self._ids is None else self._ids.copy()
 
     @property
     def device(self) -> torch.device | None:
@@ -82,7 +106,8 @@ class Recorder:
         Parameters
         ----------
         indices : int tensor or array of shape (b,)
-            Dataset row ids of the batch in ``[0, n)`` (not positions within the batch).
+            Dataset row ids of the batch in ``[0, n)`` (not positions within the batch),
+            each one of :attr:`ids` in a subset run.
         logits : float tensor or array of shape (b, num_classes)
             Model outputs before softmax, finite; detached (may require grad).
         targets : int tensor or array of shape (b,)
@@ -111,6 +136,7 @@ class Recorder:
                              "(b = len(indices))")
         if b == 0:
             return
+        idx = self._local(idx)
         if self._state is None:
             self._allocate(device)
         last = self._check_batch(idx, z, tgt)
@@ -121,13 +147,36 @@ class Recorder:
         s["labels"].index_copy_(0, idx, tgt)
         s["seen"].index_fill_(0, idx, True)
 
+    def _local(self, idx: torch.Tensor) -> torch.Tensor:
+        """Global row ids -> state rows (the ids themselves without a subset).
+
+        An id outside the data set or, in a subset run, outside :attr:`ids` is an error.
+        """
+        if self._ids is None:
+            return idx
+        if self._ids_on is None or self._ids_on.device != idx.device:
+            self._ids_on = torch.from_numpy(self._ids).to(idx.device)
+        ids = self._ids_on
+        local = torch.searchsorted(ids, idx).clamp_(max=ids.numel() - 1)
+        found = ids[local] == idx
+        if not bool(found.all()):
+            bad = idx[~found]
+            inside = bad[(bad >= 0) & (bad < self.n)]
+            if inside.numel() < bad.numel():
+                raise ValueError(f"indices: {bad.numel() - inside.numel()} out of range "
+                                 f"[0, n) (n={self.n}), first {_first(bad)}")
+            raise ValueError(f"indices: {bad.numel()} row ids are not among the {ids.numel()} "
+                             f"recorded ids (first {_first(bad)}); this Recorder was made "
+                             "with ids=... and records only those rows")
+        return local
+
     def _check_batch(self, idx: torch.Tensor, z: torch.Tensor,
                      tgt: torch.Tensor) -> torch.Tensor | None:
         """All value checks with one device sync; details are worked out only on failure.
 
         Returns the batch positions of the last occurrence of each id if ids repeat, else None.
         """
-        n, C, labels = self.n, self.num_classes, self._state["labels"]
+        n, C, labels = self._rows, self.num_classes, self._state["labels"]
         idx_ok = (idx >= 0) & (idx < n)
         tgt_ok = (tgt >= 0) & (tgt < C)
         known = labels[idx.clamp(0, n - 1)]
@@ -153,10 +202,14 @@ class Recorder:
             bad = torch.nonzero(~finite).flatten()
             raise ValueError(f"logits contain NaN or inf in {bad.numel()} rows, first at batch "
                              f"positions {_first(bad)}")
-        bad = torch.cat([idx[~same], order.values[1:][conflict]]).unique()
+        bad = self._global(torch.cat([idx[~same], order.values[1:][conflict]]).unique())
         raise ValueError(f"targets: the label of {bad.numel()} samples differs from another "
                          f"update (first ids {_first(bad)}); indices must be dataset row ids, "
                          "the same sample always with the same label")
+
+    def _global(self, rows: torch.Tensor) -> torch.Tensor:
+        """State rows -> the data set's row ids (for messages)."""
+        return rows if self._ids is None else torch.from_numpy(self._ids[rows.cpu().numpy()])
 
     @torch.no_grad()
     def end_epoch(self) -> None:
@@ -171,13 +224,13 @@ class Recorder:
         """
         t = self.epochs
         if self._state is None:
-            raise ValueError(f"end_epoch: none of the n={self.n} samples was updated in epoch "
+            raise ValueError(f"end_epoch: none of the {self._what()} was updated in epoch "
                              f"{t}; call update(indices, logits, targets) for every batch")
         s = self._state
         missing = torch.nonzero(~s["seen"]).flatten()
         if missing.numel():
-            raise ValueError(f"end_epoch: {missing.numel()} of n={self.n} samples were not "
-                             f"updated in epoch {t} (first ids {_first(missing)}); every "
+            raise ValueError(f"end_epoch: {missing.numel()} of {self._what()} were not "
+                             f"updated in epoch {t} (first ids {_first(self._global(missing))}); every "
                              "sample must be seen each epoch. The epoch stays open: update "
                              "them and call end_epoch() again")
         per_sample = self._epoch_stats(t >= 1)
@@ -197,9 +250,12 @@ class Recorder:
         s["seen"].zero_()
         self.epochs = t + 1
 
+    def _what(self) -> str:
+        return f"n={self.n} samples" if self._ids is None else f"{self._rows} recorded ids"
+
     def _epoch_stats(self, with_kappa: bool) -> dict[str, torch.Tensor]:
         """Per-sample quantities of the epoch's logits, in row blocks of float64."""
-        s, n = self._state, self.n
+        s, n = self._state, self._rows
         f64 = dict(dtype=torch.float64, device=self.device)
         out = {name: torch.empty(n, **f64) for name in ("el2n", "aum", "entropy", "p_label")}
         out["correct"] = torch.empty(n, dtype=torch.bool, device=self.device)
@@ -232,7 +288,7 @@ class Recorder:
 
     def _layout(self) -> dict[str, tuple[tuple[int, ...], torch.dtype, float]]:
         """Every state buffer: shape, dtype, initial value."""
-        n, C, H = self.n, self.num_classes, self.history
+        n, C, H = self._rows, self.num_classes, self.history
         f64, flag = torch.float64, torch.bool
         return {
             "logits": ((n, C), torch.float32, 0),  # z_t of the open epoch
@@ -251,9 +307,9 @@ class Recorder:
     def _check_room(self, device: torch.device) -> None:
         """Refuse buffers (and end_epoch temporaries) that cannot fit on ``device``."""
         nbytes = sum(np.prod(shape) * dtype.itemsize for shape, dtype, _ in self._layout().values())
-        nbytes += 8 * min(self.n * self.num_classes, _CHUNK) * 8 + self.history * self.n * 8
-        what = (f"Recorder(n={self.n}, num_classes={self.num_classes}, history={self.history}) "
-                f"on {device}")
+        nbytes += 8 * min(self._rows * self.num_classes, _CHUNK) * 8 + self.history * self._rows * 8
+        what = (f"Recorder(n={self.n}, num_classes={self.num_classes}, history={self.history}"
+                f"{'' if self._ids is None else f', {self._rows} ids'}) on {device}")
         if device.type == "cuda":
             free = torch.cuda.mem_get_info(device)[0]
             if nbytes > free:
@@ -271,7 +327,7 @@ class Recorder:
 
         Returns
         -------
-        ndarray of float64, shape (n,)
+        ndarray of float64, shape (m,)
         """
         s = self._completed("forgetting")
         return _numpy(torch.where(s["ever_correct"], s["forget"], float(self.epochs)))
@@ -281,7 +337,7 @@ class Recorder:
 
         Returns
         -------
-        ndarray of float64, shape (n,), in [0, sqrt(2)]
+        ndarray of float64, shape (m,), in [0, sqrt(2)]
         """
         return _numpy(self._completed("el2n")["el2n"] / self.epochs)
 
@@ -293,7 +349,7 @@ class Recorder:
 
         Returns
         -------
-        ndarray of float64, shape (n,), in logit units
+        ndarray of float64, shape (m,), in logit units
         """
         return _numpy(self._completed("aum")["aum"] / self.epochs)
 
@@ -302,7 +358,7 @@ class Recorder:
 
         Returns
         -------
-        ndarray of float64, shape (n,), in nats, in [0, log(num_classes)]
+        ndarray of float64, shape (m,), in nats, in [0, log(num_classes)]
         """
         return _numpy(self._completed("entropy")["entropy"] / self.epochs)
 
@@ -319,7 +375,7 @@ class Recorder:
 
         Returns
         -------
-        ndarray of float64, shape (n,)
+        ndarray of float64, shape (m,)
         """
         window = self._window(window, "window")
         s = self._completed("dynamic_uncertainty", window, f"window={window}")
@@ -345,7 +401,7 @@ class Recorder:
 
         Returns
         -------
-        ndarray of float64, shape (n,)
+        ndarray of float64, shape (m,)
         """
         horizon = self._window(horizon, "horizon")
         window = check_int(window, "window", 2, horizon, f"horizon={horizon}")
@@ -355,7 +411,7 @@ class Recorder:
         s = self._completed("tdds", horizon, f"horizon={horizon}")
         E, H = self.epochs, self.history
         kappa = s["kappa"][[(t - 1) % (H - 1) for t in range(E - horizon + 1, E)]]
-        out = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        out = torch.zeros(self._rows, dtype=torch.float64, device=self.device)
         for k in range(horizon - window + 1):
             part = kappa[k:k + window - 1]
             spread = ((part - part.mean(dim=0)) ** 2).sum(dim=0).sqrt()
@@ -374,7 +430,7 @@ class Recorder:
 
         Returns
         -------
-        ndarray of float64, shape (n,)
+        ndarray of float64, shape (m,)
         """
         check_choice(name, "name", SCORES)
         values = getattr(self, name)(**kwargs)
@@ -401,6 +457,8 @@ class Recorder:
                              "history": self.history, "epochs": self.epochs}
         if self._state is not None:
             d["state"] = {k: v.clone() for k, v in self._state.items()}
+        if self._ids is not None:
+            d["ids"] = self._ids.copy()
         return d
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -409,8 +467,8 @@ class Recorder:
         Raises
         ------
         ValueError
-            If ``d`` is not a Recorder state or was saved with another n, num_classes or
-            history.
+            If ``d`` is not a Recorder state or was saved with another n, num_classes,
+            history or ids.
         """
         if not isinstance(d, dict) or d.get("format") != _FORMAT:
             raise ValueError(f"state_dict is not a {_FORMAT} state (format="
@@ -420,6 +478,13 @@ class Recorder:
             raise ValueError(f"state_dict is for n={saved[0]}, num_classes={saved[1]}, "
                              f"history={saved[2]}; this Recorder has n={self.n}, num_classes="
                              f"{self.num_classes}, history={self.history}")
+        saved_ids = d.get("ids")
+        if (saved_ids is None) != (self._ids is None) or (
+                saved_ids is not None and not np.array_equal(saved_ids, self._ids)):
+            def rows(ids):
+                return "all rows" if ids is None else f"{len(ids)} ids"
+            raise ValueError(f"state_dict records {rows(saved_ids)}, this Recorder "
+                             f"{rows(self._ids)} (ids must be the same)")
         if "state" not in d:
             self._state, self.epochs = None, int(d["epochs"])
             return
@@ -432,6 +497,54 @@ class Recorder:
         self._check_room(saved["labels"].device)
         self._state = {key: saved[key].detach().clone() for key in self._layout()}
         self.epochs = int(d["epochs"])
+
+
+class IndexedDataset(torch.utils.data.Dataset):
+    """A map-style dataset that also yields each sample's row id in the wrapped dataset.
+
+    ``IndexedDataset(train_set)[i]`` is ``(i, x, y)`` where ``train_set[i] == (x, y)``;
+    with ``indices``, item i is ``(indices[i], x, y)`` of row ``indices[i]``: a subset
+    that keeps the GLOBAL row ids, as :meth:`Recorder.update` and
+    :func:`d2fast.extrapolate` take them. The default DataLoader collation turns the ids
+    of a batch into an int64 tensor.
+
+    Parameters
+    ----------
+    dataset : map-style dataset of length n
+        ``dataset[j]`` is a tuple ``(x, y, ...)`` (its items follow the id) or one value.
+        Pass the full data set, not a ``torch.utils.data.Subset`` (whose positions are not
+        the data set's row ids).
+    indices : int array-like of shape (m,), optional
+        Rows of ``dataset`` to serve, in this order, each in ``[0, n)``. Default: all rows.
+
+    Examples
+    --------
+    >>> data = IndexedDataset(train_set, indices=subset)          # doctest: +SKIP
+    >>> rec = Recorder(len(train_set), 10, ids=data.indices)     # doctest: +SKIP
+    >>> for idx, x, y in DataLoader(data, batch_size=128):     # doctest: +SKIP
+    ...     rec.update(idx, model(x), y)
+    """
+
+    def __init__(self, dataset: Any, indices: Any = None) -> None:
+        try:
+            n = len(dataset)
+        except TypeError:
+            raise TypeError(f"dataset must be a map-style dataset with a length, got "
+                            f"{type(dataset).__name__}") from None
+        self.dataset = dataset
+        self.indices = (np.arange(n, dtype=np.int64) if indices is None
+                        else check_ids(indices, n, "indices"))
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def __getitem__(self, i: int) -> tuple:
+        row = int(self.indices[i])
+        item = self.dataset[row]
+        return (row, *item) if isinstance(item, tuple) else (row, item)
+
+    def __repr__(self) -> str:
+        return f"IndexedDataset({type(self.dataset).__name__}, {len(self)} of {len(self.dataset)} rows)"
 
 
 def _tensor(x: Any, name: str, *, integer: bool, device: torch.device) -> torch.Tensor:

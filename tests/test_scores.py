@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import d2fast
+
 torch = pytest.importorskip("torch", reason="d2fast.scores needs the torch extra")
-from d2fast.scores import SCORES, Recorder  # noqa: E402
+from d2fast.scores import SCORES, IndexedDataset, Recorder  # noqa: E402
 
 torch.set_num_threads(1)
 RTOL, ATOL = 1e-9, 1e-12  # logits are float32 (stored exactly); both sides compute in float64
@@ -382,3 +385,128 @@ def test_memory_is_checked_before_allocating():
     with pytest.raises(MemoryError, match=r"Recorder\(n=1000000000000, num_classes=1000"):
         rec.update([0], torch.zeros(1, 1000), [0])
     assert rec.device is None
+
+
+# ---------------------------------------------------------------- subset runs (global row ids)
+def tiny_problem(n: int = 200, d: int = 8, C: int = 3, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen)
+    y = (x[:, :C].argmax(dim=1) + (torch.rand(n, generator=gen) < 0.2)) % C
+    return torch.utils.data.TensorDataset(x, y)
+
+
+def train(loader, rec, epochs: int = 4, seed: int = 0, to_rows=None):
+    """A real training loop (linear model, SGD) recording every batch."""
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(8, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(epochs):
+        for idx, x, y in loader:
+            logits = model(x)
+            rec.update(idx if to_rows is None else to_rows[idx], logits, y)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        rec.end_epoch()
+
+
+def test_indexed_dataset_yields_global_row_ids():
+    data = tiny_problem(50)
+    subset = np.array([7, 3, 41, 0])
+    wrapped = IndexedDataset(data, indices=subset)
+    assert len(wrapped) == 4 and len(IndexedDataset(data)) == 50
+    idx, x, y = wrapped[2]
+    assert idx == 41 and torch.equal(x, data[41][0]) and y == data[41][1]
+    assert IndexedDataset(data)[9][0] == 9
+    batch = next(iter(torch.utils.data.DataLoader(wrapped, batch_size=4)))
+    assert batch[0].dtype == torch.int64 and batch[0].tolist() == [7, 3, 41, 0]
+    assert IndexedDataset(list("abc"))[1] == (1, "b")  # a dataset of single values
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, n\) with n=50"):
+        IndexedDataset(data, indices=[3, 50])
+    with pytest.raises(TypeError, match="map-style dataset with a length"):
+        IndexedDataset(iter(data))
+
+
+def test_subset_run_records_under_global_ids():
+    data = tiny_problem()
+    subset = np.random.default_rng(0).choice(200, 20, replace=False)
+    loader = torch.utils.data.DataLoader(IndexedDataset(data, indices=subset), batch_size=6,
+                                         shuffle=True, generator=torch.Generator().manual_seed(0))
+    rec = Recorder(200, 3, ids=subset, history=4)
+    train(loader, rec)
+    np.testing.assert_array_equal(rec.ids, np.sort(subset))
+    # the same run recorded by hand: global id -> position in the sorted subset
+    by_hand = Recorder(20, 3, history=4)
+    to_rows = torch.full((200,), -1, dtype=torch.int64)
+    to_rows[np.sort(subset)] = torch.arange(20)
+    loader.generator.manual_seed(0)
+    train(loader, by_hand, to_rows=to_rows)
+    for name in SCORES:
+        kwargs = {"window": 3, "horizon": 4} if name == "tdds" else \
+            {"window": 4} if name == "dynamic_uncertainty" else {}
+        got = rec.difficulty(name, **kwargs)
+        assert got.shape == (20,)
+        np.testing.assert_array_equal(got, by_hand.difficulty(name, **kwargs))
+    # straight into extrapolation: known rows keep their scores
+    scores = rec.difficulty("aum")
+    emb = data.tensors[0].numpy()
+    full = d2fast.extrapolate(emb, rec.ids, scores, method="knn", k=3)
+    assert full.shape == (200,)
+    np.testing.assert_array_equal(full[rec.ids], scores)
+
+
+def test_subset_recorder_errors_name_global_ids():
+    rec = Recorder(100, 3, ids=[10, 20, 30, 40])
+    z = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"1 row ids are not among the 4 recorded ids "
+                                         r"\(first \[11\]\)"):
+        rec.update([10, 11], z, [0, 0])
+    with pytest.raises(ValueError, match=r"indices: 1 out of range \[0, n\) \(n=100\), "
+                                         r"first \[100\]"):
+        rec.update([10, 100], z, [0, 0])
+    assert rec.device is None  # nothing was recorded
+    rec.update([40, 10], z, [1, 0])
+    with pytest.raises(ValueError, match=r"2 of 4 recorded ids were not updated in "
+                                         r"epoch 0 \(first ids \[20, 30\]\)"):
+        rec.end_epoch()
+    with pytest.raises(ValueError, match=r"differs from another update \(first ids \[40\]\)"):
+        rec.update([40], torch.zeros(1, 3), [2])
+    with pytest.raises(ValueError, match="ids repeats row id 10"):
+        Recorder(100, 3, ids=[10, 10])
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, n\) with n=100"):
+        Recorder(100, 3, ids=[5, 100])
+    with pytest.raises(ValueError, match="ids is empty"):
+        Recorder(100, 3, ids=[])
+    assert "ids=<4 rows>" in repr(rec)
+
+
+def test_subset_state_dict_keeps_the_ids():
+    rec = Recorder(100, 3, ids=[10, 20])
+    rec.update([20, 10], torch.randn(2, 3), [1, 2])
+    rec.end_epoch()
+    again = Recorder(100, 3, ids=[20, 10])
+    again.load_state_dict(rec.state_dict())
+    np.testing.assert_array_equal(again.aum(), rec.aum())
+    for other in (Recorder(100, 3, ids=[10, 21]), Recorder(100, 3)):
+        with pytest.raises(ValueError, match="ids must be the same"):
+            other.load_state_dict(rec.state_dict())
+    with pytest.raises(ValueError, match="ids must be the same"):
+        rec.load_state_dict(Recorder(100, 3).state_dict())
+
+
+def test_readme_training_loop_runs(tmp_path, monkeypatch):
+    """The README's PyTorch loop, executed as written on a small data set."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start = readme.index("# training-dynamics scores")
+    end = readme.index("\n", readme.index("full = d2fast.extrapolate(emb, rec.ids", start))
+    data = tiny_problem(300, C=3)
+    torch.manual_seed(0)
+    namespace = {"d2fast": d2fast, "train_set": data, "model": torch.nn.Linear(8, 10),
+                 "epochs": 3, "emb": data.tensors[0].numpy()}
+    monkeypatch.chdir(tmp_path)
+    exec(compile(readme[start:end], "README.md", "exec"), namespace)
+    full, rec = namespace["full"], namespace["rec"]
+    assert full.shape == (300,) and rec.ids.shape == (30,) and rec.epochs == 3
+    np.testing.assert_array_equal(full[rec.ids], namespace["scores"])
+    assert (tmp_path / "scores.pt").exists()
