@@ -23,6 +23,7 @@ _CALL_MADDS = 1 << 31
 _EXACT_QUERY_ROWS = 4096  # faiss' blocks of queries and database rows in a brute-force
 _EXACT_DB_ROWS = 1024  # search (distance_compute_blas_query_bs, ..._database_bs)
 _HNSW_CALL_MADDS = 1 << 28
+_RERANK_MADDS = 1 << 24  # rerank in row blocks of this many (gathered) multiply-adds
 _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None, "candidates": None},
            "ivf": {"nlist": None, "nprobe": 8, "candidates": None, "pca": None,
                    "partition": None}}
@@ -391,6 +392,11 @@ def rerank(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, k: int, cosine: bo
     key inf.
     """
     cand = np.ascontiguousarray(cand, dtype=np.int64)
+    step = max(1, _RERANK_MADDS // max(1, cand.shape[1] * X.shape[1]))
+    if rows.size > step:  # one kernel call a block (~0.05 s): Ctrl-C is handled between
+        parts = [rerank(X, rows[a:a + step], cand[a:a + step], k, cosine, backend)
+                 for a in range(0, rows.size, step)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     keys = _backends.get(backend).pair_keys(X, rows, cand, cosine)
     keys[(cand < 0) | (cand == rows[:, None])] = np.inf
     order = np.lexsort((cand, keys), axis=1)[:, :k]
