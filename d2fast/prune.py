@@ -83,7 +83,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         not exceed them.
     backend : {'auto', 'cpp', 'numba', 'cuda', 'numpy'}, default='auto'
     progress : bool, default=False
-        Show a progress bar for the kNN search.
+        Show a progress bar: the kNN search's, or with ``labels`` one bar over the classes.
     return_info : bool, default=False
         Also return a dict of the choices made and the time taken (see Returns).
 
@@ -172,10 +172,19 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         _warn_small_classes(shown, groups, class_budgets(
             [g.size for g in groups], n_keep, class_budget), k if not given else None)
     times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
+    from tqdm.auto import tqdm
 
-    def build(rows: np.ndarray) -> Graph | None:
+    # with labels, one bar for the run (a class a step, its label names the stage) instead
+    # of one kNN bar per class
+    per_class = len(groups) > 1
+    bar = tqdm(total=len(groups), desc="prune", unit="class",
+               disable=not (progress and per_class))
+
+    def build(rows: np.ndarray, name: Any = None) -> Graph | None:
+        bar.set_description(f"prune: kNN graph of class {name}")
         t = time.perf_counter()
-        g = _group_graph(X, rows, graph, k, metric, knn, knn_params, progress, backend)
+        g = _group_graph(X, rows, graph, k, metric, knn, knn_params,
+                         progress and not per_class, backend)
         times["knn"] += time.perf_counter() - t
         return g
 
@@ -183,7 +192,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     if eps is None:  # built one class at a time in the loop below, freed after its picks
         graphs = [None] * len(groups)
     else:  # all graphs first: the budgets count the rows left after dedup
-        graphs = [build(rows) for rows in groups]
+        graphs = [build(rows, name) for rows, name in zip(groups, shown)]
         zero_rows = sum(_zero_rows(g) for g in graphs if g is not None)
         t = time.perf_counter()
         rep = np.full(n, -1, dtype=np.int64)
@@ -197,13 +206,16 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     picks, weak, metas = [], [], []
     for rows, g, budget, name in zip(groups, graphs, budgets, shown):
         if eps is None:
-            g = build(rows) if budget else None  # a class keeping nothing needs no graph
+            g = build(rows, name) if budget else None  # a class keeping nothing: no graph
             zero_rows += 0 if g is None else _zero_rows(g)
         metas.append(None if g is None else g.meta)
         if budget and g is not None and underflow(g, gamma_f) is not None:
             weak.append(_weak_class(rows, g, name, k if not given else None, gamma_f))
+        bar.set_description(f"prune: select in class {name}")
         picks.append(_select(rows, g, scores, budget, gamma_f, product, gamma_r, reverse,
                              backend, times))
+        bar.update(1)
+    bar.close()
     if zero_rows and eps is None:
         warnings.warn(f"{zero_rows} rows have a neighbour at distance 0 (duplicate rows): "
                       "once scores turn negative, duplicates of kept rows win picks (see "

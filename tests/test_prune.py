@@ -308,3 +308,26 @@ def test_underflow_warning_names_the_class():
     with pytest.warns(UserWarning, match=r"underflow: median exp\(-gamma_f \* d\)") as rec:
         d2fast.prune(emb * 1000, scores, 2, rate=0.5, hard_prune=0)  # no labels
     assert rec[0].filename == __file__
+
+
+def test_progress_with_labels_is_one_bar(monkeypatch):
+    """prune(labels=..., progress=True): one tqdm bar over the classes, none per class."""
+    import tqdm.auto
+
+    made = []
+
+    class Counted(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if not self.disable:  # a bar shown
+                made.append(kwargs.get("desc"))
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Counted)
+    rng = np.random.default_rng(0)
+    emb, scores = rng.normal(size=(300, 4)), rng.random(300)
+    labels = np.repeat(["cat", "dog", "eel"], 100)
+    keep = d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels, progress=True)
+    assert made == ["prune"] and keep.size == 150
+    made.clear()
+    d2fast.prune(emb, scores, k=5, rate=0.5, progress=True)  # no labels: the kNN bar
+    assert made == ["kNN search"]
