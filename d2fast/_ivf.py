@@ -1,10 +1,10 @@
 """IVF kNN search over a :class:`~d2fast.partition.Partition`, queries grouped by list.
 
-The queries of one list are compared with all rows of the ``nprobe`` lists whose centroids
-are nearest to their list's centroid (itself included) in one ``faiss.knn`` call (a BLAS
-matrix product; the grouping idea of faiss's ``contrib/big_batch_search``), the rows read
-in chunks of ``_LIST_CHUNK`` so a very large list does not need a large buffer; lists run
-in parallel, faiss on one thread each. Choosing the lists costs nothing per query.
+For a block of queries, every list that some of them probe is read once and compared with
+all of those queries in one ``faiss.knn`` call (a BLAS matrix product), the pattern of
+faiss's ``contrib/big_batch_search``; a large list is read in chunks. A query probes the
+``nprobe`` lists whose centroids are nearest to it among the ``8 nprobe`` centroids nearest
+to its own list's centroid, so the probe costs O(nprobe d) a query at any number of lists.
 The candidates are re-ranked with exact float64 distances in the full space (ties to the
 lower row id). With ``pca``, the lists are scanned in a PCA projection trained on a sample
 (faiss ``PCAMatrix``) and more candidates are re-ranked in the full space.
@@ -23,19 +23,20 @@ from d2fast._validate import BLOCK_ROWS, check_emb, check_int, check_k
 from d2fast.knn import _MARGIN, float32_rows, rerank
 from d2fast.partition import Partition
 
-_QUERY_BLOCK = 16384  # queries a block (their candidates, rows and re-ranking)
+_POOL = 8  # a query's probes are chosen among the POOL * nprobe centroids nearest its own
+_QUERY_BLOCK = 16384  # queries a block: their candidate arrays are 12 B x nprobe x c each
 _LIST_CHUNK = 32768  # list rows a faiss.knn call: bounds the memory a very large list needs
 _PCA_TRAIN = 65536  # rows the PCA projection is trained on
 PCA_CANDIDATES = 4  # with pca, candidates are PCA_CANDIDATES x (k + 1) + 8
 
 
 def block_bytes(d: int, k: int, pca: int) -> float:
-    """Memory of one query block of :func:`search_lists` beyond its output, in bytes: the
-    candidates and their re-ranking (32 B each), the gathered query rows, and per thread
-    (two counted) a chunk of list rows."""
+    """Memory of one query block of :func:`search_lists` beyond its output, in bytes, for
+    ``nprobe <= 16``: the candidates (12 B each, nprobe lists x c), the gathered query
+    rows, and per thread (two counted) a chunk of list rows."""
     width = pca or d
     c = (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN
-    return _QUERY_BLOCK * (32.0 * c + 8.0 * width) + 2 * 4.0 * _LIST_CHUNK * width
+    return _QUERY_BLOCK * (12.0 * 16 * c + 8.0 * width) + 2 * 4.0 * _LIST_CHUNK * width
 
 
 def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
@@ -54,9 +55,9 @@ def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
         Of these n rows (``partition.assign.shape == (n,)``), e.g. from
         :func:`d2fast.ivf_partition`; its ``metric`` chooses the keys.
     nprobe : int, default=8
-        Lists searched per query: the ``nprobe`` lists whose centroids are nearest to the
-        centroid of the query's own list (its own included), so the queries of one list
-        share their candidates; ``nprobe >= partition.nlist`` searches every list (exact).
+        Lists searched per query: the nearest by centroid distance (in the search space)
+        among the ``8 nprobe`` centroids nearest to the centroid of the query's own list;
+        ``nprobe >= partition.nlist`` searches every list (exact search).
     rows : array-like of int, shape (m,), optional
         The query row ids in ``[0, n)`` (any order, repeats allowed); default all rows.
     candidates : int, optional
@@ -122,8 +123,9 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     m, nlist = queries.size, centroids.shape[0]
     c = int(candidates or (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN)
     c = max(k + 1, min(members.size, c))
-    space = _SearchSpace(X, normalize, pca)
-    near = _near_lists(np.ascontiguousarray(centroids, dtype=np.float32), min(nlist, nprobe))
+    space = _SearchSpace(X, centroids, normalize, pca)
+    nprobe = min(nprobe, nlist)
+    near = _centroid_pool(space.centroids, min(nlist, _POOL * nprobe))
     order = np.lexsort((queries, own))  # queries of a list together, ascending row ids
     ids = np.empty((m, k), dtype=np.int64)
     keys = np.empty((m, k), dtype=np.float64)
@@ -135,7 +137,8 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
                 pos = order[start:start + _QUERY_BLOCK]
                 q = queries[pos]
                 Yq = space.rows(q)
-                cand = _scan(space, Yq, own[pos], near, offsets, members, c, pool)
+                probes = _probes(Yq, own[pos], near, space.centroids, nprobe, pool)
+                cand = _scan(space, Yq, probes, offsets, members, c, pool)
                 ids[pos], keys[pos] = _rerank(X, q, cand, k, cosine, normalize, backend)
                 bar.update(q.size)
     finally:
@@ -164,10 +167,11 @@ class _SearchSpace:
     """The rows the lists are scanned in: the input rows (float32, unit if ``normalize``),
     or their PCA projection (computed once, in blocks), and the centroids in that space."""
 
-    def __init__(self, X: np.ndarray, normalize: bool, pca: int):
+    def __init__(self, X: np.ndarray, centroids: np.ndarray, normalize: bool, pca: int):
         import faiss
 
         self.X, self.normalize, self.Y = X, normalize, None
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         if pca:
             n, d = X.shape
             sample = np.sort(np.random.default_rng(0).choice(n, min(n, _PCA_TRAIN), replace=False))
@@ -177,6 +181,7 @@ class _SearchSpace:
             for a in range(0, n, BLOCK_ROWS):
                 self.Y[a:a + BLOCK_ROWS] = self.pca.apply(
                     float32_rows(np.asarray(X[a:a + BLOCK_ROWS]), normalize))
+            self.centroids = self.pca.apply(self.centroids)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """float32 (len(ids), d_search) rows of the search space."""
@@ -185,7 +190,7 @@ class _SearchSpace:
         return float32_rows(np.asarray(self.X[ids]), self.normalize)
 
 
-def _near_lists(centroids: np.ndarray, size: int) -> np.ndarray:
+def _centroid_pool(centroids: np.ndarray, size: int) -> np.ndarray:
     """int64 (nlist, size): the ``size`` centroids nearest to each centroid, itself included."""
     import faiss
 
@@ -194,6 +199,26 @@ def _near_lists(centroids: np.ndarray, size: int) -> np.ndarray:
     missing = ~(pool == np.arange(nlist)[:, None]).any(axis=1)  # duplicate centroids
     pool[missing, -1] = np.flatnonzero(missing)
     return pool
+
+
+def _probes(Yq: np.ndarray, own: np.ndarray, near: np.ndarray, centroids: np.ndarray,
+            nprobe: int, pool: ThreadPoolExecutor) -> np.ndarray:
+    """int64 (b, nprobe): the lists each query probes, nearest centroid first.
+
+    ``own`` is sorted (queries of one list are contiguous): one faiss.knn per list, a task
+    of ``pool``.
+    """
+    probes = np.empty((own.size, nprobe), dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+
+    def probe(a: int, b: int) -> None:
+        import faiss
+
+        pool_a = near[own[a]]
+        probes[a:b] = pool_a[faiss.knn(Yq[a:b], centroids[pool_a], nprobe)[1]]
+
+    _run(pool, [(probe, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
+    return probes
 
 
 def _run(pool: ThreadPoolExecutor, tasks: list) -> None:
@@ -208,36 +233,45 @@ def _run(pool: ThreadPoolExecutor, tasks: list) -> None:
             future.cancel()
 
 
-def _scan(space: _SearchSpace, Yq: np.ndarray, own: np.ndarray, near: np.ndarray,
-          offsets: np.ndarray, members: np.ndarray, c: int,
-          pool: ThreadPoolExecutor) -> np.ndarray:
-    """int64 (b, c): the c nearest candidates (search-space L2) of every query among the
-    rows of the lists ``near[own]``, -1 padded.
+def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.ndarray,
+          members: np.ndarray, c: int, pool: ThreadPoolExecutor) -> np.ndarray:
+    """int64 (b, c): the c nearest candidates (search-space L2) of every query in its
+    probed lists, -1 padded. Each probed list is read once (in chunks) for all the queries
+    that probe it, one list a task of ``pool`` (each writes its own slots: the result does
+    not depend on the number of threads)."""
+    b, nprobe = probes.shape
+    D = np.full((b, nprobe, c), np.inf, dtype=np.float32)
+    I = np.full((b, nprobe, c), -1, dtype=np.int64)
+    flat = probes.ravel()
+    by_list = np.argsort(flat, kind="stable")
+    starts = np.flatnonzero(np.r_[True, flat[by_list][1:] != flat[by_list][:-1]])
 
-    ``own`` is sorted: the queries of one list, compared with the rows of its near lists
-    in one faiss.knn call (in chunks of ``_LIST_CHUNK`` rows), are a task of ``pool``;
-    tasks write their own rows, so the result does not depend on the number of threads.
-    """
-    cand = np.full((own.size, c), -1, dtype=np.int64)
-
-    def scan_run(a: int, b: int) -> None:
+    def scan_list(hit: np.ndarray) -> None:
         import faiss
 
-        rows = np.concatenate([members[offsets[j]:offsets[j + 1]] for j in near[own[a]]])
-        Q, best_D = Yq[a:b], None
+        lst = flat[hit[0]]
+        qi, slot = hit // nprobe, hit % nprobe
+        Q = Yq[qi]
+        rows = members[offsets[lst]:offsets[lst + 1]]
         for s in range(0, rows.size, _LIST_CHUNK):
             chunk = rows[s:s + _LIST_CHUNK]
-            D, I = faiss.knn(Q, space.rows(chunk), min(c, chunk.size))
-            I = chunk[I]  # min(c, chunk.size) <= chunk.size: faiss fills every column
-            if best_D is not None:  # merge with the earlier chunks, ties to the earlier
-                D, I = np.hstack([best_D, D]), np.hstack([cand[a:b, :best_D.shape[1]], I])
-                top = np.argsort(D, axis=1, kind="stable")[:, :c]
-                D, I = np.take_along_axis(D, top, 1), np.take_along_axis(I, top, 1)
-            best_D, cand[a:b, :I.shape[1]] = D, I
+            Dc, Ic = faiss.knn(Q, space.rows(chunk), min(c, chunk.size))
+            Ic = chunk[Ic]  # min(c, chunk.size) <= chunk.size: faiss fills every column
+            if s == 0:
+                D[qi, slot, :Dc.shape[1]], I[qi, slot, :Ic.shape[1]] = Dc, Ic
+            else:  # merge with the earlier chunks: stable, so ties keep the lower row id
+                Dm = np.concatenate([D[qi, slot], Dc], axis=1)
+                Im = np.concatenate([I[qi, slot], Ic], axis=1)
+                best = np.argsort(Dm, axis=1, kind="stable")[:, :c]
+                D[qi, slot] = np.take_along_axis(Dm, best, 1)
+                I[qi, slot] = np.take_along_axis(Im, best, 1)
 
-    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
-    _run(pool, [(scan_run, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
-    return cand
+    _run(pool, [(scan_list, by_list[a:e]) for a, e in zip(starts, np.r_[starts[1:], flat.size])])
+    D, I = D.reshape(b, -1), I.reshape(b, -1)
+    if D.shape[1] > c:
+        best = np.argpartition(D, c - 1, axis=1)[:, :c]
+        I = np.take_along_axis(I, best, 1)
+    return I
 
 
 def _rerank(X: np.ndarray, q: np.ndarray, cand: np.ndarray, k: int, cosine: bool,
