@@ -146,32 +146,29 @@ def test_ctrl_c_stops_a_long_kernel(kernel):
     assert waited < LATENCY, f"KeyboardInterrupt took {waited:.2f} s"
 
 
+def _latency_in_stage(child: Child, stage: str) -> float:
+    """Seconds from SIGINT, sent 0.3 s into `stage` (its progress label), to KeyboardInterrupt."""
+    try:
+        assert child.line() == "ready", child.err.decode()
+        child.wait_for_stderr(stage)
+        time.sleep(0.3)
+        return child.interrupt_latency()
+    finally:
+        child.kill()
+
+
 @pytest.mark.parametrize("method, n, d, stage", [
     ("exact", 60_000, 784, "kNN search"),
     ("hnsw", 8_000, 784, "kNN hnsw: add"), ("hnsw", 8_000, 784, "kNN hnsw: search"),
     ("ivf", 60_000, 128, "kNN ivf: k-means"), ("ivf", 60_000, 128, "kNN ivf: search")])
 def test_ctrl_c_stops_a_knn_search(method, n, d, stage):
-    child = Child(SEARCHES, method, str(n), str(d))
-    try:
-        assert child.line() == "ready", child.err.decode()
-        child.wait_for_stderr(stage)
-        time.sleep(0.3)
-        waited = child.interrupt_latency()
-    finally:
-        child.kill()
+    waited = _latency_in_stage(Child(SEARCHES, method, str(n), str(d)), stage)
     print(f"{stage} ({n} x {d}, one thread): KeyboardInterrupt after {waited:.3f} s")
     assert waited < LATENCY, f"KeyboardInterrupt took {waited:.2f} s"
 
 
 @pytest.mark.parametrize("method, stage", [("knn", "kNN search"), ("gnn", "GNN epochs")])
 def test_ctrl_c_stops_an_extrapolation(method, stage):
-    child = Child(EXTRAPOLATION, method)
-    try:
-        assert child.line() == "ready", child.err.decode()
-        child.wait_for_stderr(stage)
-        time.sleep(0.3)
-        waited = child.interrupt_latency()
-    finally:
-        child.kill()
+    waited = _latency_in_stage(Child(EXTRAPOLATION, method), stage)
     print(f"extrapolate({method!r}) in {stage!r}: KeyboardInterrupt after {waited:.3f} s")
     assert waited < LATENCY, f"KeyboardInterrupt took {waited:.2f} s"
