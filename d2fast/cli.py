@@ -146,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --labels: per-class budgets (default proportional)")
     p.add_argument("--hard-prune", type=_hard_prune_arg, metavar="BETA|auto",
                    help="drop this fraction of hardest rows first (d2: auto = a separate mode "
-                   "of high scores or max(0, rate - 0.5) / 2, -v logs its choice; 0 with "
-                   "--graph; 0 = pure D2; ccs: 0.1)")
+                   "of high scores or max(0, rate - 0.5) / 2, -v logs its choice; also with "
+                   "--graph, as in Python; 0 = pure D2; ccs: 0.1)")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
                    help="reuse a graph saved by 'd2fast graph' (with --labels / --hard-prune: "
                    "its induced subgraphs); -k, --metric, --graph-kind, --knn, --knn-param "
@@ -351,9 +351,6 @@ def _d2(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: int) -
         except ValueError as exc:
             raise ValueError(f"--graph {args.graph_file}: {exc}") from None
     hard_prune = args.hard_prune
-    if hard_prune is None and args.graph_file:  # the saved graph is used as it is
-        hard_prune = 0.0
-        log.info("hard_prune: 0 by default with --graph (the graph of all rows, as saved)")
     optional = {} if hard_prune is None else {"hard_prune": hard_prune}  # else prune's
     with run.stage("prune"):
         keep, info = d2fast.prune(

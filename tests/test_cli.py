@@ -100,9 +100,10 @@ def test_prune_matches_api(files):
     run("graph", "emb.npy", "-k", 5, "-o", "g.npz", "-q", cwd=folder)
     run("prune", "emb.npy", "scores.npy", "--graph", "g.npz", "--rate", 0.7, "--gamma-r", 0.5,
         "-o", "keep_g.txt", cwd=folder)
-    np.testing.assert_array_equal(np.loadtxt(folder / "keep_g.txt", dtype=np.int64),
-                                  d2fast.prune(emb, scores, k=5, rate=0.7, gamma_r=0.5,
-                                               hard_prune=0.0))
+    np.testing.assert_array_equal(  # hard_prune="auto" on the saved graph, as in Python
+        np.loadtxt(folder / "keep_g.txt", dtype=np.int64),
+        d2fast.prune(emb, scores, rate=0.7, gamma_r=0.5,
+                     graph=d2fast.Graph.load(folder / "g.npz")))
 
     run("prune", "emb.npy", "scores.npy", "--labels", "labels.npy", "--hard-prune", 0.1,
         "--n-keep", 40, "--class-budget", "uniform", "--gamma-f", 2, "-q", "-o", "keep_l.npy",
