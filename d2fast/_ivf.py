@@ -7,7 +7,7 @@ faiss's ``contrib/big_batch_search``; a large list is read in chunks. A query pr
 to its own list's centroid, so the probe costs O(nprobe d) a query at any number of lists.
 The candidates are re-ranked with exact float64 distances in the full space (ties to the
 lower row id). With ``pca``, the lists are scanned in a PCA projection trained on a sample
-(faiss ``PCAMatrix``) and more candidates are re-ranked in the full space.
+(the leading axes of its covariance) and more candidates are re-ranked in the full space.
 
 This is the search of ``knn_graph(knn='ivf')`` and, per shard, of the distributed build.
 """
@@ -168,26 +168,44 @@ class _SearchSpace:
     or their PCA projection (computed once, in blocks), and the centroids in that space."""
 
     def __init__(self, X: np.ndarray, centroids: np.ndarray, normalize: bool, pca: int):
-        import faiss
-
         self.X, self.normalize, self.Y = X, normalize, None
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
         if pca:
             n, d = X.shape
             sample = np.sort(np.random.default_rng(0).choice(n, min(n, _PCA_TRAIN), replace=False))
-            self.pca = faiss.PCAMatrix(d, pca)
-            self.pca.train(float32_rows(np.asarray(X[sample]), normalize))
+            self.mean, self.basis = _pca(float32_rows(np.asarray(X[sample]), normalize), pca)
             self.Y = np.empty((n, pca), dtype=np.float32)
             for a in range(0, n, BLOCK_ROWS):
-                self.Y[a:a + BLOCK_ROWS] = self.pca.apply(
+                self.Y[a:a + BLOCK_ROWS] = self.project(
                     float32_rows(np.asarray(X[a:a + BLOCK_ROWS]), normalize))
-            self.centroids = self.pca.apply(self.centroids)
+            self.centroids = self.project(self.centroids)
+
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        """float32 (len(rows), pca): rows centred and projected on the principal axes."""
+        return np.ascontiguousarray((rows - self.mean) @ self.basis, dtype=np.float32)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """float32 (len(ids), d_search) rows of the search space."""
         if self.Y is not None:
             return self.Y[ids]
         return float32_rows(np.asarray(self.X[ids]), self.normalize)
+
+
+def _pca(S: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and the ``dims`` leading principal axes (d, dims), float32, of the rows S
+    (m, d). The covariance is summed in float64 over blocks of at most 4096 rows and about
+    2^28 multiply-adds, so Ctrl-C is handled between them; each axis's largest entry is made positive
+    (a deterministic sign)."""
+    m, d = S.shape
+    mean = S.mean(axis=0, dtype=np.float64).astype(np.float32)
+    cov = np.zeros((d, d))
+    step = min(4096, max(64, 2**28 // (d * d)))
+    for a in range(0, m, step):
+        B = S[a:a + step] - mean
+        cov += B.T @ B
+    axes = np.linalg.eigh(cov)[1][:, ::-1][:, :dims]  # eigenvalues ascending: flip
+    axes *= np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(dims)])
+    return mean, np.ascontiguousarray(axes, dtype=np.float32)
 
 
 def _centroid_pool(centroids: np.ndarray, size: int) -> np.ndarray:

@@ -45,8 +45,7 @@ except KeyboardInterrupt:
 
 # 60k x 784 float32 rows, the size of Fashion-MNIST: an exact kNN graph takes minutes on
 # one thread. HNSW runs on fewer rows and IVF on 128-d rows, so that their search stage
-# starts within seconds. (knn_params={'pca': ...} trains a faiss PCA, 1.6 s at 60k x 784,
-# which does not stop on Ctrl-C: not tested here.)
+# starts within seconds. The PCA of knn_params={'pca': ...} is its own case (PCA below).
 SEARCHES = r"""
 import sys
 import numpy as np
@@ -61,6 +60,24 @@ except KeyboardInterrupt:
     print("interrupted", flush=True)
     ids, _ = knn.search(X[:500], 3, cosine=False, method="exact")
     print("ok", bool((ids >= 0).all()), flush=True)
+"""
+
+# the PCA projection of knn_params={'pca': 64}, trained on 65536 rows of 784-d
+PCA = r"""
+import sys
+import numpy as np
+from d2fast import _ivf
+X = np.random.default_rng(0).random((65536, 784), dtype=np.float32)
+first = _ivf._pca(X[:1000], 8)
+print("ready", flush=True)
+print("PCA training", file=sys.stderr, flush=True)
+try:
+    while True:
+        _ivf._pca(X, 64)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    again = _ivf._pca(X[:1000], 8)
+    print("ok", all(np.array_equal(a, b) for a, b in zip(first, again)), flush=True)
 """
 
 EXTRAPOLATION = r"""
@@ -164,6 +181,12 @@ def _latency_in_stage(child: Child, stage: str) -> float:
 def test_ctrl_c_stops_a_knn_search(method, n, d, stage):
     waited = _latency_in_stage(Child(SEARCHES, method, str(n), str(d)), stage)
     print(f"{stage} ({n} x {d}, one thread): KeyboardInterrupt after {waited:.3f} s")
+    assert waited < LATENCY, f"KeyboardInterrupt took {waited:.2f} s"
+
+
+def test_ctrl_c_stops_the_pca_of_an_ivf_search():
+    waited = _latency_in_stage(Child(PCA), "PCA training")
+    print(f"PCA training (65536 x 784, one thread): KeyboardInterrupt after {waited:.3f} s")
     assert waited < LATENCY, f"KeyboardInterrupt took {waited:.2f} s"
 
 
