@@ -152,13 +152,26 @@ def _read_pt(path: str, key: str | None, name: str) -> np.ndarray:
     return obj.detach().numpy()
 
 
-def _read_parquet(path: str, key: str | None, name: str) -> np.ndarray:
+def pyarrow_modules():
+    """``(pyarrow, pyarrow.parquet)``, or an ImportError that says how to install them."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ImportError("reading .parquet needs pyarrow: pip install 'd2fast[parquet]'") \
             from None
+    return pa, pq
+
+
+def is_list_type(t) -> bool:
+    """Whether a pyarrow type is a (fixed-size, large or plain) list: an embedding column."""
+    import pyarrow as pa
+
+    return pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t)
+
+
+def _read_parquet(path: str, key: str | None, name: str) -> np.ndarray:
+    pa, pq = pyarrow_modules()
     try:
         columns = pq.read_schema(path).names
     except Exception as exc:
@@ -169,8 +182,7 @@ def _read_parquet(path: str, key: str | None, name: str) -> np.ndarray:
     arrays = []
     for col_name, col in zip(table.column_names, table.columns):
         col = col.combine_chunks()
-        if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or \
-                pa.types.is_large_list(col.type):
+        if is_list_type(col.type):
             if table.num_columns > 1:
                 raise ValueError(f"{name}: {path} has a list column {col_name!r} among "
                                  f"others; choose one column with {_key_flag(name)}")

@@ -167,12 +167,11 @@ def _header(path: str, name: str) -> tuple[tuple, np.dtype]:
     if path.lower().endswith(".parquet"):
         col, pf = _parquet_column(path, name)
         field = pf.schema_arrow.field(col)
-        import pyarrow as pa
-
+        pa, _ = io.pyarrow_modules()
         rows = pf.metadata.num_rows
         if pa.types.is_fixed_size_list(field.type):
             return (rows, field.type.list_size), np.dtype(field.type.value_type.to_pandas_dtype())
-        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+        if io.is_list_type(field.type):
             first = _list_rows(pf, col, path, name, 0, min(rows, 1))
             return (rows, first.shape[1] if rows else 0), first.dtype
         return (rows,), np.dtype(field.type.to_pandas_dtype())
@@ -188,12 +187,7 @@ def _open_array(path: str, name: str) -> np.ndarray:
 def _parquet_column(path: str, name: str):
     """The one column of a parquet shard to read: the embedding list column (``emb``) or
     the single numeric column (``scores``); a column called ``name`` wins."""
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ImportError("reading .parquet needs pyarrow: pip install 'd2fast[parquet]'") \
-            from None
+    pa, pq = io.pyarrow_modules()
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:
@@ -201,8 +195,7 @@ def _parquet_column(path: str, name: str):
     schema = pf.schema_arrow
     if name in schema.names:
         return name, pf
-    lists = [f.name for f in schema if pa.types.is_fixed_size_list(f.type) or
-             pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
+    lists = [f.name for f in schema if io.is_list_type(f.type)]
     numbers = [f.name for f in schema if pa.types.is_integer(f.type) or
                pa.types.is_floating(f.type)]
     found = lists if name == "emb" else numbers
@@ -221,10 +214,7 @@ def _list_rows(pf, col: str, path: str, name: str, start: int, stop: int) -> np.
         lo, hi = max(start, offset), min(stop, offset + size)
         if lo < hi:
             column = pf.read_row_group(g, columns=[col]).column(0).combine_chunks()
-            import pyarrow as pa
-
-            if pa.types.is_fixed_size_list(column.type) or pa.types.is_list(column.type) or \
-                    pa.types.is_large_list(column.type):
+            if io.is_list_type(column.type):
                 arr = io._list_column(column, path, name)
             else:
                 if column.null_count:
