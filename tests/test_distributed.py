@@ -9,7 +9,7 @@ import pytest
 
 import d2fast
 from d2fast import distributed
-from d2fast.distributed import engines
+from d2fast.distributed import engines, partition
 from d2fast.distributed.layout import load_npz
 
 N = 300
@@ -99,6 +99,76 @@ def test_shard_files_hold_the_single_machine_graph_and_forward(tmp_path):
     np.testing.assert_array_equal(passed, d2fast.forward(g, s))
 
 
+def test_range_files_read_slices_and_ids_across_files(tmp_path):
+    from d2fast.distributed.layout import RangeFiles
+
+    full = np.arange(40, dtype=np.int64).reshape(20, 2) * 3
+    ranges = [0, 5, 5, 12, 20]  # one empty file
+    paths = []
+    for i in range(4):
+        paths.append(str(tmp_path / f"{i}.npy"))
+        np.save(paths[-1], full[ranges[i]:ranges[i + 1]])
+    rf = RangeFiles(paths, ranges)
+    assert rf.shape == (20, 2) and len(rf) == 20 and rf.dtype == np.int64
+    for a, b in ((0, 20), (3, 14), (5, 12), (5, 5), (12, 13), (19, 20), (20, 20), (7, 3)):
+        np.testing.assert_array_equal(rf[a:b], full[a:b], err_msg=f"{a}:{b}")
+    np.testing.assert_array_equal(rf[:], full)
+    ids = np.array([19, 0, 5, 4, 12, 11, 5])
+    np.testing.assert_array_equal(rf[ids], full[ids])
+    np.testing.assert_array_equal(rf[ids.reshape(7, 1)], full[ids.reshape(7, 1)])
+    assert rf[np.empty(0, dtype=np.int64)].shape == (0, 2)
+    got = rf[ids]
+    got[:] = -1  # a new array, not a view of the files
+    np.testing.assert_array_equal(rf[ids], full[ids])
+    with pytest.raises(IndexError):
+        rf[np.array([20])]
+    with pytest.raises(IndexError):
+        rf[0:10:2]
+
+
+@pytest.mark.parametrize("shards", [1, 3, 7])
+def test_partition_mapping_is_kept_per_shard(tmp_path, shards):
+    """No file (and no driver array) over all n rows: the mapping is in per-shard files,
+    node ids are contiguous per shard, by (list, global id) within it, and the two
+    mappings are inverse permutations."""
+    X, s = _data(13, n=500)
+    wd = str(tmp_path)
+    distributed.prune(X, s, 5, 0.5, knn="ivf", shards=shards, engine="local", workdir=wd,
+                      knn_params={"nlist": 12, "nprobe": 3})
+    saved = load_npz(os.path.join(wd, "partition.npz"))
+    assert sorted(saved) == ["bounds", "centroids", "cuts", "list_offsets"]
+    assert saved["bounds"].size == saved["cuts"].size == shards + 1
+    order = [np.load(os.path.join(wd, "order", f"shard-{p:05d}.npy")) for p in range(shards)]
+    node_of = [np.load(os.path.join(wd, "node_of", f"shard-{p:05d}.npy"))
+               for p in range(shards)]
+    assert max(a.size for a in order + node_of) < 500 or shards == 1
+    order, node_of = np.concatenate(order), np.concatenate(node_of)
+    np.testing.assert_array_equal(node_of[order], np.arange(500))
+    part = partition.load(wd)
+    offsets, rows = part.lists()
+    np.testing.assert_array_equal(order, rows)  # by list, then by global row id
+    np.testing.assert_array_equal(offsets, saved["list_offsets"])
+    from d2fast.partition import assign_rows
+
+    np.testing.assert_array_equal(part.assign, assign_rows(X, part.centroids, False))
+    np.testing.assert_array_equal(np.diff(saved["bounds"]) > 0, True)
+    assert np.isin(saved["bounds"], saved["list_offsets"]).all()  # whole lists per shard
+
+
+def test_ranking_is_written_in_pieces_one_a_round(tmp_path):
+    X, s = _data(14)
+    got, info = distributed.prune(X, s, 5, 0.5, knn="exact", shards=3, engine="local",
+                                  workdir=str(tmp_path), return_info=True)
+    pieces = [load_npz(str(tmp_path / "rounds" / f"picks-{r:06d}.npz"))
+              for r in range(info["rounds"])]
+    gids = np.concatenate([f["gids"] for f in pieces])
+    assert len(pieces) >= 2 and all(f["gids"].size for f in pieces)
+    assert gids.size == np.unique(gids).size
+    scores = np.concatenate([f["scores"] for f in pieces])
+    first = min(got.size, gids.size)  # the rest: the negative phase
+    np.testing.assert_array_equal(gids[np.lexsort((gids, -scores))][:first], got[:first])
+
+
 def test_ivf_probing_every_list_is_exact():
     X, s = _data(4)
     got = distributed.prune(X, s, 5, 0.5, knn="ivf", shards=3, engine="local",
@@ -117,9 +187,7 @@ def test_ivf_graph_is_ivf_knn_on_the_same_partition_for_any_shard_count(tmp_path
     np.testing.assert_array_equal(runs[1], runs[3])
     np.testing.assert_array_equal(runs[1], runs[5])
     # one machine: knn_graph(knn='ivf') on the run's partition (centroids and lists)
-    saved = load_npz(str(tmp_path / "3" / "partition.npz"))
-    part = d2fast.Partition(centroids=saved["centroids"], assign=saved["assign"],
-                            metric="euclidean")
+    part = partition.load(str(tmp_path / "3"))
     want = d2fast.knn_graph(X, 5, knn="ivf", knn_params={"partition": part, "nprobe": 2,
                                                         "pca": 0})
     csr, passed = _assembled(str(tmp_path / "3"))

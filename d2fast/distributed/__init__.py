@@ -77,7 +77,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         small data). 'ivf': the search of :func:`d2fast.ivf_knn` over the partition (the
         lists each row probes are read wherever they live), so the graph is
         ``knn_graph(knn='ivf', knn_params={'partition': ..., 'pca': 0})`` with the same
-        partition (``workdir/partition.npz`` holds its ``centroids`` and ``assign``).
+        partition (``d2fast.distributed.partition.load(workdir)`` gives it as a
+        ``d2fast.Partition``).
         The centroids are trained as one machine trains them (same sample, same seed),
         so for rows of up to ``d2fast.knn.PCA_ABOVE`` dims the call equals
         ``d2fast.prune(..., knn='ivf', hard_prune=0.0)``.

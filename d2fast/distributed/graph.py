@@ -20,15 +20,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from d2fast.distributed.layout import load_npz, save_npz, shard_path
-from d2fast.distributed.partition import BLOCK_ROWS, check_rows
+from d2fast.distributed.layout import RangeFiles, load_npz, save_npz, shard_path
+from d2fast.distributed.partition import BLOCK_ROWS, check_rows, mapping
 from d2fast.io import atomic_write
 from d2fast.knn import float32_rows, search_database
 
+
 def _partition(state: dict) -> dict:
-    """partition.npz (memory-mapped), cached in the state."""
+    """partition.npz (centroids, list offsets, bounds, ranges: small), cached in the state
+    with the node <-> global row id mapping (``order``, ``node_of``: per-shard files)."""
     if "part" not in state:
-        state["part"] = load_npz(f"{state['workdir']}/partition.npz", mmap=True)
+        workdir = state["workdir"]
+        state["part"] = dict(load_npz(f"{workdir}/partition.npz"),
+                             order=mapping(workdir, "order"),
+                             node_of=mapping(workdir, "node_of"))
     return state["part"]
 
 
@@ -41,7 +46,7 @@ def owned(state: dict) -> tuple[int, int]:
 def write_rows(state: dict, inbox: list):
     """Step: write the shard's rows and scores in node order."""
     lo, hi = owned(state)
-    gid = np.array(_partition(state)["order"][lo:hi])
+    gid = np.load(shard_path(state["workdir"], "order", state["p"], ".npy"))
     by_gid = np.argsort(gid, kind="stable")
     cosine = state["cfg"]["metric"] == "cosine"
     rows = np.empty((hi - lo, state["emb"].width), dtype=np.float32)
@@ -58,21 +63,6 @@ def write_rows(state: dict, inbox: list):
         with atomic_write(shard_path(state["workdir"], stage, state["p"], ".npy")) as tmp:
             np.save(tmp, arr)
     return state, (None, None)
-
-
-def _node_rows(state: dict, nodes: np.ndarray) -> np.ndarray:
-    """float32 rows of the sorted node ids ``nodes``, read from the shards' row files."""
-    if "row_files" not in state:
-        state["row_files"] = [np.load(shard_path(state["workdir"], "rows", q, ".npy"),
-                                      mmap_mode="r") for q in range(state["P"])]
-    bounds = _partition(state)["bounds"]
-    out = np.empty((nodes.size, state["emb"].width), dtype=np.float32)
-    cuts = np.searchsorted(nodes, bounds)
-    for q in range(state["P"]):
-        a, b = cuts[q], cuts[q + 1]
-        if a < b:
-            out[a:b] = state["row_files"][q][nodes[a:b] - bounds[q]]
-    return out
 
 
 def search(state: dict, inbox: list):
@@ -106,15 +96,14 @@ def search(state: dict, inbox: list):
 def _search_exact(state: dict, lo: int, hi: int):
     """Exact kNN (as node ids) over all rows, searched in global row order."""
     cfg, emb = state["cfg"], state["emb"]
-    order = np.asarray(_partition(state)["order"])
     X = np.empty((emb.n, emb.width), dtype=np.float32)
     for start in range(0, emb.n, BLOCK_ROWS):
         X[start:start + BLOCK_ROWS] = float32_rows(emb.read(start, min(emb.n, start + BLOCK_ROWS)),
                                                    cfg["metric"] == "cosine")
-    ids, keys = search_database(X, order[lo:hi], None, cfg["k"], cosine=cfg["metric"] == "cosine",
-                                method="exact", backend=cfg["backend"])
-    node_of = np.asarray(_partition(state)["node_of"])
-    return np.where(ids >= 0, node_of[np.maximum(ids, 0)], -1), keys
+    ids, keys = search_database(X, _partition(state)["order"][lo:hi], None, cfg["k"],
+                                cosine=cfg["metric"] == "cosine", method="exact",
+                                backend=cfg["backend"])
+    return np.where(ids >= 0, _partition(state)["node_of"][np.maximum(ids, 0)], -1), keys
 
 
 class _RowsByGid:
@@ -123,15 +112,13 @@ class _RowsByGid:
     :func:`d2fast._ivf.search_lists` (which reads only the rows it asks for)."""
 
     def __init__(self, state: dict) -> None:
-        self.state, self.node_of = state, _partition(state)["node_of"]
+        self.node_of = _partition(state)["node_of"]
+        self.rows = RangeFiles([shard_path(state["workdir"], "rows", q, ".npy")
+                                for q in range(state["P"])], _partition(state)["bounds"])
         self.shape = (state["emb"].n, state["emb"].width)
 
     def __getitem__(self, gids: np.ndarray) -> np.ndarray:
-        nodes = np.asarray(self.node_of[np.asarray(gids)])
-        by_node = np.argsort(nodes, kind="stable")
-        out = np.empty((nodes.size, self.shape[1]), dtype=np.float32)
-        out[by_node] = _node_rows(self.state, nodes[by_node])
-        return out
+        return self.rows[self.node_of[gids]]
 
 
 def _search_ivf(state: dict, lo: int, hi: int):
@@ -143,12 +130,12 @@ def _search_ivf(state: dict, lo: int, hi: int):
     list_offsets = np.asarray(part["list_offsets"])
     own = np.searchsorted(list_offsets, np.arange(lo, hi), "right") - 1
     ids, keys = search_lists(_RowsByGid(state), cfg["k"], np.asarray(part["centroids"]),
-                             list_offsets, part["order"], np.array(part["order"][lo:hi]), own,
+                             list_offsets, part["order"], part["order"][lo:hi], own,
                              nprobe=cfg["nprobe"], cosine=cfg["metric"] == "cosine",
                              normalize=False, candidates=cfg["candidates"], pca=0,
                              backend=cfg["backend"])
     found = ids >= 0
-    ids[found] = np.asarray(part["node_of"])[ids[found]]
+    ids[found] = part["node_of"][ids[found]]
     keys[~found] = 0.0
     return ids, keys
 
@@ -162,7 +149,7 @@ def write_graph(state: dict, inbox: list):
     r_row = np.concatenate([m[0] for m in came])
     r_nbr = np.concatenate([m[1] for m in came])
     r_dist = np.concatenate([m[2] for m in came])
-    arrays = {"gid": np.array(order[lo:hi])}
+    arrays = {"gid": order[lo:hi]}
     if state["cfg"]["graph"] == "union":
         arrays.update(_csr(lo, hi, np.concatenate([src, r_row]), np.concatenate([dst, r_nbr]),
                            np.concatenate([dist, r_dist]), order, ""))
@@ -178,7 +165,7 @@ def _csr(lo: int, hi: int, row: np.ndarray, nbr: np.ndarray, dist: np.ndarray, o
          prefix: str) -> dict:
     """CSR rows lo:hi from edges (row, nbr, dist): sorted by the neighbour's global id,
     duplicates keep their smaller distance."""
-    nbr_gid = np.asarray(order)[nbr] if nbr.size else np.empty(0, dtype=np.int64)
+    nbr_gid = order[nbr] if nbr.size else np.empty(0, dtype=np.int64)
     sort = np.lexsort((dist, nbr_gid, row))
     row, nbr, nbr_gid, dist = row[sort], nbr[sort], nbr_gid[sort], dist[sort]
     first = np.ones(row.size, dtype=bool)

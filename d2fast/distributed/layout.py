@@ -5,7 +5,10 @@ Node ids. Rows are relabelled so that each shard's rows are contiguous: node ids
 shard 0's rows, then shard 1's, ...; within a shard by (IVF list, global row id). Shard p
 owns the nodes ``bounds[p] <= i < bounds[p + 1]``. The global row id (position in the
 concatenation of the input shard files, in sorted path order) of every node is kept: ties
-in the kNN search and in the selection break on it, so results equal one machine's.
+in the kNN search and in the selection break on it, so results equal one machine's. The
+mapping is kept per shard (``order/``, ``node_of/``: see
+:mod:`d2fast.distributed.partition`) and read through :class:`RangeFiles`, so no process
+holds it whole.
 
 Shard graph file ``graph/shard-<p>.npz`` (uncompressed, written atomically):
 
@@ -50,3 +53,62 @@ def save_npz(path: str, **arrays: np.ndarray) -> None:
 def load_npz(path: str, mmap: bool = False) -> dict:
     """All members of an npz written by :func:`save_npz` (memory-mapped when ``mmap``)."""
     return _read_npz(path, mmap)
+
+
+class RangeFiles:
+    """One array stored along its first axis as consecutive ranges, one ``.npy`` file a
+    range (file i holds items ``ranges[i]:ranges[i + 1]``), read by slices or by index
+    arrays; each file is memory-mapped when first read, so only the items asked for are
+    read.
+
+    Parameters
+    ----------
+    paths : list of str
+        The files, one a range.
+    ranges : array-like of int, shape (files + 1,)
+        Non-decreasing item offsets of the files, from 0.
+    """
+
+    def __init__(self, paths: list, ranges) -> None:
+        self.paths, self.ranges = list(paths), np.asarray(ranges, dtype=np.int64)
+        self._files: dict = {}
+        first = self._file(0)
+        self.dtype = first.dtype
+        self.shape = (int(self.ranges[-1]),) + first.shape[1:]
+        self.size = int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _file(self, i: int) -> np.ndarray:
+        if i not in self._files:
+            self._files[i] = np.load(self.paths[i], mmap_mode="r")
+        return self._files[i]
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Items ``key`` (a slice of step 1, or an int array of any order), a new array."""
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step != 1:
+                raise IndexError("RangeFiles slices take step 1")
+            stop = max(start, stop)
+            first = min(int(np.searchsorted(self.ranges, start, "right")) - 1,
+                        len(self.paths) - 1)
+            last = max(int(np.searchsorted(self.ranges, stop, "left")), first + 1)
+            parts = [np.asarray(self._file(i)[max(start, self.ranges[i]) - self.ranges[i]:
+                                              min(stop, self.ranges[i + 1]) - self.ranges[i]])
+                     for i in range(first, last)]
+            return np.concatenate(parts) if len(parts) > 1 else np.array(parts[0])
+        ids = np.asarray(key, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
+            raise IndexError(f"RangeFiles index out of range 0:{len(self)}")
+        out = np.empty(ids.shape + self.shape[1:], dtype=self.dtype)
+        flat = ids.ravel()
+        which = np.searchsorted(self.ranges, flat, "right") - 1
+        by_file = np.argsort(which, kind="stable")
+        cuts = np.searchsorted(which[by_file], np.arange(len(self.paths) + 1))
+        view = out.reshape((flat.size,) + self.shape[1:])
+        for i in np.flatnonzero(np.diff(cuts)):
+            at = by_file[cuts[i]:cuts[i + 1]]
+            view[at] = self._file(int(i))[flat[at] - self.ranges[i]]
+        return out

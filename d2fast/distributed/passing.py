@@ -72,7 +72,7 @@ def open_graph(state: dict) -> dict:
         return np.where((x >= lo) & (x < hi), x - lo, m + np.searchsorted(ghosts, x))
 
     g = {"lo": lo, "m": m, "ghosts": ghosts, "size": m + ghosts.size,
-         "gid": np.concatenate([f["gid"], np.asarray(_partition(state)["order"])[ghosts]]),
+         "gid": np.concatenate([f["gid"], _partition(state)["order"][ghosts]]),
          "indptr": f["indptr"], "idx": ext(f["indices"]), "dist": f["distances"]}
     if directed:
         g["in_indptr"], g["in_idx"], g["in_dist"] = \

@@ -6,6 +6,23 @@ two reductions over the shards (the best queued key, the picks made); the driver
 the picks (global id, pick-time score). If fewer than ``n_keep`` were picked with
 non-negative scores, the unselected subgraph is gathered here and finished by the lazy
 heap (:func:`d2fast.select`, ``algorithm='heap'``), exactly as on one machine.
+
+What the driver holds (n rows, d dims, P shards; nothing else grows with n):
+
+- the partition: the k-means sample (``40 nlist`` rows, float32, with the default
+  ``nlist = 2 sqrt(n)``: O(sqrt(n) d)), the centroids and the lists' row counts
+  (O(nlist d)); the node <-> global row id mapping stays in the workers' files
+  (:mod:`d2fast.distributed.partition`);
+- the selection: the picks' (global id, pick-time score), 16 B a pick, up to ``n_keep``
+  plus one round: the ranking the API returns is O(n_keep), and the stop test needs the
+  ``n_keep``-th best pick. Each round's picks are written to ``rounds/picks-<r>.npz``
+  (the ranking in pieces); the final sort by pick-time key is O(n_keep);
+- the negative phase, only when fewer than ``n_keep`` rows were picked with non-negative
+  scores: the unselected subgraph (all unselected rows and the edges among them, O(n)
+  in the worst case), because the lazy heap that finishes it exactly is sequential. It
+  is checked against the available memory first (a MemoryError names what to change).
+- scores or embeddings passed as arrays are the caller's (written to ``workdir`` in
+  blocks); pass files to keep them off the driver.
 """
 from __future__ import annotations
 
@@ -15,7 +32,7 @@ import time
 import numpy as np
 
 from d2fast._validate import check_memory
-from d2fast.distributed.checkpoint import Manifest, round_slot
+from d2fast.distributed.checkpoint import Manifest
 from d2fast.distributed.layout import load_npz, save_npz
 from d2fast.distributed.partition import plan, train_centroids
 from d2fast.graph import Graph
@@ -60,10 +77,13 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     def do_partition():
         centroids = train_centroids(emb, cfg["nlist"], cfg["metric"])
         cuts = np.linspace(0, emb.n, P + 1).astype(np.int64)
-        _, parts = step("assign", args=[dict(start=int(cuts[p]), stop=int(cuts[p + 1]),
-                                             centroids=centroids) for p in range(P)])
-        layout = plan(np.concatenate(parts), cfg["nlist"], P)
-        save_npz(os.path.join(workdir, "partition.npz"), centroids=centroids, **layout)
+        inboxes, _ = step("assign", args=[dict(start=int(cuts[p]), stop=int(cuts[p + 1]),
+                                               centroids=centroids) for p in range(P)])
+        inboxes, totals = step("count", inboxes)
+        save_npz(os.path.join(workdir, "partition.npz"), centroids=centroids, cuts=cuts,
+                 **plan(np.concatenate(totals), P))
+        inboxes, _ = step("number", inboxes)
+        step("write_order", inboxes)
 
     def do_graph():
         inboxes, _ = step("search")
@@ -117,10 +137,10 @@ def _better(a: tuple, b: tuple) -> bool:
     return a[0] > b[0] or (a[0] == b[0] and a[1] < b[1])
 
 
-def _driver_slot(workdir: str, r: int) -> str:
-    """The driver's picks after round r (the shards' slots alternate the same way)."""
+def _picks_path(workdir: str, r: int) -> str:
+    """The picks of round r (each round's own: the ranking is written in pieces)."""
     os.makedirs(os.path.join(workdir, "rounds"), exist_ok=True)
-    return os.path.join(workdir, "rounds", f"driver{round_slot(r)}")
+    return os.path.join(workdir, "rounds", f"picks-{r:06d}.npz")
 
 
 def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats) -> np.ndarray:
@@ -129,10 +149,11 @@ def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats) -> n
 
     workdir = cfg["workdir"]
     done = manifest.round
-    gids, scores = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    pieces = [load_npz(_picks_path(workdir, r)) for r in range(done + 1)]
+    gids = np.concatenate([np.empty(0, dtype=np.int64)] + [f["gids"] for f in pieces])
+    scores = np.concatenate([np.empty(0)] + [f["scores"] for f in pieces])
+    del pieces
     if done >= 0:
-        saved = load_npz(_driver_slot(workdir, done))
-        gids, scores = saved["gids"], saved["scores"]
         stats.info["resumed"].append(f"round {done}")
     inboxes, _ = step("select_open", args={"resume_round": done})
     with tqdm(total=n_keep, initial=min(n_keep, gids.size), desc="distributed: rounds",
@@ -146,10 +167,11 @@ def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats) -> n
             top = max(tops, key=lambda t: (t[0], -t[1]))
             if gids.size >= n_keep and _better(_bar_key(scores, gids, n_keep), top):
                 break
-            gids = np.concatenate([gids] + [v[1] for v in values])
-            scores = np.concatenate([scores] + [v[2] for v in values])
+            new_gids = np.concatenate([v[1] for v in values])
+            new_scores = np.concatenate([v[2] for v in values])
+            gids, scores = np.concatenate([gids, new_gids]), np.concatenate([scores, new_scores])
             inboxes, _ = step("update", inboxes, {"round": r})
-            save_npz(_driver_slot(workdir, r), gids=gids, scores=scores)
+            save_npz(_picks_path(workdir, r), gids=new_gids, scores=new_scores)
             manifest.finish_round(r)
             stats.info["rounds"] = r + 1
             bar.update(min(n_keep, gids.size) - bar.n)
