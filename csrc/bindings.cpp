@@ -10,6 +10,7 @@
 #include "py_arrays.h"
 #include "graph_symmetrize.h"
 #include "knn_rerank.h"
+#include "knn_topk.h"
 #include "select_heap.h"
 #include "select_rounds.h"
 
@@ -141,6 +142,39 @@ static py::array_t<double> pair_keys(py::array X, py::array rows, py::array cand
     return keys;
 }
 
+// In place: the output rows are updated, so the IVF scan merges list after list into them.
+static void topk_merge(py::array D, py::array ids, py::array dest, py::array outD,
+                       py::array outI, py::object bound) {
+    D = aligned(D), ids = aligned(ids), dest = aligned(dest);
+    const float* d = data_of<float>(D, "D", 2);
+    const idx_t m = D.shape(0), L = D.shape(1);
+    const idx_t* id = data_of<idx_t>(ids, "ids", ids.ndim() == 2 ? 2 : 1);
+    if (ids.ndim() == 1 ? ids.size() != L : (ids.shape(0) != m || ids.shape(1) != L))
+        throw py::value_error("ids must have shape (L,) or the shape of D");
+    const idx_t* dst = data_of<idx_t>(dest, "dest", 1);
+    if (dest.size() != m) throw py::value_error("dest must have one entry per row of D");
+    data_of<float>(outD, "outD", 2), data_of<idx_t>(outI, "outI", 2);
+    if (!(outD.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) ||
+        !(outI.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+        throw py::value_error("outD and outI must be aligned");
+    const idx_t M = outD.shape(0), c = outD.shape(1);
+    if (outI.shape(0) != M || outI.shape(1) != c)
+        throw py::value_error("outD and outI must have the same shape");
+    for (idx_t r = 0; r < m; ++r)
+        if (dst[r] < 0 || dst[r] >= M) throw py::value_error("dest must lie in [0, len(outD))");
+    py::array b;
+    const float* bd = nullptr;
+    if (!bound.is_none()) {
+        b = aligned(bound.cast<py::array>());
+        bd = data_of<float>(b, "bound", 1);
+        if (b.size() != m) throw py::value_error("bound must have one entry per row of D");
+    }
+    float* od = static_cast<float*>(outD.mutable_data());  // raises if read-only
+    idx_t* oi = static_cast<idx_t*>(outI.mutable_data());
+    py::gil_scoped_release release;
+    d2::topk_merge(m, L, d, id, ids.ndim() == 2 ? L : 0, dst, bd, c, od, oi);
+}
+
 static int max_threads() {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -162,5 +196,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("absolute"));
     m.def("pair_keys", &pair_keys, py::arg("X"), py::arg("rows"), py::arg("cand"),
           py::arg("cosine"));
+    m.def("topk_merge", &topk_merge, py::arg("D"), py::arg("ids"), py::arg("dest"),
+          py::arg("outD"), py::arg("outI"), py::arg("bound") = py::none());
     m.def("max_threads", &max_threads, "OpenMP threads the kernels use (1 if built serially)");
 }

@@ -13,19 +13,22 @@ This is the search of ``knn_graph(knn='ivf')`` and, per shard, of the distribute
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import numpy as np
 
+from d2fast import _backends
 from d2fast._validate import BLOCK_ROWS, check_emb, check_int, check_k
 from d2fast.knn import _MARGIN, float32_rows, rerank
 from d2fast.partition import Partition
 
 _POOL = 8  # a query's probes are chosen among the POOL * nprobe centroids nearest its own
 _QUERY_BLOCK = 16384  # queries a block: their candidate arrays are 12 B x nprobe x c each
-_LIST_CHUNK = 32768  # list rows a faiss.knn call: bounds the memory a very large list needs
+_LIST_CHUNK = 32768  # list rows read at once: bounds the memory a very large list needs
+_DIST_BLOCK = 1 << 22  # distances computed at once by a thread (float32: 16 MiB)
 _PCA_TRAIN = 65536  # rows the PCA projection is trained on
 PCA_CANDIDATES = 4  # with pca, candidates are PCA_CANDIDATES x (k + 1) + 8
 
@@ -33,10 +36,12 @@ PCA_CANDIDATES = 4  # with pca, candidates are PCA_CANDIDATES x (k + 1) + 8
 def block_bytes(d: int, k: int, pca: int) -> float:
     """Memory of one query block of :func:`search_lists` beyond its output, in bytes, for
     ``nprobe <= 16``: the candidates (12 B each, nprobe lists x c), the gathered query
-    rows, and per thread (two counted) a chunk of list rows."""
+    rows, and per thread (two counted) a chunk of list rows, the queries gathered for it
+    and their distances to it."""
     width = pca or d
     c = (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN
-    return _QUERY_BLOCK * (12.0 * 16 * c + 8.0 * width) + 2 * 4.0 * _LIST_CHUNK * width
+    per_thread = 4.0 * (_LIST_CHUNK * width + _QUERY_BLOCK * width + _DIST_BLOCK)
+    return _QUERY_BLOCK * (12.0 * 16 * c + 8.0 * width) + 2 * per_thread
 
 
 def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
@@ -127,6 +132,7 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     nprobe = min(nprobe, nlist)
     near = _centroid_pool(space.centroids, min(nlist, _POOL * nprobe))
     order = np.lexsort((queries, own))  # queries of a list together, ascending row ids
+    kernels = _backends.get(backend)
     ids = np.empty((m, k), dtype=np.int64)
     keys = np.empty((m, k), dtype=np.float64)
     bar = progress if hasattr(progress, "update") else \
@@ -138,7 +144,7 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
                 q = queries[pos]
                 Yq = space.rows(q)
                 probes = _probes(Yq, own[pos], near, space.centroids, nprobe, pool)
-                cand = _scan(space, Yq, probes, offsets, members, c, pool)
+                cand = _scan(space, Yq, probes, offsets, members, c, pool, kernels)
                 ids[pos], keys[pos] = _rerank(X, q, cand, k, cosine, normalize, backend)
                 bar.update(q.size)
     finally:
@@ -252,44 +258,69 @@ def _run(pool: ThreadPoolExecutor, tasks: list) -> None:
 
 
 def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.ndarray,
-          members: np.ndarray, c: int, pool: ThreadPoolExecutor) -> np.ndarray:
-    """int64 (b, c): the c nearest candidates (search-space L2) of every query in its
-    probed lists, -1 padded. Each probed list is read once (in chunks) for all the queries
-    that probe it, one list a task of ``pool`` (each writes its own slots: the result does
-    not depend on the number of threads)."""
+          members: np.ndarray, c: int, pool: ThreadPoolExecutor,
+          kernels: Any) -> np.ndarray:
+    """int64 (b, c): the c nearest candidates (search-space L2, ties to the lower row id) of
+    every query in its probed lists, -1 padded.
+
+    Each probed list is read once (in chunks) for all the queries that probe it, one list
+    a task of ``pool``: faiss computes the distances of a block of queries to a chunk of
+    rows (``pairwise_L2sqr``, BLAS) and ``kernels.topk_merge`` merges them into the
+    queries' top-c lists of that probe slot. The nearest list of every query is scanned
+    first; its c-th distance then bounds what the other lists can add, so most of their
+    distances cost a compare. Every slot is written by one task: the result does not
+    depend on the number of threads."""
     b, nprobe = probes.shape
-    D = np.full((b, nprobe, c), np.inf, dtype=np.float32)
-    I = np.full((b, nprobe, c), -1, dtype=np.int64)
-    flat = probes.ravel()
-    by_list = np.argsort(flat, kind="stable")
-    starts = np.flatnonzero(np.r_[True, flat[by_list][1:] != flat[by_list][:-1]])
+    D = np.full((b * nprobe, c), np.inf, dtype=np.float32)
+    I = np.full((b * nprobe, c), -1, dtype=np.int64)
+    first = np.arange(b) * nprobe
+    _scan_slots(space, Yq, probes.ravel(), first, offsets, members, D, I, None, pool,
+                kernels)
+    if nprobe == 1:
+        return I
+    rest = np.setdiff1d(np.arange(b * nprobe), first, assume_unique=True)
+    _scan_slots(space, Yq, probes.ravel(), rest, offsets, members, D, I, D[first, -1], pool,
+                kernels)
+    best_D = np.full((b, c), np.inf, dtype=np.float32)
+    best_I = np.full((b, c), -1, dtype=np.int64)
+    kernels.topk_merge(D.reshape(b, -1), I.reshape(b, -1), np.arange(b), best_D, best_I)
+    return best_I
+
+
+def _scan_slots(space: _SearchSpace, Yq: np.ndarray, flat: np.ndarray, slots: np.ndarray,
+                offsets: np.ndarray, members: np.ndarray, D: np.ndarray, I: np.ndarray,
+                bound: np.ndarray | None, pool: ThreadPoolExecutor, kernels: Any) -> None:
+    """Fill the probe slots ``slots`` (indices into ``flat`` = probes.ravel(): query
+    ``slot // nprobe`` probes list ``flat[slot]``) of (D, I); ``bound`` (b,): per query,
+    distances above it are not taken."""
+    import faiss
+
+    nprobe = flat.size // Yq.shape[0]
+    scratch = threading.local()  # a distance buffer a thread: no page faults a call
+    slots = slots[np.argsort(flat[slots], kind="stable")]
+    lists = flat[slots]
+    starts = np.flatnonzero(np.r_[True, lists[1:] != lists[:-1]])
 
     def scan_list(hit: np.ndarray) -> None:
-        import faiss
-
         lst = flat[hit[0]]
-        qi, slot = hit // nprobe, hit % nprobe
-        Q = Yq[qi]
         rows = members[offsets[lst]:offsets[lst + 1]]
         for s in range(0, rows.size, _LIST_CHUNK):
             chunk = rows[s:s + _LIST_CHUNK]
-            Dc, Ic = faiss.knn(Q, space.rows(chunk), min(c, chunk.size))
-            Ic = chunk[Ic]  # min(c, chunk.size) <= chunk.size: faiss fills every column
-            if s == 0:
-                D[qi, slot, :Dc.shape[1]], I[qi, slot, :Ic.shape[1]] = Dc, Ic
-            else:  # merge with the earlier chunks: stable, so ties keep the lower row id
-                Dm = np.concatenate([D[qi, slot], Dc], axis=1)
-                Im = np.concatenate([I[qi, slot], Ic], axis=1)
-                best = np.argsort(Dm, axis=1, kind="stable")[:, :c]
-                D[qi, slot] = np.take_along_axis(Dm, best, 1)
-                I[qi, slot] = np.take_along_axis(Im, best, 1)
+            B = space.rows(chunk)
+            step = max(1, _DIST_BLOCK // chunk.size)
+            for a in range(0, hit.size, step):
+                dest = hit[a:a + step]
+                q = dest // nprobe
+                Q = Yq[q]
+                if not hasattr(scratch, "dist"):
+                    scratch.dist = np.empty(_DIST_BLOCK, dtype=np.float32)
+                dist = scratch.dist[:dest.size * chunk.size].reshape(dest.size, chunk.size)
+                faiss.pairwise_L2sqr(B.shape[1], dest.size, faiss.swig_ptr(Q), chunk.size,
+                                     faiss.swig_ptr(B), faiss.swig_ptr(dist))
+                kernels.topk_merge(dist, chunk, dest, D, I,
+                                   None if bound is None else bound[q])
 
-    _run(pool, [(scan_list, by_list[a:e]) for a, e in zip(starts, np.r_[starts[1:], flat.size])])
-    D, I = D.reshape(b, -1), I.reshape(b, -1)
-    if D.shape[1] > c:
-        best = np.argpartition(D, c - 1, axis=1)[:, :c]
-        I = np.take_along_axis(I, best, 1)
-    return I
+    _run(pool, [(scan_list, slots[a:e]) for a, e in zip(starts, np.r_[starts[1:], slots.size])])
 
 
 def _rerank(X: np.ndarray, q: np.ndarray, cand: np.ndarray, k: int, cosine: bool,

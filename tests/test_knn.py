@@ -137,6 +137,66 @@ def test_pair_keys_backends_agree(backend, cosine):
         assert abs(want[3, 0] - direct) <= 1e-12
 
 
+def _topk_case(seed: int, per_entry: bool):
+    """Distances with many exact ties, a NaN, and ids in no particular order."""
+    rng = np.random.default_rng(seed)
+    m, L, M, c = 40, 37, 60, 7
+    D = rng.integers(0, 6, size=(m, L)).astype(np.float32)  # ties everywhere
+    D[3, 5] = np.nan
+    ids = rng.permutation(5000)[:m * L].reshape(m, L) if per_entry else rng.permutation(L) * 3
+    dest = rng.permutation(M)[:m]
+    outD = np.full((M, c), np.inf, dtype=np.float32)
+    outI = np.full((M, c), -1, dtype=np.int64)
+    return D, ids.astype(np.int64), dest.astype(np.int64), outD, outI
+
+
+@pytest.mark.parametrize("per_entry", [False, True])
+@pytest.mark.parametrize("bounded", [False, True])
+def test_topk_merge_backends_agree(backend, per_entry, bounded):
+    """Two merges into the same rows (the chunks of a list) equal one merge of all the
+    candidates: the c smallest by (distance, id), ascending, NaN never taken, nor
+    distances above the row's bound."""
+    D, ids, dest, outD, outI = _topk_case(3, per_entry)
+    bound = np.random.default_rng(5).integers(0, 6, D.shape[0]).astype(np.float32) \
+        if bounded else None
+    ref = d2fast._backends.get("numpy")
+    kern = d2fast._backends.get(backend)
+    half = D.shape[1] // 2
+    got = outD.copy(), outI.copy()
+    for part in (slice(0, half), slice(half, None)):
+        kern.topk_merge(np.ascontiguousarray(D[:, part]),
+                        np.ascontiguousarray(ids[:, part] if per_entry else ids[part]),
+                        dest, *got, bound)
+    want = outD.copy(), outI.copy()
+    ref.topk_merge(D, ids, dest, *want, bound)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    full = np.broadcast_to(ids, D.shape)
+    for r in (0, 3, 17):  # straight from the definition
+        top = bound[r] if bounded else np.inf
+        pairs = sorted((float(v), int(i)) for v, i in zip(D[r], full[r]) if v <= top)[:7]
+        pairs += [(np.inf, -1)] * (7 - len(pairs))
+        assert [(float(v), int(i)) for v, i in zip(want[0][dest[r]], want[1][dest[r]])] == pairs
+    untouched = np.setdiff1d(np.arange(outD.shape[0]), dest)
+    assert np.isinf(got[0][untouched]).all() and (got[1][untouched] == -1).all()
+
+
+def test_topk_merge_binding_rejects_bad_rows():
+    core = pytest.importorskip("d2fast._core")
+    D, ids, dest, outD, outI = _topk_case(4, False)
+    bad = dest.copy()
+    bad[0] = outD.shape[0]
+    with pytest.raises(ValueError, match="dest"):
+        core.topk_merge(D, ids, bad, outD, outI)
+    with pytest.raises(ValueError, match="ids"):
+        core.topk_merge(D, ids[:-1], dest, outD, outI)
+    with pytest.raises(ValueError, match="bound"):
+        core.topk_merge(D, ids, dest, outD, outI, np.zeros(3, np.float32))
+    outD.setflags(write=False)
+    with pytest.raises(ValueError):
+        core.topk_merge(D, ids, dest, outD, outI)
+
+
 def _resident_kib(path) -> int:
     """Resident KiB of this process's mappings of ``path`` (from /proc/self/smaps)."""
     total, inside = 0, False

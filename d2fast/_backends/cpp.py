@@ -13,6 +13,11 @@ def pair_keys(X, rows, cand, cosine: bool) -> np.ndarray:
     return _core.pair_keys(X, rows, cand, bool(cosine))
 
 
+def topk_merge(D, ids, dest, outD, outI, bound=None) -> None:
+    """See :func:`d2fast._backends.reference.topk_merge`."""
+    _core.topk_merge(D, ids, dest, outD, outI, bound)
+
+
 def build_csr(knn_idx, knn_dist, symmetric: bool):
     """See :func:`d2fast._backends.reference.build_csr`."""
     return _core.build_csr(knn_idx, knn_dist, bool(symmetric))

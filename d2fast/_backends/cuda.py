@@ -16,7 +16,7 @@ select_heap
     The same function as ``select_rounds``: the GPU has no sequential heap. The rounds
     make the heap's picks (up to the float summation order of the updates one node
     receives within a round), so ``algorithm="heap"`` and ``"auto"`` run the rounds too.
-pair_keys, build_csr
+pair_keys, topk_merge, build_csr
     The graph build stays on the CPU: the ``cpp`` backend, or the NumPy reference
     where the extension is missing.
 
@@ -57,6 +57,11 @@ def _csr(indptr, indices, distances):
 def pair_keys(X, rows, cand, cosine: bool) -> np.ndarray:
     """See :func:`d2fast._backends.reference.pair_keys` (runs on the CPU)."""
     return _host.pair_keys(X, rows, cand, cosine)
+
+
+def topk_merge(D, ids, dest, outD, outI, bound=None) -> None:
+    """See :func:`d2fast._backends.reference.topk_merge` (runs on the CPU)."""
+    _host.topk_merge(D, ids, dest, outD, outI, bound)
 
 
 def build_csr(knn_idx, knn_dist, symmetric: bool):

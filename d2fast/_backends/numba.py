@@ -51,6 +51,61 @@ def pair_keys(X, rows, cand, cosine: bool) -> np.ndarray:
     return keys
 
 
+# --------------------------------------------------------------------------- topk_merge
+@njit(cache=True)
+def _cand_less(da, ia, db, ib):
+    return da < db or (da == db and ia < ib)
+
+
+@njit(cache=True)
+def _cand_sift(hd, hi, c):
+    """Restore the max-heap (by ``_cand_less``) of the first c entries below the root."""
+    d, i, p = hd[0], hi[0], 0
+    while True:
+        ch = 2 * p + 1
+        if ch >= c:
+            break
+        if ch + 1 < c and _cand_less(hd[ch], hi[ch], hd[ch + 1], hi[ch + 1]):
+            ch += 1
+        if not _cand_less(d, i, hd[ch], hi[ch]):
+            break
+        hd[p], hi[p] = hd[ch], hi[ch]
+        p = ch
+    hd[p], hi[p] = d, i
+
+
+@njit(cache=True)
+def _topk_merge(D, ids, dest, outD, outI, bound):
+    """See ``topk_merge``; ``ids`` 2-D (1, L) for one id a column, else (m, L); ``bound``
+    empty for none."""
+    m, L = D.shape
+    c = outD.shape[1]
+    for r in range(m):
+        row = r if ids.shape[0] > 1 else 0
+        hd = outD[dest[r]][::-1].copy()  # ascending reversed: a max-heap
+        hi = outI[dest[r]][::-1].copy()
+        for j in range(L):
+            idj = ids[row, j]
+            if bound.size and D[r, j] > bound[r]:
+                continue
+            if _cand_less(D[r, j], idj, hd[0], hi[0]):
+                hd[0], hi[0] = D[r, j], idj
+                _cand_sift(hd, hi, c)
+        for e in range(c - 1, 0, -1):
+            hd[0], hd[e] = hd[e], hd[0]
+            hi[0], hi[e] = hi[e], hi[0]
+            _cand_sift(hd, hi, e)
+        outD[dest[r]] = hd
+        outI[dest[r]] = hi
+
+
+def topk_merge(D, ids, dest, outD, outI, bound=None) -> None:
+    """See :func:`d2fast._backends.reference.topk_merge`."""
+    if outD.shape[1] and D.shape[0]:
+        _topk_merge(D, ids.reshape(-1, D.shape[1]), dest, outD, outI,
+                    np.empty(0, np.float32) if bound is None else bound)
+
+
 # --------------------------------------------------------------------------- build_csr
 @njit(cache=True)
 def _bucket_rows(knn_idx, dist_bits, symmetric):

@@ -7,6 +7,7 @@ with the same signatures; inputs are already validated and of the stated dtypes
 Kernels
 -------
 pair_keys(X, rows, cand, cosine) -> float64 (m, c)
+topk_merge(D, ids, dest, outD, outI, bound=None) -> None (outD, outI updated in place)
 build_csr(knn_idx, knn_dist, symmetric) -> (indptr, indices, distances)
 forward(indptr, indices, distances, scores, gamma_f, product) -> float64 (n,)
 select_heap(indptr, indices, distances, scores, n_keep, gamma_r, absolute) -> int64 (n_keep,)
@@ -54,6 +55,37 @@ def pair_keys(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, cosine: bool) -
         keys[:, t] = 1.0 - (xi * xj).sum(axis=1) if cosine else ((xj - xi) ** 2).sum(axis=1)
     keys[cand < 0] = 0.0
     return keys
+
+
+def topk_merge(D: np.ndarray, ids: np.ndarray, dest: np.ndarray, outD: np.ndarray,
+               outI: np.ndarray, bound: np.ndarray | None = None) -> None:
+    """Merge candidates into running top-c lists, the list scan of the IVF search.
+
+    Parameters
+    ----------
+    D : float32 of shape (m, L), distances of m queries to L candidates
+    ids : int64 of shape (L,) (one id a column) or (m, L), the candidates' ids
+    dest : int64 of shape (m,), distinct rows of ``outD``/``outI`` in ``[0, M)``
+    outD : float32 of shape (M, c), updated in place
+    outI : int64 of shape (M, c), updated in place
+    bound : float32 of shape (m,), optional
+        Distances above ``bound[r]`` are not taken from row r of D (an upper bound of the
+        query's c-th distance known from elsewhere).
+
+    Row ``dest[r]`` of (outD, outI) holds c (distance, id) pairs, ascending by distance
+    then id, padded with (inf, -1); it becomes the c smallest of itself and row r of
+    (D, ids) in that order. NaN distances are never taken.
+    """
+    c = outD.shape[1]
+    if c == 0 or D.shape[0] == 0:
+        return
+    if bound is not None:
+        D = np.where(D > bound[:, None], np.float32(np.nan), D)
+    allD = np.concatenate([outD[dest], D], axis=1)
+    allI = np.concatenate([outI[dest], np.broadcast_to(ids, D.shape)], axis=1)
+    order = np.lexsort((allI, allD))[:, :c]  # NaN sorts after the c (inf, -1) pads
+    outD[dest] = np.take_along_axis(allD, order, 1)
+    outI[dest] = np.take_along_axis(allI, order, 1)
 
 
 def build_csr(knn_idx: np.ndarray, knn_dist: np.ndarray, symmetric: bool):
