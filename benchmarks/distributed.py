@@ -35,6 +35,10 @@ def write_data(folder: str, n: int, d: int) -> None:
     """Shards, the whole array and the scores in ``folder`` (kept when present)."""
     done = os.path.join(folder, "done")
     if os.path.exists(done):
+        shape = np.load(os.path.join(folder, "all.npy"), mmap_mode="r").shape
+        if shape != (n, d):
+            sys.exit(f"{folder} holds {shape[0]} x {shape[1]} rows, not {n} x {d}: "
+                     "give another --dir")
         return
     os.makedirs(os.path.join(folder, "shards"), exist_ok=True)
     whole = np.lib.format.open_memmap(os.path.join(folder, "all.npy"), mode="w+",
@@ -55,10 +59,10 @@ def child(args: argparse.Namespace) -> dict:
 
     scores = os.path.join(args.dir, "scores.npy")
     start = time.perf_counter()
-    info: dict = {}
     if args.run == "single":
         X = np.load(os.path.join(args.dir, "all.npy"), mmap_mode="r")
-        keep = d2fast.prune(X, np.load(scores), args.k, args.rate, knn="ivf", hard_prune=0.0)
+        keep, info = d2fast.prune(X, np.load(scores), args.k, args.rate, knn="ivf",
+                                  hard_prune=0.0, return_info=True)
     else:
         workdir = os.path.join(args.dir, f"work-{args.engine}-{args.shards}")
         if os.path.exists(workdir):
@@ -71,40 +75,63 @@ def child(args: argparse.Namespace) -> dict:
                                        num_cpus=args.cpus, return_info=True)
     seconds = time.perf_counter() - start
     np.save(os.path.join(args.dir, f"keep-{args.run}.npy"), keep)
-    return {"seconds": seconds, "info": info,
+    return {"seconds": seconds, "info": info, "load_avg": os.getloadavg(),
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
-def project(n: int, d: int, shards: int, single: dict, dist: dict) -> list[dict]:
-    """Paper projection from this run's measurements.
+ROUND_CALL_S = 1e-4  # assumed: driver time to submit one actor call (Ray, order of magnitude)
+NODE_CORES = 32  # assumed: one worker a core, 32 cores a node
 
-    Assumptions: (1) every stage's work is proportional to rows x width, split evenly over
-    P workers, with nlist grown with n so a list keeps the size it has here (IVF search
-    cost per row constant; d2fast's default nlist = 2 sqrt(n) would grow it as sqrt(n));
-    (2) rounds grow with log n from the rounds measured here; a round costs two
-    bulk-synchronous steps of latency `step_s` (measured: select time / (2 rounds)) plus
-    per-row work; (3) bytes sent per row as measured here (a shard's crossing edges: fixed
-    for a fixed number of lists per shard); (4) a worker's memory beyond the Ray baseline
-    is proportional to its rows x width; (5) one worker per core, 32 cores a node, and a
-    shared file system fast enough that reads are not the bottleneck.
+
+def project(n: int, d: int, shards: int, cores: int, dist: dict) -> list[dict]:
+    """Paper projection to 128M and 1.28B rows from this run's per-stage measurements.
+
+    Assumptions, stage by stage (t = this run's wall seconds of the stage, with
+    ``min(P, cores)`` cores busy, so ``t min(P, cores) / n`` core-seconds a row):
+    (1) partition and rows cost rows x width (reading, k-means assignment); the graph
+    costs rows x width x list size: with lists of this run's size (``nlist`` grown with
+    n, 'fixed lists') or with the default ``nlist = 2 sqrt(n)`` (lists grow as sqrt(n):
+    x sqrt(N / n)); forward and the selection's work cost rows x k, not width; all of it
+    split evenly over W workers, one core each, 32 a node, with storage fast enough that
+    reads do not bound it; (2) rounds grow with log n from the rounds measured here, and
+    a round adds two bulk-synchronous steps of ``W`` actor calls the driver submits at
+    ``ROUND_CALL_S`` each; (3) traffic: this run's bytes a row per stage, scaled to every
+    kNN edge crossing shards (the measured crossing fraction ``f`` = graph bytes /
+    (20 B n k) rises towards 1 as shards hold fewer lists): an upper bound; (4) a worker's
+    memory = the Ray baseline + its rows x (this run's bytes a row + 4 B x extra width:
+    the float32 copy of its rows).
     """
     info = dist["info"]
-    stages = info["timings_s"]
+    t = info["timings_s"]
+    busy = min(shards, cores)
     rounds = max(info["rounds"], 1)
-    step_s = stages["select"] / (2 * rounds)
+    by_stage = info.get("bytes_by_stage", {})
+    crossing = max(by_stage.get("graph", 0) / (20.0 * n * info["k"]), 1e-9)
     base = 0.25 * GIB  # a Ray worker's resident memory before it reads data
     rss = max(info.get("worker_peak_rss_bytes") or [dist["peak_rss_bytes"]])
-    per_row_bytes = max(rss - base, 0.0) / (n / shards) / d
-    per_row_s = sum(stages.values()) * shards / n / d  # core-seconds a row a dim
+    per_row_bytes = max(rss - base, 0.0) / (n / shards)
     out = []
     for rows, width in ((128_000_000, 64), (128_000_000, 768), (1_280_000_000, 768)):
         r = rounds * np.log(rows) / np.log(n)
         for nodes in (8, 64):
-            P = 32 * nodes
-            out.append({"rows": rows, "d": width, "nodes": nodes, "workers": P,
-                        "rounds": round(r), "traffic_GiB": info["bytes_sent"] / n * rows / GIB,
-                        "worker_GiB": (base + per_row_bytes * width * rows / P) / GIB,
-                        "hours": (per_row_s * rows * width / P + 2 * r * step_s) / 3600})
+            W = NODE_CORES * nodes
+            row_s = {name: t.get(name, 0.0) * busy / n * rows / W
+                     for name in ("partition", "rows", "graph", "forward", "select")}
+            for name in ("partition", "rows", "graph"):
+                row_s[name] *= width / d
+            row_s["select"] *= r / rounds
+            latency = 2 * r * W * ROUND_CALL_S
+            fixed = sum(row_s.values()) + latency
+            grown = fixed + row_s["graph"] * (np.sqrt(rows / n) - 1)
+            traffic = sum(by_stage.values()) / n * rows
+            traffic_max = (by_stage.get("partition", 0) + (sum(by_stage.values()) -
+                           by_stage.get("partition", 0)) / crossing) / n * rows
+            out.append({"rows": rows, "d": width, "nodes": nodes, "workers": W,
+                        "rounds": round(r), "traffic_GiB": traffic / GIB,
+                        "traffic_max_GiB": traffic_max / GIB,
+                        "worker_GiB": (base + rows / W * (per_row_bytes + 4 * (width - d)))
+                        / GIB, "hours_fixed_lists": fixed / 3600,
+                        "hours_default_lists": grown / 3600})
     return out
 
 
@@ -127,33 +154,49 @@ def main() -> None:
     results = {}
     for mode in ("single", "distributed"):
         cmd = [sys.executable, __file__, "--run", mode] + sys.argv[1:]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        results[mode] = json.loads(out.strip().splitlines()[-1])
+        print(f"{time.strftime('%H:%M:%S')} {mode}: load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"{mode} run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+        with open(os.path.join(args.dir, f"result-{mode}.json"), "w") as f:
+            json.dump(results[mode], f, indent=1)
     single, dist = results["single"], results["distributed"]
     same = np.array_equal(np.load(os.path.join(args.dir, "keep-single.npy")),
                           np.load(os.path.join(args.dir, "keep-distributed.npy")))
-    info = dist["info"]
-    print(f"{args.n} x {args.d} float16, k={args.k}, keep {1 - args.rate:.0%}, "
-          f"P={args.shards}, engine={args.engine}, {os.cpu_count()} CPUs")
-    print(f"single machine prune: {single['seconds']:.1f} s, peak RSS "
-          f"{single['peak_rss_bytes'] / GIB:.2f} GiB")
-    print(f"distributed: {dist['seconds']:.1f} s "
-          f"({dist['seconds'] / single['seconds']:.2f}x single), driver peak RSS "
-          f"{dist['peak_rss_bytes'] / GIB:.2f} GiB")
-    print("  stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in info["timings_s"].items()))
-    print(f"  rounds {info['rounds']}, bytes sent {info['bytes_sent'] / 2**20:.1f} MiB, "
-          f"edges {info['nnz']}")
+    info, cores = dist["info"], os.cpu_count() or 1
     workers = info.get("worker_peak_rss_bytes") or []
-    if workers:
-        print("  worker peak RSS (GiB): " + ", ".join(f"{b / GIB:.2f}" for b in workers) +
-              f" (single / P + 1 GiB = {single['peak_rss_bytes'] / GIB / args.shards + 1:.2f})")
-    print(f"  same ranking as single machine: {same}")
+    target = single["peak_rss_bytes"] / GIB / args.shards + 1
+    st, dt = single["info"]["timings_s"], info["timings_s"]
+    print(f"{args.n} x {args.d} float16, k={args.k}, keep {1 - args.rate:.0%}, "
+          f"P={args.shards}, engine={args.engine}, {cores} CPUs; load average at the end "
+          f"of each run: single {single['load_avg'][0]:.2f}, distributed "
+          f"{dist['load_avg'][0]:.2f}")
+    print("| | single machine `prune` | distributed |\n|---|---|---|")
+    print(f"| total | {single['seconds']:.1f} s | **{dist['seconds']:.1f} s** "
+          f"({dist['seconds'] / single['seconds']:.2f}x; target <= 1.5x) |")
+    print(f"| kNN graph | {st['knn']:.1f} s | partition {dt['partition']:.1f} s + rows "
+          f"{dt['rows']:.1f} s + graph {dt['graph']:.1f} s |")
+    print(f"| forward / select | {st['forward']:.1f} / {st['select']:.1f} s | "
+          f"{dt['forward']:.1f} / {dt['select']:.1f} s ({info['rounds']} rounds) |")
+    print(f"| Ray start and stop, input checks | | "
+          f"{dist['seconds'] - sum(dt.values()):.1f} s |")
+    print("| bytes between shards | | " + f"{info['bytes_sent'] / 2**20:.1f} MiB (" +
+          ", ".join(f"{k} {v / 2**20:.1f}" for k, v in info["bytes_by_stage"].items()) +
+          f"); {info['nnz']} edges |")
+    print(f"| peak RSS | {single['peak_rss_bytes'] / GIB:.2f} GiB | driver "
+          f"{dist['peak_rss_bytes'] / GIB:.2f} GiB; workers " +
+          ", ".join(f"{b / GIB:.2f}" for b in workers) +
+          f" GiB (target single / P + 1 GiB = {target:.2f}) |")
+    print(f"| same ranking | | {same} |")
     print("projection (see project() for the assumptions):")
-    for row in project(args.n, args.d, args.shards, single, dist):
+    for row in project(args.n, args.d, args.shards, cores, dist):
         print(f"  {row['rows'] / 1e6:.0f}M x {row['d']}: {row['nodes']} nodes "
               f"({row['workers']} workers): ~{row['rounds']} rounds, traffic "
-              f"{row['traffic_GiB']:.1f} GiB, {row['worker_GiB']:.2f} GiB a worker, "
-              f"{row['hours']:.2f} h")
+              f"{row['traffic_GiB']:.1f}-{row['traffic_max_GiB']:.1f} GiB, "
+              f"{row['worker_GiB']:.2f} GiB a worker, {row['hours_fixed_lists']:.2f} h "
+              f"(fixed lists) / {row['hours_default_lists']:.2f} h (default lists)")
 
 
 if __name__ == "__main__":

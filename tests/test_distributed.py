@@ -163,6 +163,9 @@ def test_ranking_is_written_in_pieces_one_a_round(tmp_path):
               for r in range(info["rounds"])]
     gids = np.concatenate([f["gids"] for f in pieces])
     assert len(pieces) >= 2 and all(f["gids"].size for f in pieces)
+    by_stage = info["bytes_by_stage"]
+    assert sum(by_stage.values()) == info["bytes_sent"] and by_stage["graph"] > 0
+    assert set(by_stage) <= {"partition", "rows", "graph", "forward", "select"}
     assert gids.size == np.unique(gids).size
     scores = np.concatenate([f["scores"] for f in pieces])
     first = min(got.size, gids.size)  # the rest: the negative phase

@@ -114,9 +114,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     info : dict, only with ``return_info=True``
         ``n``, ``n_keep``, ``k``, ``metric``, ``graph``, ``knn`` (as resolved) and
         ``knn_params`` (nlist, nprobe, candidates), ``shards``, ``engine``, ``timings_s``
-        per stage, ``rounds``, ``bytes_sent`` between shards, ``nnz`` (edges), the stages
-        ``resumed`` from workdir, ``restarts`` after a dead Ray actor, and with Ray the
-        actors' ``worker_peak_rss_bytes``.
+        per stage, ``rounds``, ``bytes_sent`` between shards (and ``bytes_by_stage``),
+        ``nnz`` (edges), the stages ``resumed`` from workdir, ``restarts`` after a dead
+        Ray actor, and with Ray the actors' ``worker_peak_rss_bytes``.
 
     Raises
     ------

@@ -41,15 +41,22 @@ from d2fast.passing import _SELECT_LIMIT, select
 
 
 class Stats:
-    """Per-stage seconds, rounds and bytes sent between shards (the run's info)."""
+    """Per-stage seconds, rounds and bytes sent between shards, in all and per stage (the
+    run's info); ``stage`` names the stage running."""
 
     def __init__(self, shards: int, engine: str) -> None:
         self.info = {"shards": shards, "engine": engine, "timings_s": {}, "rounds": 0,
-                     "bytes_sent": 0, "resumed": []}
+                     "bytes_sent": 0, "bytes_by_stage": {}, "resumed": []}
+        self.stage = ""
 
     def add(self, stage: str, seconds: float) -> None:
         t = self.info["timings_s"]
         t[stage] = round(t.get(stage, 0.0) + seconds, 6)
+
+    def sent(self, nbytes: int) -> None:
+        self.info["bytes_sent"] += nbytes
+        by = self.info["bytes_by_stage"]
+        by[self.stage] = by.get(self.stage, 0) + nbytes
 
 
 def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
@@ -63,6 +70,7 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
             stats.info["resumed"].append(name)
         else:
             bar.set_description(f"distributed: {name}")
+            stats.stage = name
             start = time.perf_counter()
             body()
             manifest.finish(name)
@@ -71,7 +79,7 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
 
     def step(name, inboxes=None, args=None):
         inboxes, values, sent = engine.step(name, inboxes, args)
-        stats.info["bytes_sent"] += sent
+        stats.sent(sent)
         return inboxes, values
 
     def do_partition():
@@ -112,6 +120,7 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
         raise ValueError(f"scores too large: max |scores| = {peak:.3g} with n_keep={n_keep} "
                          "could overflow float64 in the updates; rescale the scores")
     bar.set_description("distributed: select")
+    stats.stage = "select"
     start = time.perf_counter()
     picks = _rounds(step, manifest, cfg, n_keep, stats)
     if picks.size < n_keep:
