@@ -143,36 +143,57 @@ def _search_ivf(state: dict, lo: int, hi: int):
 def write_graph(state: dict, inbox: list):
     """Step: the shard's CSR from its kNN lists and the edges other shards sent it."""
     lo, hi = owned(state)
-    order = _partition(state)["order"]
-    src, dst, dist = state.pop("knn_edges")
+    part = _partition(state)
+    own = state.pop("knn_edges")
     came = [state.pop("own_reverse")] + [msg for msg in inbox if msg is not None]
-    r_row = np.concatenate([m[0] for m in came])
-    r_nbr = np.concatenate([m[1] for m in came])
-    r_dist = np.concatenate([m[2] for m in came])
-    arrays = {"gid": order[lo:hi]}
+    arrays = {"gid": part["order"][lo:hi]}
     if state["cfg"]["graph"] == "union":
-        arrays.update(_csr(lo, hi, np.concatenate([src, r_row]), np.concatenate([dst, r_nbr]),
-                           np.concatenate([dist, r_dist]), order, ""))
+        arrays.update(_csr(lo, hi, [own] + came, part, ""))
     else:
-        arrays.update(_csr(lo, hi, src, dst, dist, order, ""))
-        arrays.update(_csr(lo, hi, r_row, r_nbr, r_dist, order, "in_"))
+        arrays.update(_csr(lo, hi, [own], part, ""))
+        arrays.update(_csr(lo, hi, came, part, "in_"))
     save_npz(shard_path(state["workdir"], "graph", state["p"]), **arrays)
     nnz = arrays["indices"].size
     return state, (None, {"nnz": nnz})
 
 
-def _csr(lo: int, hi: int, row: np.ndarray, nbr: np.ndarray, dist: np.ndarray, order,
-         prefix: str) -> dict:
-    """CSR rows lo:hi from edges (row, nbr, dist): sorted by the neighbour's global id,
-    duplicates keep their smaller distance."""
-    nbr_gid = order[nbr] if nbr.size else np.empty(0, dtype=np.int64)
-    sort = np.lexsort((dist, nbr_gid, row))
-    row, nbr, nbr_gid, dist = row[sort], nbr[sort], nbr_gid[sort], dist[sort]
-    first = np.ones(row.size, dtype=bool)
-    first[1:] = (row[1:] != row[:-1]) | (nbr[1:] != nbr[:-1])
-    row, nbr, nbr_gid, dist = row[first], nbr[first], nbr_gid[first], dist[first]
-    indptr = np.zeros(hi - lo + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row - lo, minlength=hi - lo), out=indptr[1:])
-    return {f"{prefix}indptr": indptr, f"{prefix}indices": nbr.astype(np.int64),
-            f"{prefix}nbr_gid": nbr_gid.astype(np.int64),
-            f"{prefix}distances": dist.astype(np.float32)}
+_LOOKUP_BLOCK = 1 << 22  # node <-> global id lookups at a time
+
+
+def _csr(lo: int, hi: int, parts: list, part: dict, prefix: str) -> dict:
+    """CSR rows lo:hi from edges given as (row node ids, neighbour node ids, distances)
+    triples (the list is emptied): each row sorted by the neighbour's global id,
+    duplicates keep their smaller distance.
+
+    Memory: about 28 B an edge at the peak (one int64 key (row, neighbour's global id), the
+    distances and the sort); the neighbours' node ids are looked up again at the end.
+    """
+    order, node_of = part["order"], part["node_of"]
+    n, m = len(order), hi - lo
+    edges = sum(p[0].size for p in parts)
+    key = np.empty(edges, dtype=np.int64)  # (row - lo) * n + global id of the neighbour
+    dist = np.empty(edges, dtype=np.float32)
+    at = 0
+    while parts:
+        row, nbr, d = parts.pop(0)
+        dist[at:at + row.size] = d
+        for a in range(0, row.size, _LOOKUP_BLOCK):
+            b = min(row.size, a + _LOOKUP_BLOCK)
+            key[at + a:at + b] = (row[a:b] - lo) * n + order[nbr[a:b]]
+        at += row.size
+        del row, nbr, d
+    sort = np.lexsort((dist, key))
+    dist = dist[sort]
+    key = key[sort]
+    del sort
+    first = np.ones(edges, dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    key, dist = key[first], dist[first]
+    del first
+    indptr = np.searchsorted(key, np.arange(m + 1, dtype=np.int64) * n).astype(np.int64)
+    np.remainder(key, n, out=key)  # now the neighbours' global ids
+    nbr = np.empty(key.size, dtype=np.int64)
+    for a in range(0, key.size, _LOOKUP_BLOCK):
+        nbr[a:a + _LOOKUP_BLOCK] = node_of[key[a:a + _LOOKUP_BLOCK]]
+    return {f"{prefix}indptr": indptr, f"{prefix}indices": nbr, f"{prefix}nbr_gid": key,
+            f"{prefix}distances": dist}

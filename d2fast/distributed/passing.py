@@ -27,6 +27,8 @@ from d2fast.distributed.graph import _partition, owned
 from d2fast.distributed.layout import load_npz, save_npz, shard_path
 from d2fast.io import atomic_write
 
+_NODE_BLOCK = 1 << 16  # candidates whose neighbourhoods are compared at a time
+
 
 def _segments(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edges of CSR ``rows``: (index into ``rows`` of each edge's row, edge position)."""
@@ -69,7 +71,10 @@ def open_graph(state: dict) -> dict:
     ghosts = np.unique(nodes[(nodes < lo) | (nodes >= hi)])
 
     def ext(x):
-        return np.where((x >= lo) & (x < hi), x - lo, m + np.searchsorted(ghosts, x))
+        out = x - lo
+        far = (out < 0) | (out >= m)
+        out[far] = m + np.searchsorted(ghosts, x[far])
+        return out
 
     g = {"lo": lo, "m": m, "ghosts": ghosts, "size": m + ghosts.size,
          "gid": np.concatenate([f["gid"], _partition(state)["order"][ghosts]]),
@@ -211,10 +216,14 @@ def pick(state: dict, inbox: list):
     if cand.size:
         best = cand[np.lexsort((gid[cand], -cur[cand]))[0]]
         top = (float(cur[best]), int(gid[best]))
-    owner, pos = _segments(g["nb_indptr"], cand)
-    u, c = g["nb_idx"][pos], cand[owner]
-    bad = ~sel[u] & ((cur[u] > cur[c]) | ((cur[u] == cur[c]) & (gid[u] < gid[c])))
-    now = np.setdiff1d(cand, c[bad], assume_unique=False)
+    now = []
+    for a in range(0, cand.size, _NODE_BLOCK):  # blocks of nodes: bounded temporaries
+        block = cand[a:a + _NODE_BLOCK]
+        owner, pos = _segments(g["nb_indptr"], block)
+        u, c = g["nb_idx"][pos], block[owner]
+        bad = ~sel[u] & ((cur[u] > cur[c]) | ((cur[u] == cur[c]) & (gid[u] < gid[c])))
+        now.append(np.setdiff1d(block, c[bad]))
+    now = np.concatenate(now) if now else cand
     sel[now] = True
     changed[now] = True
     state["now"] = now
