@@ -7,14 +7,20 @@ train a small MLP on all rows while recording the scores, take its L2-normalised
 penultimate-layer embeddings (as ``d2fast demo``); then for every score type, method and rate
 train a fresh MLP on the coreset (noisy labels, a fixed number of steps) and evaluate on the
 clean test set. Methods: :data:`d2fast.quality.METHODS` (d2 = prune's defaults,
-hard_prune="auto") plus two ablations of "auto": "d2 mode" (the outlier mode only, no rate
-term) and "d2 rate" (a steeper rate term alone, max(0, rate - 0.5): 0.4 at 90 % as the
-official D2 CIFAR-10 setting). Torch on one thread.
+hard_prune="auto", gamma_r="auto"; d2 pure = hard_prune=0.0) plus ablations. Of the reverse
+decay (with hard_prune="auto"): "d2 g0.1" (gamma_r=0.1, the default before
+gamma_r="auto"), "d2 cover k10" (gamma_r="auto" on a k=10 graph) and "d2 half" (gamma_r =
+ln 2 / median edge length: weight 1/2 at the median edge, whatever the rate). Of
+hard_prune="auto", all with gamma_r=0.1 (they were run before gamma_r="auto"): "d2 pure
+g0.1" (no hard prune), "d2 mode g0.1" (the outlier mode only, no rate term) and "d2 rate
+g0.1" (a steeper rate term alone, max(0, rate - 0.5): 0.4 at 90 % as the official D2
+CIFAR-10 setting). Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
     python benchmarks/quality_study.py --dataset fashion --noise 0.4 --part _b  # in parallel
     python benchmarks/quality_study.py --table   # the tables from the saved results
+    python benchmarks/quality_study.py --summary --reference "d2 g0.1"  # any method vs baselines
 
 Results go to benchmarks/results/quality_study_<dataset>.json (one record per run; reruns
 skip the (noise, seed, score) chunks already there).
@@ -54,15 +60,32 @@ def _capped(scores, rate, beta):
 
 
 def _rate_only(e, s, r, labels, seed):
-    return d2fast.prune(e, s, rate=r, hard_prune=_capped(s, r, max(0.0, r - 0.5)))
+    return d2fast.prune(e, s, rate=r, gamma_r=0.1,
+                        hard_prune=_capped(s, r, max(0.0, r - 0.5)))
 
 
 def _mode_only(e, s, r, labels, seed):
-    return d2fast.prune(e, s, rate=r, hard_prune=_capped(s, r, high_mode(s).count / s.size))
+    return d2fast.prune(e, s, rate=r, gamma_r=0.1,
+                        hard_prune=_capped(s, r, high_mode(s).count / s.size))
 
 
-METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS}, "d2 mode": _mode_only,
-           "d2 rate": _rate_only}
+def _half(e, s, r, labels, seed):
+    """gamma_r = ln 2 / median edge length of the graph prune builds (after hard pruning)."""
+    n_keep = _n_keep(s, r)
+    pool = budgets.hard_prune_pool(s, budgets.resolve_hard_prune(s, "auto", n_keep)[0],
+                                   n_keep)
+    g = d2fast.knn_graph(e[pool], 5)
+    return d2fast.prune(e, s, rate=r, gamma_r=float(np.log(2) / np.median(
+        g.distances[g.distances > 0])))
+
+
+METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
+           "d2 g0.1": lambda e, s, r, labels, seed: d2fast.prune(e, s, rate=r, gamma_r=0.1),
+           "d2 pure g0.1": lambda e, s, r, labels, seed: d2fast.prune(
+               e, s, rate=r, gamma_r=0.1, hard_prune=0.0),
+           "d2 mode g0.1": _mode_only, "d2 rate g0.1": _rate_only,
+           "d2 cover k10": lambda e, s, r, labels, seed: d2fast.prune(e, s, k=10, rate=r),
+           "d2 half": _half}
 
 
 def load(name: str, seed: int):
@@ -197,7 +220,10 @@ def tables() -> str:
                 out.append(f"\n{name}, {score}, label noise {noise:.0%}: outlier mode found "
                            "(auto's beta at 30 %) per seed "
                            + "/".join(str(mode[s]) for s in sorted(mode)))
-                out.append(quality.format_table(rows))
+                order = list(METHODS)
+                out.append(quality.format_table(sorted(
+                    rows, key=lambda r: order.index(r["method"]) if r["method"] in order
+                    else len(order))))
     return "\n".join(out)
 
 
@@ -212,33 +238,45 @@ def _records() -> list:
     return list(unique.values())
 
 
-def summary() -> str:
-    """d2 (defaults) minus random and minus the best baseline, mean over seeds, in points,
-    with the spread (the larger std of the two methods compared)."""
+def summary(reference: str = "d2") -> str:
+    """``reference`` (default: prune's defaults) minus random and minus the best baseline,
+    mean over seeds, in points, with the spread (the larger std of the two methods
+    compared); then how many (dataset, score, noise, rate) cells meet issue 12's
+    acceptance: >= random - 0.2 points and >= the best baseline - 0.5 points."""
     records = _records()
     lines = [f"{'dataset':<8}{'score':<6}{'noise':>6}{'seeds':>6}   "
              + "".join(f"{f'd2-rand {100 * r:g}%':>14}" for r in RATES)
              + "".join(f"{f'd2-best {100 * r:g}%':>14}" for r in RATES)]
+    met, cells_all, missed = 0, 0, []
     for name in ("fashion", "digits"):
         for score in SCORES:
             for noise in NOISE:
                 rows = [r for r in records if (r["dataset"], r["score"], r["noise"]) ==
                         (name, score, noise)]
                 stats = quality.summarize(rows)
-                if not all((m, rate) in stats for m in ("d2", *quality.BASELINES)
+                if not all((m, rate) in stats for m in (reference, *quality.BASELINES)
                            for rate in RATES):
                     continue
-                cells = []
+                cells, diffs = [], {}
                 for pick in (["random"], list(quality.BASELINES)):
                     for rate in RATES:
                         best = max(pick, key=lambda m: stats[m, rate][0])
-                        diff = 100 * (stats["d2", rate][0] - stats[best, rate][0])
-                        spread = 100 * max(stats["d2", rate][1], stats[best, rate][1])
+                        diff = 100 * (stats[reference, rate][0] - stats[best, rate][0])
+                        diffs[len(pick) > 1, rate] = diff
+                        spread = 100 * max(stats[reference, rate][1], stats[best, rate][1])
                         cells.append(f"{diff:+.2f}±{spread:.2f}" + ("" if pick == ["random"]
                                                                     else best[0]))
-                seeds = len({r["seed"] for r in rows})
+                for rate in RATES:
+                    cells_all += 1
+                    if diffs[False, rate] >= -0.2 - 1e-9 and diffs[True, rate] >= -0.5 - 1e-9:
+                        met += 1
+                    else:
+                        missed.append(f"{name}/{score}/{noise:.0%}/{100 * rate:g}%")
+                seeds = len({r["seed"] for r in rows if r["method"] == reference})
                 lines.append(f"{name:<8}{score:<6}{noise:>6.0%}{seeds:>6}   "
                              + "".join(f"{c:>14}" for c in cells))
+    lines.append(f"{reference!r} meets the acceptance in {met} of {cells_all} cells; "
+                 f"missed: {', '.join(missed) or 'none'}")
     return "\n".join(lines)
 
 
@@ -254,13 +292,15 @@ def main() -> None:
     p.add_argument("--table", action="store_true", help="print the tables of saved results")
     p.add_argument("--summary", action="store_true",
                    help="print d2 - random and d2 - best baseline per setting")
+    p.add_argument("--reference", default="d2",
+                   help="the method --summary compares (default d2: prune's defaults)")
     args = p.parse_args()
     if args.dataset:
         run(args.dataset, args.noise, args.seeds, args.part, args.methods.split(","))
     if args.table:
         print(tables())
     if args.summary:
-        print(summary())
+        print(summary(args.reference))
 
 
 if __name__ == "__main__":

@@ -139,12 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-keep", type=int, help="rows kept (instead of --rate)")
     # d2's options default to None so that one given to a method that ignores it is an error
     p.add_argument("--gamma-f", type=float, help="forward decay (default 1.0)")
-    p.add_argument("--gamma-r", type=float, help="reverse decay (default 0.1)")
+    p.add_argument("--gamma-r", type=_auto_or_float, metavar="GAMMA|auto",
+                   help="reverse decay (default auto: the reverse weights of a row's edges "
+                   "sum to n / n_keep - 1 on average, -v logs its choice; shard inputs: 0.1)")
     p.add_argument("--mode", choices=MODES, help="forward aggregation (default sum)")
     p.add_argument("--reverse", choices=REVERSE, help="reverse update (default weighted)")
     p.add_argument("--class-budget", choices=BUDGETS,
                    help="with --labels: per-class budgets (default proportional)")
-    p.add_argument("--hard-prune", type=_hard_prune_arg, metavar="BETA|auto",
+    p.add_argument("--hard-prune", type=_auto_or_float, metavar="BETA|auto",
                    help="drop this fraction of hardest rows first (d2: auto = a separate mode "
                    "of high scores or max(0, rate - 0.5) / 2, -v logs its choice; also with "
                    "--graph, as in Python; 0 = pure D2; ccs: 0.1)")
@@ -325,8 +327,8 @@ def run_prune(args: argparse.Namespace, run: _Run) -> None:
                method=args.method, backend=_backend_name(args.backend))
 
 
-def _hard_prune_arg(text: str) -> float | str:
-    """--hard-prune: 'auto' or a float (range checked by prune)."""
+def _auto_or_float(text: str) -> float | str:
+    """--hard-prune, --gamma-r: 'auto' or a float (range checked by prune)."""
     if text == "auto":
         return text
     try:
@@ -369,6 +371,7 @@ def _d2(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: int) -
             log.info("class %r: %d rows, keeps %d, k=%s", c["label"], c["rows"], c["n_keep"],
                      c["k"])
     log.info("hard_prune %s", info["hard_prune_reason"])
+    log.info("gamma_r %s", info["gamma_r_reason"])
     log.info("graph: %s %s, metric %s, k=%s, knn %s %s; backend %s", info["graph_source"],
              info["graph"], info["metric"], info["k"], info["knn"], info["knn_params"],
              info["backend"])
@@ -380,7 +383,7 @@ _USES = {"d2": {"k", "metric", "graph_kind", "knn", "knn_param", "gamma_f", "gam
                 "reverse", "class_budget", "hard_prune", "graph_file", "dedup"},
          "random": {"seed"}, "topk": set(), "ccs": {"seed", "hard_prune"}, "moderate": set(),
          "kcenter": {"seed", "metric"}}
-_DEFAULTS = {"gamma_f": 1.0, "gamma_r": 0.1, "mode": "sum", "reverse": "weighted",
+_DEFAULTS = {"gamma_f": 1.0, "gamma_r": "auto", "mode": "sum", "reverse": "weighted",
              "class_budget": "proportional", "seed": 0}
 
 

@@ -119,7 +119,7 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
                "scoring": [], "full": [], "results": [],
                "embedding": "penultimate layer, L2-normalised rows",
                "recipe": {"embeddings": "penultimate layer, L2-normalised",
-                          "prune": "d2fast.prune defaults: k=5, gamma_f=1.0, gamma_r=0.1, "
+                          "prune": "d2fast.prune defaults: k=5, gamma_f=1.0, gamma_r='auto', "
                                    "metric='euclidean', hard_prune='auto'",
                           "extrapolate": f"d2fast.extrapolate defaults (knn) from "
                                          f"{n_sub} rows", "hard_prune": []}}
@@ -190,7 +190,7 @@ def recipe(method: str, rate: float, seed: int) -> dict:
     """The options of the call that selects ``method`` (defaults spelled out)."""
     if method in ("d2", "d2 extrap"):
         return {"k": 5, "metric": "euclidean", "graph": "union", "knn": "auto",
-                "gamma_f": 1.0, "gamma_r": 0.1, "hard_prune": "auto"}
+                "gamma_f": 1.0, "gamma_r": "auto", "hard_prune": "auto"}
     return {"random": {"seed": seed}, "hardest": {"hardest": True},
             "ccs": {"hard_prune": 0.1, "n_strata": 50, "seed": seed}}[method]
 

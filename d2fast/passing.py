@@ -160,3 +160,83 @@ def select(graph: Graph, scores: Any, n_keep: int, *, gamma_r: float = 0.1,
                  f"select(n={graph.n})")
     run = kern.select_rounds if algorithm == "rounds" else kern.select_heap  # auto: heap
     return run(graph.indptr, graph.indices, graph.distances, scores, n_keep, gamma_r, absolute)
+
+
+_GAMMA_EDGES = 1 << 20  # auto_gamma_r: at most this many edges (evenly spaced) are summed
+
+
+def auto_gamma_r(graph: Graph, n_keep: int) -> tuple[float, str]:
+    """``gamma_r="auto"``: the reverse decay at which each pick removes, in all, the score
+    of the rows it stands for.
+
+    Keeping ``n_keep`` of ``n`` rows, each kept row stands for ``m = n / n_keep - 1``
+    dropped rows. A pick v lowers its neighbour j by ``exp(-gamma_r * d(v, j)) * s_v``,
+    i.e. removes that fraction of a row's worth of score; ``gamma_r`` is chosen so that
+    the reverse weights of a row's edges sum to ``m`` on average over the rows:
+    ``mean_i sum_{j in N(i)} exp(-gamma_r * d(i, j)) = m`` (bisection; the sum is
+    decreasing in ``gamma_r``). The rule depends only on the graph's distances (so on the
+    data's scale) and the budget: at high pruning rates each pick suppresses its whole
+    neighbourhood (diversity), at low rates hardly anything (difficulty).
+
+    Parameters
+    ----------
+    graph : Graph
+        The kNN graph the selection runs on (n nodes).
+    n_keep : int
+        Picks, ``0 <= n_keep <= n``.
+
+    Returns
+    -------
+    gamma_r : float, >= 0, in the inverse unit of the graph's distances
+    reason : str, one line for logs and sidecars
+
+    Notes
+    -----
+    When ``m`` is at least the mean degree (the weights cannot sum to more than it),
+    ``gamma_r = 0``: every pick lowers its neighbours by its full score. When ``m`` is at
+    most the mean number of zero-distance edges a row has (duplicates, weight 1 for every
+    ``gamma_r``), or nothing is picked or dropped, or the graph has no edge of positive
+    length, ``gamma_r`` is the value at which a median-length edge has weight ``e^-30``
+    (the reverse pass then touches duplicates only), or 0 when no edge has positive length.
+    Graphs with more than 2^20 edges are estimated on 2^20 evenly spaced edges.
+    """
+    graph = _check_graph(graph)
+    n = graph.n
+    n_keep = check_int(n_keep, "n_keep", 0, n, f"n={n}")
+    d = graph.distances
+    if d.size > _GAMMA_EDGES:
+        d = d[np.linspace(0, d.size - 1, _GAMMA_EDGES).astype(np.int64)]
+    d = d.astype(np.float64)
+    # the weights of the sampled edges, scaled to all edges, per row
+    per_row = graph.nnz / max(d.size, 1) / max(n, 1)
+    positive = d[d > 0]
+    if positive.size == 0:
+        return 0.0, "auto: 0 (no edge of positive length: every reverse weight is 1)"
+    scale = float(np.median(positive))
+    sharp = 30.0 / scale  # a median-length edge has weight e^-30
+    if n_keep == 0 or n_keep == n:
+        return sharp, f"auto: {sharp:.4g} (nothing to trade: n_keep={n_keep} of {n})"
+    m = n / n_keep - 1.0
+    degree = graph.nnz / n
+    duplicates = (d.size - positive.size) * per_row
+    if m >= degree:
+        return 0.0, (f"auto: 0 (each kept row stands for {m:.3g} rows, at least the mean "
+                     f"degree {degree:.3g}: picks lower their whole neighbourhood)")
+    if m <= duplicates:
+        return sharp, (f"auto: {sharp:.4g} (each kept row stands for {m:.3g} rows, not more "
+                       f"than its {duplicates:.3g} zero-distance neighbours on average)")
+
+    def weight(gamma: float) -> float:  # mean over rows of the summed reverse weights
+        return float(np.exp(-gamma * positive).sum()) * per_row + duplicates
+
+    lo, hi = 0.0, sharp
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if weight(mid) > m:
+            lo = mid
+        else:
+            hi = mid
+    gamma = 0.5 * (lo + hi)
+    return gamma, (f"auto: {gamma:.4g} (each kept row stands for m = n / n_keep - 1 = "
+                   f"{m:.3g} rows; the reverse weights of a row's edges sum to m on average; "
+                   f"median edge {scale:.3g}, weight there {np.exp(-gamma * scale):.3f})")

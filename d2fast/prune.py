@@ -14,11 +14,11 @@ from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool,
                             merge_balanced, resolve_hard_prune)
 from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, knn_graph
 from d2fast.knn import KNN
-from d2fast.passing import MODES, REVERSE, forward_pass, select, underflow
+from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, underflow
 
 
 def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
-          n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: float = 0.1,
+          n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: Any = "auto",
           metric: str | None = None, graph: str | Graph = "union", mode: str = "sum",
           reverse: str = "weighted", labels: Any = None, class_budget: str = "proportional",
           hard_prune: Any = "auto", knn: str = "auto", knn_params: dict | None = None,
@@ -40,8 +40,18 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         computed on the decimal value of rate (rate=0.9, n=10 keeps 1).
     n_keep : int, optional
         Number of rows to keep; overrides ``rate`` when given.
-    gamma_f, gamma_r : float, default=1.0, 0.1
-        Distance decay of the forward and reverse weights.
+    gamma_f : float, default=1.0
+        Distance decay of the forward weights ``exp(-gamma_f * d)``.
+    gamma_r : float or 'auto', default='auto'
+        Distance decay of the reverse weights ``exp(-gamma_r * d)``, ``>= 0``. ``'auto'``:
+        per graph (one per class with ``labels``), the decay at which the reverse weights
+        of a row's edges sum, on average, to ``n / n_keep - 1`` (the rows each kept row
+        stands for): :func:`d2fast.passing.auto_gamma_r`. It follows the scale of the
+        distances and the budget: strong diversity at high pruning rates, difficulty
+        first at low ones. (SPEC 4 gives 0.1 as the default; 0.1 is the official code's
+        CIFAR-10 setting on unnormalised features, and on unit-length embeddings, with
+        neighbour distances of 0.1-1, it lowers every neighbour by nearly the full score
+        of each pick at every rate; README, "hard_prune='auto' and coreset quality".)
     metric : {'euclidean', 'sqeuclidean', 'cosine'}, optional
         Distance of the kNN graph; default 'euclidean'. With a prebuilt ``graph``, leave
         it unset or give the graph's metric.
@@ -102,7 +112,10 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``label`` (name or id; None without labels), ``rows`` (after hard pruning and
         dedup), ``n_keep``, ``k`` (lowered to rows - 1 in a small class; None for an
         induced subgraph), ``knn``, ``knn_params``; ``hard_prune`` (the fraction used),
-        ``hard_prune_reason``, ``hard_pruned`` (rows dropped); ``zero_distance_rows``
+        ``hard_prune_reason``, ``hard_pruned`` (rows dropped); ``gamma_r`` (the value
+        used; None when ``'auto'`` chose one per class: each class's ``gamma_r`` and
+        ``gamma_r_reason`` are in ``classes``, None for a class without a graph),
+        ``gamma_r_reason``; ``zero_distance_rows``
         (rows with a neighbour at distance 0); ``dedup`` (eps or None),
         ``dedup_groups`` (int64 (n,): the kept row that represents each row -- itself
         unless it was removed as a duplicate; -1 for hard-pruned rows; None without
@@ -156,7 +169,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         check_choice(knn, "knn", KNN)
     n_keep = resolve_n_keep(n, rate, n_keep)
     class_budget = check_choice(class_budget, "class_budget", BUDGETS)
-    check_real(gamma_f, "gamma_f"), check_real(gamma_r, "gamma_r")
+    check_real(gamma_f, "gamma_f")
+    if isinstance(gamma_r, str):
+        if gamma_r != "auto":
+            raise ValueError(f"gamma_r must be a float >= 0 or 'auto', got {gamma_r!r}")
+    else:
+        gamma_r = check_real(gamma_r, "gamma_r")
     product = check_choice(mode, "mode", MODES) == "product"
     check_choice(reverse, "reverse", REVERSE)
     eps = None if dedup is None else check_real(dedup, "dedup")
@@ -203,7 +221,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
             raise ValueError(f"dedup={eps} leaves {sum(g.size for g in groups)} rows, fewer "
                              f"than n_keep={n_keep}")
     budgets = class_budgets([g.size for g in groups], n_keep, class_budget)
-    picks, weak, metas = [], [], []
+    picks, weak, metas, gammas = [], [], [], []
     for rows, g, budget, name in zip(groups, graphs, budgets, shown):
         if eps is None:
             g = build(rows, name) if budget else None  # a class keeping nothing: no graph
@@ -212,8 +230,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         if budget and g is not None and underflow(g, gamma_f) is not None:
             weak.append(_weak_class(rows, g, name, k if not given else None, gamma_f))
         bar.set_description(f"prune: select in class {name}")
-        picks.append(_select(rows, g, scores, budget, gamma_f, product, gamma_r, reverse,
-                             backend, times))
+        gammas.append(_gamma_r(gamma_r, g, budget))
+        picks.append(_select(rows, g, scores, budget, gamma_f, product, gammas[-1][0],
+                             reverse, backend, times))
         bar.update(1)
     bar.close()
     if zero_rows and eps is None:
@@ -231,6 +250,17 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         return keep
     times["total"] = time.perf_counter() - start
     info = _info(n, keep.size, given, graph, metas, groups, budgets, shown, metric, k)
+    for c, (value, why) in zip(info["classes"], gammas):
+        c.update(gamma_r=value, gamma_r_reason=why)
+    used = [c for c in info["classes"] if c["gamma_r"] is not None]
+    if not isinstance(gamma_r, str) or len(used) <= 1:
+        info.update(gamma_r=gamma_r if not used else used[0]["gamma_r"],
+                    gamma_r_reason=f"given: {gamma_r:g}" if not isinstance(gamma_r, str)
+                    else used[0]["gamma_r_reason"] if used else "auto: nothing selected")
+    else:
+        low, high = min(c["gamma_r"] for c in used), max(c["gamma_r"] for c in used)
+        info.update(gamma_r=None, gamma_r_reason=f"auto per class: {low:.4g} to {high:.4g} "
+                    f"over {len(used)} classes (each class's value and reason in 'classes')")
     info.update(hard_prune=beta, hard_prune_reason=reason, hard_pruned=n - pool.size,
                 zero_distance_rows=zero_rows, dedup=eps, dedup_groups=rep,
                 dedup_removed=0 if rep is None else int((pool.size - sum(
@@ -312,8 +342,17 @@ def _weak_class(rows: np.ndarray, g: Graph, name: Any, k: int | None, gamma_f: f
     return f" in class {name!r} ({rows.size} rows; {why})"
 
 
+def _gamma_r(gamma_r: Any, g: Graph | None, budget: int) -> tuple[float | None, str]:
+    """The reverse decay of one class's selection and why (None without a graph)."""
+    if not isinstance(gamma_r, str):
+        return gamma_r, f"given: {gamma_r:g}"
+    if g is None or budget == 0:
+        return None, "auto: no graph (a class of one row, or nothing kept)"
+    return auto_gamma_r(g, budget)
+
+
 def _select(rows: np.ndarray, g: Graph | None, scores: np.ndarray, budget: int, gamma_f: float,
-            product: bool, gamma_r: float, reverse: str, backend: str,
+            product: bool, gamma_r: float | None, reverse: str, backend: str,
             times: dict) -> np.ndarray:
     """D2 (forward, select) on one class's graph; returns row ids of X."""
     if budget == 0:

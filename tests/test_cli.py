@@ -267,6 +267,27 @@ def test_verbose_logs_the_hard_prune_choice(files):
     assert "must be a float or 'auto'" in proc.stderr
 
 
+def test_verbose_logs_the_gamma_r_choice_and_the_sidecar_records_it(files):
+    folder = files[0]
+    proc = run("prune", "emb.npy", "scores.npy", "--rate", 0.5, "-o", "k.npy", "-v",
+               cwd=folder)
+    assert "d2fast: gamma_r auto: " in proc.stderr and "stands for m = n / n_keep - 1 = 1 " \
+        "rows" in proc.stderr
+    keep = np.load(folder / "k.npy")
+    emb, scores = np.load(folder / "emb.npy"), np.load(folder / "scores.npy")
+    np.testing.assert_array_equal(keep, d2fast.prune(emb, scores, rate=0.5))
+    resolved = json.load(open(folder / "k.npy.json"))["resolved"]
+    assert resolved["gamma_r"] > 0 and resolved["gamma_r_reason"].startswith("auto: ")
+    proc = run("prune", "emb.npy", "scores.npy", "--gamma-r", 0.1, "-o", "k1.npy", "-v",
+               cwd=folder)
+    assert "d2fast: gamma_r given: 0.1" in proc.stderr
+    np.testing.assert_array_equal(np.load(folder / "k1.npy"),
+                                  d2fast.prune(emb, scores, rate=0.5, gamma_r=0.1))
+    proc = run("prune", "emb.npy", "scores.npy", "--gamma-r", "wide", "-o", "k2.npy",
+               cwd=folder, code=2)
+    assert "must be a float or 'auto'" in proc.stderr
+
+
 def test_verbose_shows_traceback(files):
     proc = run("prune", "emb.npy", "scores.npy", "--rate", 2, "-o", "k.npy", "-v",
                cwd=files[0], code=2)

@@ -53,7 +53,7 @@ def test_negative_scores_ties_and_n_keep(kind, reverse):
     for graph in ("union", "directed"):
         for n_keep in (0, 1, 97, N):
             want = d2fast.prune(X, s, 4, n_keep=n_keep, knn="exact", hard_prune=0.0,
-                                graph=graph, reverse=reverse)
+                                gamma_r=0.1, graph=graph, reverse=reverse)
             got = distributed.prune(X, s, 4, n_keep=n_keep, knn="exact", graph=graph,
                                     reverse=reverse, shards=3, engine="local")
             np.testing.assert_array_equal(got, want, err_msg=f"{graph} n_keep={n_keep}")
@@ -205,7 +205,8 @@ def test_ivf_equals_prune_ivf():
     """The same k-means sample and seed: the same centroids, lists, graph and picks."""
     X, s = _data(12, n=3000, d=8)
     for metric in ("euclidean", "cosine"):
-        want = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric=metric, hard_prune=0.0)
+        want = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric=metric, hard_prune=0.0,
+                            gamma_r=0.1)
         got = distributed.prune(X, s, 5, 0.5, knn="ivf", metric=metric, shards=3,
                                 engine="local")
         np.testing.assert_array_equal(got, want, err_msg=metric)
@@ -243,6 +244,7 @@ def test_bad_inputs_and_unsupported_parameters(tmp_path):
     for kw, match in (({"labels": np.zeros(N)}, "labels is not supported"),
                       ({"hard_prune": 0.1}, "hard_prune=0.1 is not supported"),
                       ({"hard_prune": "auto"}, "hard_prune='auto' is not supported"),
+                      ({"gamma_r": "auto"}, "gamma_r='auto' is not supported"),
                       ({"dedup": 0.0}, "dedup is not supported"),
                       ({"class_budget": "even"}, "class_budget='even'"),
                       ({"graph": d2fast.knn_graph(X)}, "prebuilt Graph is not supported"),

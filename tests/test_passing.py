@@ -209,3 +209,71 @@ def test_rounds_needs_a_backend_that_has_it():
     graph = random_graph(np.random.default_rng(0), 20, 3)
     with pytest.raises(ValueError, match="algorithm='rounds' is not implemented by the 'numpy'"):
         d2fast.select(graph, np.ones(20), 5, algorithm="rounds", backend="numpy")
+
+
+# gamma_r="auto" (auto_gamma_r): the reverse weights of a row's edges sum to n / n_keep - 1
+
+
+def _mean_weight(g: Graph, gamma: float) -> float:
+    return float(np.exp(-gamma * g.distances.astype(np.float64)).sum()) / g.n
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.5, 0.7])
+def test_auto_gamma_r_makes_the_mean_reverse_weight_the_rows_each_pick_stands_for(rate):
+    from d2fast.passing import auto_gamma_r
+    rng = np.random.default_rng(0)
+    g = d2fast.knn_graph(rng.normal(size=(600, 6)), 5)
+    n_keep = int(600 * (1 - rate))
+    gamma, why = auto_gamma_r(g, n_keep)
+    assert gamma > 0 and why.startswith("auto: ")
+    assert _mean_weight(g, gamma) == pytest.approx(600 / n_keep - 1, rel=1e-9)
+
+
+def test_auto_gamma_r_follows_the_scale_of_the_distances_and_grows_as_fewer_rows_go():
+    from d2fast.passing import auto_gamma_r
+    g = d2fast.knn_graph(np.random.default_rng(1).normal(size=(500, 4)), 5)
+    scaled = Graph(g.indptr, g.indices, g.distances * 1000.0)
+    for n_keep in (150, 250, 350):
+        assert auto_gamma_r(scaled, n_keep)[0] == pytest.approx(
+            auto_gamma_r(g, n_keep)[0] / 1000.0, rel=1e-6)
+    gammas = [auto_gamma_r(g, n_keep)[0] for n_keep in (150, 250, 350, 450)]
+    assert gammas == sorted(gammas) and gammas[0] < gammas[-1]
+
+
+def test_auto_gamma_r_is_zero_when_each_pick_stands_for_more_than_its_degree():
+    from d2fast.passing import auto_gamma_r
+    g = d2fast.knn_graph(np.random.default_rng(2).normal(size=(300, 4)), 3)
+    gamma, why = auto_gamma_r(g, 10)  # m = 29 > mean degree (< 6)
+    assert gamma == 0.0 and "whole neighbourhood" in why
+
+
+def test_auto_gamma_r_degenerate_graphs():
+    from d2fast.passing import auto_gamma_r
+    # no edges at all, and only zero-length edges: the weights are what they are
+    empty = Graph(np.zeros(4, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0))
+    assert auto_gamma_r(empty, 1) == (0.0, "auto: 0 (no edge of positive length: every "
+                                            "reverse weight is 1)")
+    zeros = Graph([0, 1, 2], [1, 0], [0.0, 0.0])
+    assert auto_gamma_r(zeros, 1)[0] == 0.0
+    # every row kept, or none: nothing to trade, the reverse pass barely acts (finite)
+    g = d2fast.knn_graph(np.random.default_rng(3).normal(size=(50, 3)), 4)
+    median = float(np.median(g.distances))
+    for n_keep in (0, 50):
+        gamma, why = auto_gamma_r(g, n_keep)
+        assert gamma == pytest.approx(30.0 / median, rel=1e-6) and "nothing to trade" in why
+    # duplicates: m not above the zero-length edges per row -> only duplicates are hit
+    dup = Graph([0, 1, 2, 4, 5, 6], [1, 0, 3, 4, 2, 2], [0.0, 0.0, 1.0, 2.0, 1.0, 2.0])
+    gamma, why = auto_gamma_r(dup, 4)  # m = 0.25, zero-length edges per row = 0.4
+    assert gamma == pytest.approx(30.0 / 1.5) and "zero-distance" in why
+    with pytest.raises(ValueError, match="n_keep"):
+        auto_gamma_r(g, 51)
+    with pytest.raises(TypeError, match="graph must be a d2fast.Graph"):
+        auto_gamma_r(np.zeros((3, 3)), 1)
+
+
+def test_auto_gamma_r_large_graphs_use_a_sample_of_the_edges(monkeypatch):
+    from d2fast import passing
+    g = d2fast.knn_graph(np.random.default_rng(4).normal(size=(2000, 5)), 5)
+    full = passing.auto_gamma_r(g, 700)[0]
+    monkeypatch.setattr(passing, "_GAMMA_EDGES", g.nnz // 4)
+    assert passing.auto_gamma_r(g, 700)[0] == pytest.approx(full, rel=0.05)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import d2fast
+from d2fast.passing import auto_gamma_r
 
 from conftest import assert_greedy_replay
 
@@ -236,7 +237,9 @@ def test_prebuilt_graph_with_labels_and_hard_prune_uses_induced_subgraphs():
     for rows, budget in zip(classes, budgets):
         sub = g.subgraph(rows)
         assert sub.nnz < g.subgraph(np.flatnonzero(labels == labels[rows[0]])).nnz
-        picks.append(rows[d2fast.select(sub, d2fast.forward(sub, scores[rows]), budget)])
+        gamma = auto_gamma_r(sub, budget)[0]  # gamma_r='auto': of each class's subgraph
+        picks.append(rows[d2fast.select(sub, d2fast.forward(sub, scores[rows]), budget,
+                                        gamma_r=gamma)])
     np.testing.assert_array_equal(keep, merge_balanced(picks))
 
 
@@ -264,7 +267,7 @@ def test_duplicates_warn_and_dedup_keeps_distinct_rows():
     emb, scores = clustered(1000, 8, seed=12)
     emb2, scores2 = np.r_[emb, emb], np.r_[scores, scores]
     with pytest.warns(UserWarning, match="2000 rows have a neighbour at distance 0") as rec:
-        keep = d2fast.prune(emb2, scores2, rate=0.7, hard_prune=0)
+        keep = d2fast.prune(emb2, scores2, rate=0.7, hard_prune=0, gamma_r=0.1)
     assert len(rec) == 1 and rec[0].filename == __file__
     assert np.unique(keep % 1000).size < keep.size  # D2 alone keeps copies of kept rows
     with warnings.catch_warnings():
@@ -276,7 +279,8 @@ def test_duplicates_warn_and_dedup_keeps_distinct_rows():
     assert info["dedup_removed"] == 1000 and info["zero_distance_rows"] == 2000
     # D2 on the doubled data's graph cut down to the rows kept by dedup
     sub = d2fast.knn_graph(emb2, 5).subgraph(np.arange(1000))
-    np.testing.assert_array_equal(keep, d2fast.select(sub, d2fast.forward(sub, scores), 600))
+    np.testing.assert_array_equal(keep, d2fast.select(sub, d2fast.forward(sub, scores), 600,
+                                                      gamma_r=auto_gamma_r(sub, 600)[0]))
 
 
 def test_dedup_groups_are_components_of_close_edges():
@@ -331,3 +335,26 @@ def test_progress_with_labels_is_one_bar(monkeypatch):
     made.clear()
     d2fast.prune(emb, scores, k=5, rate=0.5, progress=True)  # no labels: the kNN bar
     assert made == ["kNN search"]
+
+
+def test_gamma_r_auto_is_the_default_computed_per_class_and_reported():
+    emb, scores = clustered(600, 6, seed=21)
+    keep, info = d2fast.prune(emb, scores, rate=0.5, hard_prune=0.0, return_info=True)
+    g = d2fast.knn_graph(emb, 5)
+    gamma, why = auto_gamma_r(g, 300)
+    assert info["gamma_r"] == gamma and info["gamma_r_reason"] == why
+    np.testing.assert_array_equal(keep, d2fast.prune(emb, scores, rate=0.5, hard_prune=0.0,
+                                                     gamma_r=gamma))
+    labels = np.repeat([0, 1, 2], [300, 200, 100])
+    _, info = d2fast.prune(emb, scores, rate=0.5, labels=labels, return_info=True)
+    assert info["gamma_r"] is None and info["gamma_r_reason"].startswith("auto per class")
+    assert all(c["gamma_r"] > 0 and c["gamma_r_reason"].startswith("auto: ")
+               for c in info["classes"])
+    _, info = d2fast.prune(emb, scores, rate=0.5, gamma_r=0.1, labels=labels,
+                           return_info=True)
+    assert (info["gamma_r"], info["gamma_r_reason"]) == (0.1, "given: 0.1")
+    assert {c["gamma_r"] for c in info["classes"]} == {0.1}
+    with pytest.raises(ValueError, match="gamma_r must be a float >= 0 or 'auto'"):
+        d2fast.prune(emb, scores, gamma_r="fixed")
+    with pytest.raises(ValueError, match="gamma_r == -1.0"):
+        d2fast.prune(emb, scores, gamma_r=-1)

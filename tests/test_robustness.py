@@ -17,7 +17,7 @@ from conftest import assert_greedy_replay, random_graph
 import d2fast
 from d2fast import Graph
 from d2fast._backends import reference
-from d2fast.passing import _SELECT_LIMIT
+from d2fast.passing import _SELECT_LIMIT, auto_gamma_r
 
 BACKENDS = ("cpp", "numba", "numpy")
 N = 120
@@ -183,5 +183,6 @@ def test_prune_extreme_n_keep(backend, n_keep):
     assert np.unique(got).size == n_keep
     graph = d2fast.knn_graph(emb, 4)
     passed = reference.forward(graph.indptr, graph.indices, graph.distances, s, 1.0, False)
+    gamma_r = auto_gamma_r(graph, n_keep)[0]  # prune's default, finite at n_keep 0 and N
     np.testing.assert_array_equal(got, reference.select_heap(
-        graph.indptr, graph.indices, graph.distances, passed, n_keep, 0.1, False))
+        graph.indptr, graph.indices, graph.distances, passed, n_keep, gamma_r, False))

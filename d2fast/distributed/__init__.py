@@ -48,7 +48,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     neighbours' scores, and the selection in bulk-synchronous rounds over the shards;
     the negative-score tail is finished on the driver by the lazy heap. Given the same
     graph the picks and their order equal ``d2fast.select(..., algorithm='heap')``; with
-    ``knn='exact'`` the call equals ``d2fast.prune(..., knn='exact', hard_prune=0.0)``.
+    ``knn='exact'`` the call equals
+    ``d2fast.prune(..., knn='exact', hard_prune=0.0, gamma_r=gamma_r)``.
 
     Parameters
     ----------
@@ -62,7 +63,11 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         One array, or shards matching the embedding shards file by file (a parquet shard:
         a column named ``scores``, or its only numeric column).
     k, rate, n_keep, gamma_f, gamma_r, metric, mode, reverse, backend :
-        As in :func:`d2fast.prune` (k defaults to 5, metric to 'euclidean').
+        As in :func:`d2fast.prune` (k defaults to 5, metric to 'euclidean'), except that
+        ``gamma_r`` is a float, default 0.1, the official code's CIFAR-10 setting
+        (``d2fast.prune`` defaults to 'auto', :func:`d2fast.passing.auto_gamma_r`, which
+        reads the distances of the whole graph before the selection starts; not done
+        across shards yet).
     graph : {'union', 'directed'}, default='union'
         The kind of graph built (a prebuilt ``Graph`` is not supported here).
     labels, class_budget : None, 'proportional'
@@ -81,7 +86,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``d2fast.Partition``).
         The centroids are trained as one machine trains them (same sample, same seed),
         so for rows of up to ``d2fast.knn.PCA_ABOVE`` dims the call equals
-        ``d2fast.prune(..., knn='ivf', hard_prune=0.0)``.
+        ``d2fast.prune(..., knn='ivf', hard_prune=0.0, gamma_r=gamma_r)``.
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` (8),
@@ -149,6 +154,10 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     for value, name, options in ((metric, "metric", METRICS), (graph, "graph", GRAPHS),
                                  (mode, "mode", MODES), (reverse, "reverse", REVERSE)):
         check_choice(value, name, options)
+    if isinstance(gamma_r, str):
+        raise ValueError(f"gamma_r={gamma_r!r} is not supported by d2fast.distributed.prune; "
+                         "pass a float (default 0.1; d2fast.prune's 'auto' is "
+                         "d2fast.passing.auto_gamma_r of the graph and n_keep)")
     gamma_f, gamma_r = check_real(gamma_f, "gamma_f"), check_real(gamma_r, "gamma_r")
     _backends.get(backend)
     own_workdir = workdir is None
