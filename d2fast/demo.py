@@ -21,7 +21,6 @@ import numpy as np
 import d2fast
 from d2fast import datasets, quality
 from d2fast._validate import check_int, resolve_n_keep
-from d2fast.budgets import resolve_hard_prune
 
 METHODS = ("d2", "d2 extrap", "random", "hardest", "ccs")
 BASELINES = ("random", "hardest", "ccs")
@@ -79,15 +78,16 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
         ``dataset``, sizes, settings, ``scoring`` (per seed: seconds of the full scoring
         run, of the 10 % run and of the extrapolation), ``full`` (per seed: accuracy on
         all rows), ``results`` (rows of :func:`d2fast.quality.compare`) and ``recipe``
-        (embedding normalisation, prune's parameters and the hard-prune fraction ``auto``
-        chose per seed and rate, with its reason).
+        (embedding normalisation, prune's parameters, and in ``auto`` what prune's
+        ``hard_prune="auto"`` and ``gamma_r="auto"`` chose per seed, rate and D2 method,
+        with their reasons).
 
     Notes
     -----
     Scores are the Area Under the Margin over the scoring run, turned into a difficulty
     (``max(aum) - aum``). Embeddings are the L2-normalised penultimate-layer activations
     (distances in [0, 2]); D2 runs with :func:`d2fast.prune`'s defaults, hard_prune="auto"
-    included. "d2 extrap" trains the same network on a random 10 % of the rows only, takes
+    and gamma_r="auto" included. "d2 extrap" trains the same network on a random 10 % of the rows only, takes
     its embeddings of all rows, predicts the other 90 % of the scores with
     ``d2fast.extrapolate`` (kNN) and runs D2 on those. Torch trains on one thread
     (restored afterwards): on a shared 2-core machine two threads were 6-30x slower per
@@ -122,7 +122,7 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
                           "prune": "d2fast.prune defaults: k=5, gamma_f=1.0, gamma_r='auto', "
                                    "metric='euclidean', hard_prune='auto'",
                           "extrapolate": f"d2fast.extrapolate defaults (knn) from "
-                                         f"{n_sub} rows", "hard_prune": []}}
+                                         f"{n_sub} rows", "auto": []}}
     try:
         with tqdm(total=per_seed * len(seeds), desc="demo", unit="step",
                   disable=not progress, file=sys.stderr) as bar:
@@ -173,14 +173,10 @@ def _one_seed(summary, data, setting, n, n_sub, classes, rates, seed, label_nois
         return acc
 
     torch.set_num_threads(threads)
+    chosen: list = []
     rows = quality.compare(emb, scores, train_eval, rates=rates, seeds=(seed,),
-                           methods=selectors(emb_sub, extrapolated))
-    for rate in rates:
-        n_keep = resolve_n_keep(n, rate, None)
-        for which, s in (("d2", scores), ("d2 extrap", extrapolated)):
-            beta, reason = resolve_hard_prune(s, "auto", n_keep)
-            summary["recipe"]["hard_prune"].append({"seed": seed, "rate": rate, "method": which,
-                                                    "beta": beta, "reason": reason})
+                           methods=selectors(emb_sub, extrapolated, chosen))
+    summary["recipe"]["auto"] += chosen
     for r in rows:  # each selection's settings, as in the sidecar of `d2fast prune`
         r["recipe"] = recipe(r["method"], r["rate"], seed)
     summary["results"] += rows
@@ -195,13 +191,25 @@ def recipe(method: str, rate: float, seed: int) -> dict:
             "ccs": {"hard_prune": 0.1, "n_strata": 50, "seed": seed}}[method]
 
 
-def selectors(emb_sub: np.ndarray, extrapolated: np.ndarray) -> dict:
+def selectors(emb_sub: np.ndarray, extrapolated: np.ndarray,
+              chosen: list | None = None) -> dict:
     """The demo's methods for :func:`d2fast.quality.compare`: D2 with ``prune``'s defaults
     on the full run's (emb, scores); the same on the 10 % run's embeddings and extrapolated
-    scores; random, hardest-first and CCS as in :data:`d2fast.quality.SELECTORS`."""
-    return {"d2": lambda e, s, r, labels, seed: d2fast.prune(e, s, rate=r),
-            "d2 extrap": lambda e, s, r, labels, seed: d2fast.prune(emb_sub, extrapolated,
-                                                                    rate=r),
+    scores; random, hardest-first and CCS as in :data:`d2fast.quality.SELECTORS`. Each D2
+    selection appends to ``chosen`` what ``prune``'s "auto" defaults became: ``seed``,
+    ``rate``, ``method``, ``hard_prune``, ``hard_prune_reason``, ``gamma_r``,
+    ``gamma_r_reason`` (from its info)."""
+    def d2(method: str, fixed: tuple | None):
+        def select(e, s, r, labels, seed):
+            keep, info = d2fast.prune(*(fixed or (e, s)), rate=r, return_info=True)
+            if chosen is not None:
+                chosen.append({"seed": seed, "rate": r, "method": method,
+                               **{k: info[k] for k in ("hard_prune", "hard_prune_reason",
+                                                       "gamma_r", "gamma_r_reason")}})
+            return keep
+        return select
+
+    return {"d2": d2("d2", None), "d2 extrap": d2("d2 extrap", (emb_sub, extrapolated)),
             **{m: quality.SELECTORS[m] for m in BASELINES}}
 
 
