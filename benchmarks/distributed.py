@@ -6,9 +6,9 @@
 
 The clustered data of ``scale.py`` is written once as float16 ``.npy`` shards (8 files)
 plus one ``.npy`` of all rows for the single-machine run; scores are uniform. Each mode
-runs in a child process (its own peak RSS): ``d2fast.prune(knn='ivf', hard_prune=0.0)``
-on the memmap, then ``d2fast.distributed.prune`` on the shard directory (k = 10, keep
-30 %). Reported: time per stage, rounds, bytes sent between shards, peak RSS of the driver
+runs in a child process (its own peak RSS): ``d2fast.prune(knn='ivf', hard_prune=0.0,
+gamma_r=0.1)`` on the memmap, then ``d2fast.distributed.prune`` (whose gamma_r is 0.1) on
+the shard directory (k = 10, keep 30 %). Reported: time per stage, rounds, bytes sent between shards, peak RSS of the driver
 and of every worker, whether the rankings are equal, the ratios, and a projection to
 128M and 1.28B rows (see ``project`` for its assumptions).
 """
@@ -62,7 +62,7 @@ def child(args: argparse.Namespace) -> dict:
     if args.run == "single":
         X = np.load(os.path.join(args.dir, "all.npy"), mmap_mode="r")
         keep, info = d2fast.prune(X, np.load(scores), args.k, args.rate, knn="ivf",
-                                  hard_prune=0.0, return_info=True)
+                                  hard_prune=0.0, gamma_r=0.1, return_info=True)
     else:
         workdir = os.path.join(args.dir, f"work-{args.engine}-{args.shards}")
         if os.path.exists(workdir):
