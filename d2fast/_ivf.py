@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from d2fast import _backends
+from d2fast._threads import faiss_threads, pairwise_sq, run
 from d2fast._validate import BLOCK_ROWS, check_emb, check_int, check_k
 from d2fast.knn import _MARGIN, float32_rows, rerank
 from d2fast.partition import Partition
@@ -138,7 +138,7 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     bar = progress if hasattr(progress, "update") else \
         tqdm(total=m, desc="kNN ivf: search", unit="row", disable=not progress)
     try:
-        with _list_threads() as pool:
+        with faiss_threads() as pool:
             for start in range(0, m, _QUERY_BLOCK):
                 pos = order[start:start + _QUERY_BLOCK]
                 q = queries[pos]
@@ -152,21 +152,6 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
             bar.close()
     ids[~np.isfinite(keys)] = -1
     return ids, keys
-
-
-@contextmanager
-def _list_threads() -> Iterator[ThreadPoolExecutor]:
-    """As many threads as faiss has (``faiss.omp_set_num_threads``), each running faiss on
-    one thread: many small products in parallel instead of each split over the cores
-    (whose barriers stall when other processes share the cores)."""
-    import faiss
-
-    pool = ThreadPoolExecutor(max(1, faiss.omp_get_max_threads()),
-                              initializer=faiss.omp_set_num_threads, initargs=(1,))
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _SearchSpace:
@@ -241,20 +226,8 @@ def _probes(Yq: np.ndarray, own: np.ndarray, near: np.ndarray, centroids: np.nda
         pool_a = near[own[a]]
         probes[a:b] = pool_a[faiss.knn(Yq[a:b], centroids[pool_a], nprobe)[1]]
 
-    _run(pool, [(probe, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
+    run(pool, [(probe, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
     return probes
-
-
-def _run(pool: ThreadPoolExecutor, tasks: list) -> None:
-    """Run ``(function, *args)`` tasks on ``pool`` and wait; on Ctrl-C or an error, drop
-    those not started (the running ones finish) and raise."""
-    futures = [pool.submit(*task) for task in tasks]
-    try:
-        for future in futures:
-            future.result()
-    finally:
-        for future in futures:
-            future.cancel()
 
 
 def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.ndarray,
@@ -293,8 +266,6 @@ def _scan_slots(space: _SearchSpace, Yq: np.ndarray, flat: np.ndarray, slots: np
     """Fill the probe slots ``slots`` (indices into ``flat`` = probes.ravel(): query
     ``slot // nprobe`` probes list ``flat[slot]``) of (D, I); ``bound`` (b,): per query,
     distances above it are not taken."""
-    import faiss
-
     nprobe = flat.size // Yq.shape[0]
     scratch = threading.local()  # a distance buffer a thread: no page faults a call
     slots = slots[np.argsort(flat[slots], kind="stable")]
@@ -314,13 +285,12 @@ def _scan_slots(space: _SearchSpace, Yq: np.ndarray, flat: np.ndarray, slots: np
                 Q = Yq[q]
                 if not hasattr(scratch, "dist"):
                     scratch.dist = np.empty(_DIST_BLOCK, dtype=np.float32)
-                dist = scratch.dist[:dest.size * chunk.size].reshape(dest.size, chunk.size)
-                faiss.pairwise_L2sqr(B.shape[1], dest.size, faiss.swig_ptr(Q), chunk.size,
-                                     faiss.swig_ptr(B), faiss.swig_ptr(dist))
+                dist = pairwise_sq(Q, B, scratch.dist[:dest.size * chunk.size].reshape(
+                    dest.size, chunk.size))
                 kernels.topk_merge(dist, chunk, dest, D, I,
                                    None if bound is None else bound[q])
 
-    _run(pool, [(scan_list, slots[a:e]) for a, e in zip(starts, np.r_[starts[1:], slots.size])])
+    run(pool, [(scan_list, slots[a:e]) for a, e in zip(starts, np.r_[starts[1:], slots.size])])
 
 
 def _rerank(X: np.ndarray, q: np.ndarray, cand: np.ndarray, k: int, cosine: bool,

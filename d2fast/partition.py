@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from d2fast._threads import faiss_threads, pairwise_sq, run
 from d2fast._validate import BLOCK_ROWS, check_choice, check_emb, check_int
 from d2fast.graph import METRICS
 from d2fast.knn import _TRAIN_ITERATIONS, _TRAIN_PER_LIST, default_nlist, float32_rows
@@ -17,6 +18,7 @@ from d2fast.knn import _TRAIN_ITERATIONS, _TRAIN_PER_LIST, default_nlist, float3
 
 FLAT_MAX = 1024  # up to here one k-means and a flat nearest-centroid search; above, two levels
 COARSE_PROBE = 8  # centroid groups a row is compared with, above FLAT_MAX lists
+_DIST_BLOCK = 1 << 22  # row-centroid distances computed at once (float32: 16 MiB)
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ def _train(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:
     """IVF centroids of the sample ``x``: one k-means up to ``FLAT_MAX`` lists; above, two
     levels (faiss's two-level clustering idea), so the cost is O(sqrt(nlist)) a sample row
     instead of O(nlist): sqrt(nlist) coarse clusters, each split by its own k-means into a
-    share of the lists proportional to its sample rows."""
+    share of the lists proportional to its sample rows (the groups' k-means in parallel,
+    each on one faiss thread)."""
     if nlist <= FLAT_MAX:
         return _kmeans(x, nlist, seed)
     coarse = _kmeans(x, int(np.sqrt(nlist)), seed)
@@ -124,15 +127,21 @@ def _train(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:
     lists = np.floor(share).astype(np.int64)
     lists[np.argsort(lists - share, kind="stable")[:nlist - lists.sum()]] += 1
     lists = np.minimum(lists, sizes)  # a group of fewer rows than lists (rare): fewer lists
-    return np.concatenate([_kmeans(x[group == g], int(lists[g]), seed + g)
+    with faiss_threads() as pool:
+        parts = run(pool, [(_kmeans, x[group == g], int(lists[g]), seed + g)
                            for g in range(coarse.shape[0]) if lists[g] > 0])
+    return np.concatenate(parts)
 
 
 def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """int64 (len(x),): the nearest centroid of every float32 row (faiss.knn)."""
-    import faiss
-
-    return faiss.knn(x, centroids, 1)[1][:, 0]
+    """int64 (len(x),): the nearest centroid of every float32 row (ties to the lower), from
+    faiss's BLAS distances in blocks of about 2^22 of them."""
+    out = np.empty(x.shape[0], dtype=np.int64)
+    step = max(1, _DIST_BLOCK // max(1, centroids.shape[0]))
+    for a in range(0, x.shape[0], step):
+        out[a:a + step] = pairwise_sq(np.ascontiguousarray(x[a:a + step]),
+                                      centroids).argmin(axis=1)
+    return out
 
 
 class _Coarse:
@@ -147,13 +156,17 @@ class _Coarse:
         near = _nearest_k(self.groups, self.groups, min(COARSE_PROBE, self.groups.shape[0]))
         self.candidates = [np.flatnonzero(np.isin(group, near_g)) for near_g in near]
 
-    def nearest(self, x: np.ndarray) -> np.ndarray:
+    def nearest(self, x: np.ndarray, pool: Any) -> np.ndarray:
+        """int64 (len(x),): the list of every row; one task of ``pool`` a group."""
         group = _nearest(x, self.groups)
         out = np.empty(x.shape[0], dtype=np.int64)
-        for g in np.unique(group):
+
+        def one(g: int) -> None:
             rows = np.flatnonzero(group == g)
             cand = self.candidates[g]
             out[rows] = cand[_nearest(x[rows], self.centroids[cand])]
+
+        run(pool, [(one, g) for g in np.unique(group)])
         return out
 
 
@@ -174,13 +187,21 @@ def assign_rows(X: np.ndarray, centroids: np.ndarray, normalize: bool,
                 bar: Any = None) -> np.ndarray:
     """int64 (n,): the list of every row, in row blocks: its nearest centroid (L2, ties to
     the lower) up to ``FLAT_MAX`` centroids; above, the nearest among those of the
-    ``COARSE_PROBE`` centroid groups nearest to the row's (see :class:`_Coarse`)."""
-    search = _Coarse(centroids).nearest if centroids.shape[0] > FLAT_MAX else \
-        (lambda x: _nearest(x, centroids))
+    ``COARSE_PROBE`` centroid groups nearest to the row's (see :class:`_Coarse`). The
+    distances run on parallel single-threaded faiss calls (``d2fast._threads``)."""
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    coarse = _Coarse(centroids) if centroids.shape[0] > FLAT_MAX else None
     assign = np.empty(X.shape[0], dtype=np.int64)
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        block = float32_rows(np.asarray(X[start:start + BLOCK_ROWS]), normalize=normalize)
-        assign[start:start + block.shape[0]] = search(block)
-        if bar is not None:
-            bar.update(block.shape[0])
+    with faiss_threads() as pool:
+        for start in range(0, X.shape[0], BLOCK_ROWS):
+            block = float32_rows(np.asarray(X[start:start + BLOCK_ROWS]), normalize=normalize)
+            if coarse is not None:
+                assign[start:start + block.shape[0]] = coarse.nearest(block, pool)
+            else:
+                cuts = np.linspace(0, block.shape[0], 9).astype(np.int64)  # 8 tasks
+                parts = run(pool, [(_nearest, block[a:b], centroids)
+                                   for a, b in zip(cuts[:-1], cuts[1:])])
+                assign[start:start + block.shape[0]] = np.concatenate(parts)
+            if bar is not None:
+                bar.update(block.shape[0])
     return assign
