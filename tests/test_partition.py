@@ -54,8 +54,8 @@ def test_bad_input():
 
 
 def test_two_levels_above_flat_max(tmp_path, monkeypatch):
-    """Above FLAT_MAX lists: two-level k-means and a grouped nearest-centroid search; still
-    every row in exactly one list, nearly always its nearest centroid, memmap == memory."""
+    """Above FLAT_MAX lists: two-level k-means; still every row in exactly one list, its
+    nearest centroid, memmap == memory."""
     monkeypatch.setattr(partition, "FLAT_MAX", 8)
     X = _clusters(6000, 16, seed=1)
     part = ivf_partition(X, 64)
@@ -63,9 +63,8 @@ def test_two_levels_above_flat_max(tmp_path, monkeypatch):
     assert part.nlist == 64 and part.centroids.shape == (64, 16) and offsets[-1] == 6000
     np.testing.assert_array_equal(np.sort(rows), np.arange(6000))
     d2 = ((X[:, None, :].astype(np.float64) - part.centroids[None]) ** 2).sum(-1)
-    assert (d2.argmin(axis=1) == part.assign).mean() >= 0.95
     chosen = d2[np.arange(len(X)), part.assign]
-    assert np.median(chosen / d2.min(axis=1)) == 1.0 and (chosen / d2.min(axis=1)).max() < 1.5
+    assert (chosen <= d2.min(axis=1) * (1 + 1e-4) + 1e-4).all()
     np.save(tmp_path / "x.npy", X)
     mm = ivf_partition(np.load(tmp_path / "x.npy", mmap_mode="r"), 64)
     np.testing.assert_array_equal(mm.assign, part.assign)
