@@ -1,6 +1,6 @@
 """Issue 12's evidence: D2 with its defaults vs D2 pure and the baselines, on Fashion-MNIST
-(10k-row subsample) and scikit-learn digits with synthetic label noise, several seeds, two
-score types (AUM and EL2N from :class:`d2fast.scores.Recorder`).
+(10k-row subsample) and scikit-learn digits with synthetic label noise, several seeds, three
+score types (AUM, EL2N and forgetting from :class:`d2fast.scores.Recorder`).
 
 Per (dataset, noise, seed): flip a seeded fraction of the training labels to another class,
 train a small MLP on all rows while recording the scores, take its L2-normalised
@@ -46,7 +46,7 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
 CONFIG = {"fashion": dict(n_train=10_000, hidden=(256, 64), epochs=8, batch=128, steps=500),
           "digits": dict(n_train=None, hidden=(128, 64), epochs=20, batch=64, steps=300)}
 NOISE = (0.0, 0.1, 0.2, 0.4)
-SCORES = ("aum", "el2n")
+SCORES = ("aum", "el2n", "forgetting")
 RATES = (0.3, 0.5, 0.7, 0.9)
 
 
@@ -173,7 +173,8 @@ class MLP:
         return float((pred == self.yt).double().mean())
 
 
-def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS)) -> None:
+def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS),
+        score_types=SCORES) -> None:
     import torch
     path = RESULTS.format(name + part)
     torch.set_num_threads(1)
@@ -181,13 +182,15 @@ def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS)) -> Non
     done = {(r["dataset"], r["noise"], r["seed"], r["score"]) for r in records}
     for noise in noises:
         for seed in seeds:
-            if all((name, noise, seed, s) in done for s in SCORES):
+            if all((name, noise, seed, s) in done for s in score_types):
                 continue
             x, y, xt, yt = load(name, seed)
             noisy = flip(y, noise, seed)
             mlp = MLP(name, x, noisy, xt, yt)
             emb, scores, score_s = mlp.score_run(seed)
-            for s in SCORES:
+            for s in score_types:
+                if (name, noise, seed, s) in done:
+                    continue
                 start = time.perf_counter()
                 beta = {r: budgets.resolve_hard_prune(scores[s], "auto",
                                                       int(round((1 - r) * len(x))))[0]
@@ -285,6 +288,8 @@ def main() -> None:
     p.add_argument("--dataset", choices=sorted(CONFIG))
     p.add_argument("--noise", type=float, nargs="+", default=list(NOISE))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--scores", default=",".join(SCORES),
+                   help=f"comma-separated, of: {', '.join(SCORES)}")
     p.add_argument("--part", default="", help="suffix of the results file, so that "
                    "several processes can run chunks side by side")
     p.add_argument("--methods", default=",".join(METHODS),
@@ -296,7 +301,8 @@ def main() -> None:
                    help="the method --summary compares (default d2: prune's defaults)")
     args = p.parse_args()
     if args.dataset:
-        run(args.dataset, args.noise, args.seeds, args.part, args.methods.split(","))
+        run(args.dataset, args.noise, args.seeds, args.part, args.methods.split(","),
+            args.scores.split(","))
     if args.table:
         print(tables())
     if args.summary:

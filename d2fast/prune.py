@@ -253,10 +253,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     for c, (value, why) in zip(info["classes"], gammas):
         c.update(gamma_r=value, gamma_r_reason=why)
     used = [c for c in info["classes"] if c["gamma_r"] is not None]
-    if not isinstance(gamma_r, str) or len(used) <= 1:
-        info.update(gamma_r=gamma_r if not used else used[0]["gamma_r"],
-                    gamma_r_reason=f"given: {gamma_r:g}" if not isinstance(gamma_r, str)
-                    else used[0]["gamma_r_reason"] if used else "auto: nothing selected")
+    if not isinstance(gamma_r, str):
+        info.update(gamma_r=gamma_r, gamma_r_reason=f"given: {gamma_r:g}")
+    elif len(used) == 1:
+        info.update(gamma_r=used[0]["gamma_r"], gamma_r_reason=used[0]["gamma_r_reason"])
+    elif not used:
+        info.update(gamma_r=None, gamma_r_reason="auto: no graph (nothing selected by D2)")
     else:
         low, high = min(c["gamma_r"] for c in used), max(c["gamma_r"] for c in used)
         info.update(gamma_r=None, gamma_r_reason=f"auto per class: {low:.4g} to {high:.4g} "

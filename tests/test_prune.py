@@ -354,6 +354,8 @@ def test_gamma_r_auto_is_the_default_computed_per_class_and_reported():
                            return_info=True)
     assert (info["gamma_r"], info["gamma_r_reason"]) == (0.1, "given: 0.1")
     assert {c["gamma_r"] for c in info["classes"]} == {0.1}
+    _, info = d2fast.prune(emb, scores, n_keep=0, return_info=True)  # no selection, no graph
+    assert info["gamma_r"] is None and info["gamma_r_reason"].startswith("auto: no graph")
     with pytest.raises(ValueError, match="gamma_r must be a float >= 0 or 'auto'"):
         d2fast.prune(emb, scores, gamma_r="fixed")
     with pytest.raises(ValueError, match="gamma_r == -1.0"):
