@@ -247,7 +247,7 @@ def summary(reference: str = "d2") -> str:
     compared); then how many (dataset, score, noise, rate) cells meet issue 12's
     acceptance: >= random - 0.2 points and >= the best baseline - 0.5 points."""
     records = _records()
-    lines = [f"{'dataset':<8}{'score':<6}{'noise':>6}{'seeds':>6}   "
+    lines = [f"{'dataset':<8}{'score':<11}{'noise':>6}{'seeds':>6}   "
              + "".join(f"{f'd2-rand {100 * r:g}%':>14}" for r in RATES)
              + "".join(f"{f'd2-best {100 * r:g}%':>14}" for r in RATES)]
     met, cells_all, missed = 0, 0, []
@@ -276,7 +276,7 @@ def summary(reference: str = "d2") -> str:
                     else:
                         missed.append(f"{name}/{score}/{noise:.0%}/{100 * rate:g}%")
                 seeds = len({r["seed"] for r in rows if r["method"] == reference})
-                lines.append(f"{name:<8}{score:<6}{noise:>6.0%}{seeds:>6}   "
+                lines.append(f"{name:<8}{score:<11}{noise:>6.0%}{seeds:>6}   "
                              + "".join(f"{c:>14}" for c in cells))
     lines.append(f"{reference!r} meets the acceptance in {met} of {cells_all} cells; "
                  f"missed: {', '.join(missed) or 'none'}")
