@@ -340,7 +340,7 @@ def test_demo_quick_digits_fallback(tmp_path):
     out = json.loads((tmp_path / "demo.png.json").read_text())["output"]
     assert out["dataset"] == "digits" and len(out["results"]) == 2 * 2 * 5
     assert [r["n_keep"] for r in out["results"][::5]] == [943, 134] * 2  # floor((1 - rate) n)
-    assert {h["rate"] for h in out["recipe"]["hard_prune"]} == {0.3, 0.9}
+    assert {h["rate"] for h in out["recipe"]["auto"]} == {0.3, 0.9}
     assert seconds < 120, f"demo --quick on digits took {seconds:.0f} s"
 
 
