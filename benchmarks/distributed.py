@@ -145,6 +145,9 @@ def main() -> None:
     ap.add_argument("--engine", default="ray", choices=["ray", "local"])
     ap.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all)")
     ap.add_argument("--dir", default="/tmp/d2fast-distributed")
+    ap.add_argument("--reuse-single", action="store_true",
+                    help="take the single-machine result of an earlier run of this command "
+                    "from --dir (result-single.json), run only the distributed mode")
     ap.add_argument("--run", choices=["single", "distributed"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.run:
@@ -153,14 +156,21 @@ def main() -> None:
     write_data(args.dir, args.n, args.d)
     results = {}
     for mode in ("single", "distributed"):
-        cmd = [sys.executable, __file__, "--run", mode] + sys.argv[1:]
+        saved = os.path.join(args.dir, f"result-{mode}.json")
+        if mode == "single" and args.reuse_single:
+            with open(saved) as f:
+                results[mode] = json.load(f)
+            print(f"single: from {saved} (an earlier run)", flush=True)
+            continue
+        cmd = [sys.executable, __file__, "--run", mode] + \
+            [a for a in sys.argv[1:] if a != "--reuse-single"]
         print(f"{time.strftime('%H:%M:%S')} {mode}: load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             sys.exit(f"{mode} run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
         results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-        with open(os.path.join(args.dir, f"result-{mode}.json"), "w") as f:
+        with open(saved, "w") as f:
             json.dump(results[mode], f, indent=1)
     single, dist = results["single"], results["distributed"]
     same = np.array_equal(np.load(os.path.join(args.dir, "keep-single.npy")),

@@ -123,7 +123,9 @@ class RayEngine:
         self.started = False
         if not ray.is_initialized():
             if address is None:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+                # "local": a new Ray of this process, never another one running here
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                         log_to_driver=False)
             else:
                 ray.init(address=address, log_to_driver=False)
             self.started = True
