@@ -4,11 +4,12 @@
     python benchmarks/knn_scale.py --n 1000000 --compare      # + faiss IVF, pynndescent
     python benchmarks/knn_scale.py --n 1000000 --d 768 --dtype float16 --memmap /tmp/e768.npy
     python benchmarks/knn_scale.py --fashion                  # Fashion-MNIST, IVF forced
+    python benchmarks/knn_scale.py --n 10000000 --blob 1000   # n / 1000 centres: same density
 
 Every method runs in its own process (so each peak RSS, ``ru_maxrss``, is its own) on the
 same data (a ``.npy`` memmap, written first if missing: rows around 1000 Gaussian centres,
-see ``scale.py``) and prints one table row: build time of the k nearest neighbours of every
-row, recall@k against exact search on ``--sample`` rows, peak RSS.
+or ``n // blob`` of them, see ``scale.py``) and prints one table row: build time of the k
+nearest neighbours of every row, recall@k against exact search on ``--sample`` rows, peak RSS.
 
 - d2fast: ``d2fast.knn.search(..., method='ivf')`` on the float32 rows, as ``knn_graph``
   runs it (partition, then the grouped search with exact re-ranking).
@@ -134,6 +135,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--dtype", default="float32", choices=["float16", "float32"])
     ap.add_argument("--memmap", help=".npy file of the embeddings (written if missing)")
+    ap.add_argument("--blob", type=int, help="rows a Gaussian centre (n // blob centres, the "
+                    "same local density at every n); default 1000 centres, blobs grow with n")
     ap.add_argument("--nlist", type=int, help="d2fast IVF lists (default: the library's, 2 sqrt(n))")
     ap.add_argument("--nprobe", type=int, help="lists searched (d2fast default 8, faiss 16)")
     ap.add_argument("--pca", type=int, help="d2fast PCA width (default: none, full-space scan)")
@@ -148,9 +151,11 @@ def main() -> None:
     if args.fashion:
         runs = [(name, path) for name, path in fashion_files()]
     else:
-        path = args.memmap or f"/tmp/knn_scale_{args.n}x{args.d}_{args.dtype}.npy"
-        open_memmap(path, args.n, args.d, args.dtype)
-        runs = [(f"{args.n} x {args.d} {args.dtype}", path)]
+        centres = max(1, args.n // args.blob) if args.blob else 1000
+        tag = f"_blob{args.blob}" if args.blob else ""
+        path = args.memmap or f"/tmp/knn_scale_{args.n}x{args.d}_{args.dtype}{tag}.npy"
+        open_memmap(path, args.n, args.d, args.dtype, centres)
+        runs = [(f"{args.n} x {args.d} {args.dtype}, {centres} centres", path)]
     methods = METHODS if args.compare else ("d2fast",)
     print("| data | method | time | recall@%d | peak RSS |\n|---|---|---|---|---|" % args.k)
     for name, path in runs:

@@ -26,23 +26,26 @@ from d2fast import knn as knn_mod
 BLOCK = 1 << 18
 
 
-def clustered(n: int, d: int, seed: int = 0, out: np.ndarray | None = None) -> np.ndarray:
-    """n rows around 1000 Gaussian centres, unit-scale noise, written in row blocks to
-    ``out`` (any float dtype, e.g. a memmap) or to a new float32 (n, d) array."""
+def clustered(n: int, d: int, seed: int = 0, out: np.ndarray | None = None,
+              centres: int = 1000) -> np.ndarray:
+    """n rows around ``centres`` Gaussian centres (spread 4), unit-scale noise, written in
+    row blocks to ``out`` (any float dtype, e.g. a memmap) or to a new float32 (n, d) array.
+    With the default 1000 centres a centre's blob grows with n; ``centres = n // 1000``
+    keeps the blobs (the local density) the same at every n."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(1000, d)).astype(np.float32) * 4
+    mu = rng.normal(size=(centres, d)).astype(np.float32) * 4
     out = np.empty((n, d), dtype=np.float32) if out is None else out
     for a in range(0, n, BLOCK):
         b = min(n, a + BLOCK)
-        out[a:b] = centres[rng.integers(0, 1000, b - a)] + rng.normal(size=(b - a, d))
+        out[a:b] = mu[rng.integers(0, centres, b - a)] + rng.normal(size=(b - a, d))
     return out
 
 
-def open_memmap(path: str, n: int, d: int, dtype: str) -> np.memmap:
+def open_memmap(path: str, n: int, d: int, dtype: str, centres: int = 1000) -> np.memmap:
     """The clustered data as a read-only ``.npy`` memmap, written first if missing."""
     if not os.path.exists(path):
         out = np.lib.format.open_memmap(path + ".tmp.npy", mode="w+", dtype=dtype, shape=(n, d))
-        clustered(n, d, out=out)
+        clustered(n, d, out=out, centres=centres)
         out.flush()
         del out
         os.replace(path + ".tmp.npy", path)

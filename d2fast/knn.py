@@ -34,8 +34,8 @@ _TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no converge
 def default_nlist(n: int) -> int:
     """IVF lists for n rows: ``2 sqrt(n)``, at most n // 40 (k-means sample), at least 1.
 
-    Lists of a fixed size (nlist = n // 1000, a linear-cost search) were measured and not
-    taken: see the README's kNN section (issue 13)."""
+    Lists of a fixed size (nlist proportional to n) were measured and not taken: with the
+    exact assignment they cost as much (see the README's kNN section, issue 13)."""
     return max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n))))
 
 
