@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma-f", type=float, help="forward decay (default 1.0)")
     p.add_argument("--gamma-r", type=_auto_or_float, metavar="GAMMA|auto",
                    help="reverse decay (default auto: the reverse weights of a row's edges "
-                   "sum to n / n_keep - 1 on average, -v logs its choice; shard inputs: 0.1)")
+                   "sum to n / n_keep - 1 on average, -v logs its choice)")
     p.add_argument("--mode", choices=MODES, help="forward aggregation (default sum)")
     p.add_argument("--reverse", choices=REVERSE, help="reverse update (default weighted)")
     p.add_argument("--class-budget", choices=BUDGETS,
@@ -290,10 +290,11 @@ def run_prune_distributed(args: argparse.Namespace, run: _Run) -> None:
         keep, info = distributed.prune(
             args.emb, args.scores, args.k or 5, args.rate, n_keep=args.n_keep,
             gamma_f=1.0 if args.gamma_f is None else args.gamma_f,
-            gamma_r=0.1 if args.gamma_r is None else args.gamma_r, mode=args.mode or "sum",
+            gamma_r="auto" if args.gamma_r is None else args.gamma_r, mode=args.mode or "sum",
             reverse=args.reverse or "weighted", progress=not args.quiet,
             shards=args.shards, workdir=args.workdir, engine=args.engine or "ray",
             address=args.address, return_info=True, **_graph_kwargs(args))
+    log.info("gamma_r %s", info["gamma_r_reason"])
     run.record["inputs"] = {"emb": args.emb, "scores": args.scores}
     with run.stage("write"):
         io.save_array(args.output, keep)

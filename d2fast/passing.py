@@ -201,14 +201,29 @@ def auto_gamma_r(graph: Graph, n_keep: int) -> tuple[float, str]:
     Graphs with more than 2^20 edges are estimated on 2^20 evenly spaced edges.
     """
     graph = _check_graph(graph)
-    n = graph.n
-    n_keep = check_int(n_keep, "n_keep", 0, n, f"n={n}")
-    d = graph.distances
-    if d.size > _GAMMA_EDGES:
-        d = d[np.linspace(0, d.size - 1, _GAMMA_EDGES).astype(np.int64)]
-    d = d.astype(np.float64)
+    n_keep = check_int(n_keep, "n_keep", 0, graph.n, f"n={graph.n}")
+    return gamma_r_from_sample(graph.n, graph.nnz, n_keep,
+                               graph.distances[gamma_sample(graph.nnz)])
+
+
+def gamma_sample(nnz: int) -> np.ndarray:
+    """The edges :func:`auto_gamma_r` reads in a graph of ``nnz`` edges: their positions in
+    CSR order (rows by id, each row's edges by neighbour id), int64 of shape (min(nnz,
+    2^20),), increasing; all edges up to 2^20, else 2^20 evenly spaced ones."""
+    if nnz <= _GAMMA_EDGES:
+        return np.arange(nnz, dtype=np.int64)
+    return np.linspace(0, nnz - 1, _GAMMA_EDGES).astype(np.int64)
+
+
+def gamma_r_from_sample(n: int, nnz: int, n_keep: int, sample: np.ndarray) -> tuple[float, str]:
+    """:func:`auto_gamma_r` of a graph given by its row count ``n``, its edge count ``nnz``
+    and the distances of its edges at :func:`gamma_sample` ``(nnz)``, in that order
+    (``sample``, shape (min(nnz, 2^20),)); ``0 <= n_keep <= n``, ``n >= 1``. The one
+    implementation of the rule: ``d2fast.distributed`` gathers the sample from the
+    shards' graph files and calls it too."""
+    d = np.asarray(sample).astype(np.float64)
     # the weights of the sampled edges, scaled to all edges, per row
-    per_row = graph.nnz / max(d.size, 1) / max(n, 1)
+    per_row = nnz / max(d.size, 1) / max(n, 1)
     positive = d[d > 0]
     if positive.size == 0:
         return 0.0, "auto: 0 (no edge of positive length: every reverse weight is 1)"
@@ -217,7 +232,7 @@ def auto_gamma_r(graph: Graph, n_keep: int) -> tuple[float, str]:
     if n_keep == 0 or n_keep == n:
         return sharp, f"auto: {sharp:.4g} (nothing to trade: n_keep={n_keep} of {n})"
     m = n / n_keep - 1.0
-    degree = graph.nnz / n
+    degree = nnz / n
     duplicates = (d.size - positive.size) * per_row
     if m >= degree:
         return 0.0, (f"auto: 0 (each kept row stands for {m:.3g} rows, at least the mean "

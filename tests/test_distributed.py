@@ -11,6 +11,7 @@ import d2fast
 from d2fast import distributed
 from d2fast.distributed import engines, partition
 from d2fast.distributed.layout import load_npz
+from d2fast.passing import auto_gamma_r
 
 N = 300
 
@@ -21,11 +22,12 @@ def _data(seed=0, n=N, d=6):
 
 
 def _single(X, s, k=5, n_keep=None, rate=0.5, graph="union", reverse="weighted", **kw):
-    """One machine: exact graph, forward, heap select."""
+    """One machine: exact graph, forward, heap select with gamma_r='auto'."""
     g = d2fast.knn_graph(X, k, graph=graph, knn="exact", **kw)
     passed = d2fast.forward(g, s)
     n_keep = int((1 - rate) * X.shape[0]) if n_keep is None else n_keep
-    return d2fast.select(g, passed, n_keep, reverse=reverse, algorithm="heap")
+    return d2fast.select(g, passed, n_keep, gamma_r=auto_gamma_r(g, n_keep)[0],
+                         reverse=reverse, algorithm="heap")
 
 
 @pytest.mark.parametrize("graph", ["union", "directed"])
@@ -53,7 +55,7 @@ def test_negative_scores_ties_and_n_keep(kind, reverse):
     for graph in ("union", "directed"):
         for n_keep in (0, 1, 97, N):
             want = d2fast.prune(X, s, 4, n_keep=n_keep, knn="exact", hard_prune=0.0,
-                                gamma_r=0.1, graph=graph, reverse=reverse)
+                                graph=graph, reverse=reverse)
             got = distributed.prune(X, s, 4, n_keep=n_keep, knn="exact", graph=graph,
                                     reverse=reverse, shards=3, engine="local")
             np.testing.assert_array_equal(got, want, err_msg=f"{graph} n_keep={n_keep}")
@@ -67,6 +69,53 @@ def test_equals_prune_exact_with_options():
     want = d2fast.prune(X, s, hard_prune=0.0, **kw)
     np.testing.assert_array_equal(distributed.prune(X, s, shards=4, engine="local", **kw),
                                   want)
+
+
+@pytest.mark.parametrize("graph", ["union", "directed"])
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_gamma_r_auto_equals_prune(graph, shards):
+    """gamma_r='auto' (the default of both): the same value, reason and picks."""
+    X, s = _data(15)
+    for rate in (0.3, 0.7, 0.95):
+        want, wi = d2fast.prune(X, s, 5, rate, knn="exact", hard_prune=0.0, graph=graph,
+                                return_info=True)
+        got, gi = distributed.prune(X, s, 5, rate, knn="exact", graph=graph, shards=shards,
+                                    engine="local", return_info=True)
+        np.testing.assert_array_equal(got, want, err_msg=f"rate={rate}")
+        assert (gi["gamma_r"], gi["gamma_r_reason"]) == (wi["gamma_r"], wi["gamma_r_reason"])
+    assert gi["gamma_r"] == 0.0 and wi["gamma_r"] == 0.0  # 95 %: m above the degree
+    assert distributed.prune(X, s, 5, 0.3, knn="exact", graph=graph, shards=shards,
+                             engine="local", gamma_r=0.25, return_info=True)[1][
+        "gamma_r_reason"] == "given: 0.25"
+
+
+@pytest.mark.parametrize("graph", ["union", "directed"])
+def test_gamma_r_auto_on_a_sample_of_the_edges(graph, monkeypatch):
+    """Above the sample size the shards read the one-machine sample: evenly spaced
+    positions of its CSR order, which cut the shards' rows anywhere."""
+    X, s = _data(16)
+    full = distributed.prune(X, s, 5, 0.5, knn="exact", graph=graph, shards=3,
+                             engine="local", return_info=True)[1]["gamma_r"]
+    monkeypatch.setattr(d2fast.passing, "_GAMMA_EDGES", 101)
+    want, wi = d2fast.prune(X, s, 5, 0.5, knn="exact", hard_prune=0.0, graph=graph,
+                            return_info=True)
+    assert wi["gamma_r"] != full  # the sample changes the value
+    for shards in (2, 3, 7):
+        got, gi = distributed.prune(X, s, 5, 0.5, knn="exact", graph=graph, shards=shards,
+                                    engine="local", return_info=True)
+        np.testing.assert_array_equal(got, want)
+        assert gi["gamma_r"] == wi["gamma_r"], shards
+
+
+def test_nothing_kept_reports_gamma_r_as_prune():
+    X, s = _data()
+    for gamma_r in ("auto", 0.1):
+        want = d2fast.prune(X, s, n_keep=0, knn="exact", hard_prune=0.0, gamma_r=gamma_r,
+                            return_info=True)[1]
+        got = distributed.prune(X, s, n_keep=0, knn="exact", gamma_r=gamma_r, engine="local",
+                                return_info=True)[1]
+        assert (got["gamma_r"], got["gamma_r_reason"]) == (want["gamma_r"],
+                                                           want["gamma_r_reason"])
 
 
 def _assembled(workdir):
@@ -198,15 +247,15 @@ def test_ivf_graph_is_ivf_knn_on_the_same_partition_for_any_shard_count(tmp_path
     np.testing.assert_array_equal(csr.indices, want.indices)
     np.testing.assert_array_equal(csr.data, want.distances)
     np.testing.assert_array_equal(passed, d2fast.forward(want, s))
-    np.testing.assert_array_equal(runs[3], d2fast.select(want, passed, 200, algorithm="heap"))
+    np.testing.assert_array_equal(runs[3], d2fast.select(
+        want, passed, 200, gamma_r=auto_gamma_r(want, 200)[0], algorithm="heap"))
 
 
 def test_ivf_equals_prune_ivf():
     """The same k-means sample and seed: the same centroids, lists, graph and picks."""
     X, s = _data(12, n=3000, d=8)
     for metric in ("euclidean", "cosine"):
-        want = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric=metric, hard_prune=0.0,
-                            gamma_r=0.1)
+        want = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric=metric, hard_prune=0.0)
         got = distributed.prune(X, s, 5, 0.5, knn="ivf", metric=metric, shards=3,
                                 engine="local")
         np.testing.assert_array_equal(got, want, err_msg=metric)
@@ -244,7 +293,7 @@ def test_bad_inputs_and_unsupported_parameters(tmp_path):
     for kw, match in (({"labels": np.zeros(N)}, "labels is not supported"),
                       ({"hard_prune": 0.1}, "hard_prune=0.1 is not supported"),
                       ({"hard_prune": "auto"}, "hard_prune='auto' is not supported"),
-                      ({"gamma_r": "auto"}, "gamma_r='auto' is not supported"),
+                      ({"gamma_r": "fast"}, "gamma_r must be a float >= 0 or 'auto'"),
                       ({"dedup": 0.0}, "dedup is not supported"),
                       ({"class_budget": "even"}, "class_budget='even'"),
                       ({"graph": d2fast.knn_graph(X)}, "prebuilt Graph is not supported"),
@@ -297,12 +346,16 @@ def test_resume_after_the_driver_is_interrupted(tmp_path, monkeypatch):
             distributed.prune(X, s, **kw)
     with open(tmp_path / "manifest.json") as f:
         assert json.load(f)["round"] == 0
-    got, info = distributed.prune(X, s, return_info=True, **kw)
+    with monkeypatch.context() as m:  # gamma_r='auto' is read back with the graph stage
+        _interrupt(m, "gamma_degrees", 1)
+        got, info = distributed.prune(X, s, return_info=True, **kw)
     np.testing.assert_array_equal(got, want)
     assert info["resumed"] == ["partition", "rows", "graph", "forward", "round 0"]
+    gamma = auto_gamma_r(d2fast.knn_graph(X, 5, knn="exact"), 200)
+    assert (info["gamma_r"], info["gamma_r_reason"]) == gamma
     got, info = distributed.prune(X, s, return_info=True, **kw)  # finished: read back
     np.testing.assert_array_equal(got, want)
-    assert "select" in info["resumed"]
+    assert "select" in info["resumed"] and info["gamma_r"] == gamma[0]
     with pytest.raises(ValueError, match="holds a run of other inputs"):
         distributed.prune(X, s, **{**kw, "n_keep": 10})
 
@@ -323,6 +376,7 @@ def test_cli_prune_over_a_directory_of_shards(tmp_path):
     with open(out + ".json") as f:
         record = json.load(f)["output"]["distributed"]
     assert record["shards"] == 3 and record["rounds"] > 0 and record["bytes_sent"] > 0
+    assert record["gamma_r_reason"].startswith("auto: ")
     assert set(record["timings_s"]) == {"partition", "rows", "graph", "forward", "select"}
     assert main(["prune", str(tmp_path / "emb"), str(tmp_path / "s.npy"), "-o", out, "-q",
                  "--force", "--engine", "local", "--labels", str(tmp_path / "s.npy")]) == 2
@@ -340,6 +394,8 @@ def test_ray_equals_local_and_one_machine(ray_cluster):
     np.testing.assert_array_equal(got, local)
     np.testing.assert_array_equal(got, _single(X, s, rate=0.4, graph="directed"))
     assert info["engine"] == "ray" and info["shards"] == 3 and info["bytes_sent"] > 0
+    g = d2fast.knn_graph(X, 5, graph="directed", knn="exact")
+    assert (info["gamma_r"], info["gamma_r_reason"]) == auto_gamma_r(g, 180)
 
 
 def test_ray_on_two_nodes(ray_cluster, monkeypatch):

@@ -32,7 +32,7 @@ _HASH_BLOCK = 1 << 16  # rows hashed at a time
 
 
 def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
-          n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: float = 0.1,
+          n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: Any = "auto",
           metric: str | None = None, graph: str = "union", mode: str = "sum",
           reverse: str = "weighted", labels: Any = None, class_budget: str = "proportional",
           hard_prune: Any = 0.0, knn: str = "auto", knn_params: dict | None = None,
@@ -49,7 +49,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     the negative-score tail is finished on the driver by the lazy heap. Given the same
     graph the picks and their order equal ``d2fast.select(..., algorithm='heap')``; with
     ``knn='exact'`` the call equals
-    ``d2fast.prune(..., knn='exact', hard_prune=0.0, gamma_r=gamma_r)``.
+    ``d2fast.prune(..., knn='exact', hard_prune=0.0)`` (same ``gamma_r``, 'auto' too).
 
     Parameters
     ----------
@@ -63,11 +63,11 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         One array, or shards matching the embedding shards file by file (a parquet shard:
         a column named ``scores``, or its only numeric column).
     k, rate, n_keep, gamma_f, gamma_r, metric, mode, reverse, backend :
-        As in :func:`d2fast.prune` (k defaults to 5, metric to 'euclidean'), except that
-        ``gamma_r`` is a float, default 0.1, the official code's CIFAR-10 setting
-        (``d2fast.prune`` defaults to 'auto', :func:`d2fast.passing.auto_gamma_r`, which
-        reads the distances of the whole graph before the selection starts; not done
-        across shards yet).
+        As in :func:`d2fast.prune` (k defaults to 5, metric to 'euclidean'). ``gamma_r``
+        'auto' (the default) is :func:`d2fast.passing.auto_gamma_r` of the whole graph:
+        after the graph stage the workers read the same edge sample from the shards'
+        graph files (:mod:`d2fast.distributed.gamma`), so the value equals one machine's
+        on the same graph; it is kept with the graph stage's checkpoint.
     graph : {'union', 'directed'}, default='union'
         The kind of graph built (a prebuilt ``Graph`` is not supported here).
     labels, class_budget : None, 'proportional'
@@ -86,7 +86,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``d2fast.Partition``).
         The centroids are trained as one machine trains them (same sample, same seed),
         so for rows of up to ``d2fast.knn.PCA_ABOVE`` dims the call equals
-        ``d2fast.prune(..., knn='ivf', hard_prune=0.0, gamma_r=gamma_r)``.
+        ``d2fast.prune(..., knn='ivf', hard_prune=0.0)``.
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` (8),
@@ -120,8 +120,10 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``n``, ``n_keep``, ``k``, ``metric``, ``graph``, ``knn`` (as resolved) and
         ``knn_params`` (nlist, nprobe, candidates), ``shards``, ``engine``, ``timings_s``
         per stage, ``rounds``, ``bytes_sent`` between shards (and ``bytes_by_stage``),
-        ``nnz`` (edges), the stages ``resumed`` from workdir, ``restarts`` after a dead
-        Ray actor, and with Ray the actors' ``worker_peak_rss_bytes``.
+        ``nnz`` (edges), ``gamma_r`` (the value used; None when nothing is kept) and
+        ``gamma_r_reason`` (as in ``d2fast.prune``), the stages ``resumed`` from workdir,
+        ``restarts`` after a dead Ray actor, and with Ray the actors'
+        ``worker_peak_rss_bytes``.
 
     Raises
     ------
@@ -155,10 +157,11 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
                                  (mode, "mode", MODES), (reverse, "reverse", REVERSE)):
         check_choice(value, name, options)
     if isinstance(gamma_r, str):
-        raise ValueError(f"gamma_r={gamma_r!r} is not supported by d2fast.distributed.prune; "
-                         "pass a float (default 0.1; d2fast.prune's 'auto' is "
-                         "d2fast.passing.auto_gamma_r of the graph and n_keep)")
-    gamma_f, gamma_r = check_real(gamma_f, "gamma_f"), check_real(gamma_r, "gamma_r")
+        if gamma_r != "auto":
+            raise ValueError(f"gamma_r must be a float >= 0 or 'auto', got {gamma_r!r}")
+    else:
+        gamma_r = check_real(gamma_r, "gamma_r")
+    gamma_f = check_real(gamma_f, "gamma_f")
     _backends.get(backend)
     own_workdir = workdir is None
     workdir = tempfile.mkdtemp(prefix="d2fast-") if own_workdir else os.fspath(workdir)
@@ -179,7 +182,11 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         stats = Stats(P, engine)
         stats.info.update(n=n, n_keep=n_keep, k=int(k), metric=metric, graph=graph, knn=knn,
                           knn_params={key: params[key] for key in _IVF_PARAMS if key in params})
-        if n_keep == 0:
+        if n_keep == 0:  # no graph is built; reported as d2fast.prune reports it
+            given = not isinstance(gamma_r, str)
+            stats.info.update(gamma_r=gamma_r if given else None,
+                              gamma_r_reason=f"given: {gamma_r:g}" if given else
+                              "auto: no graph (nothing selected by D2)")
             picks = np.empty(0, dtype=np.int64)
             return (picks, stats.info) if return_info else picks
         manifest = Manifest(workdir, {**fingerprint, **cfg, "shards": P, "n_keep": n_keep})

@@ -16,12 +16,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from d2fast.distributed import graph, partition, passing
+from d2fast.distributed import gamma, graph, partition, passing
 
 STEPS: dict[str, Callable] = {
     "assign": partition.assign, "count": partition.count, "number": partition.number,
     "write_order": partition.write_order, "write_rows": graph.write_rows, "search": graph.search,
-    "write_graph": graph.write_graph, "forward_send": passing.forward_send,
+    "write_graph": graph.write_graph, "gamma_degrees": gamma.gamma_degrees,
+    "gamma_edges": gamma.gamma_edges, "forward_send": passing.forward_send,
     "forward_run": passing.forward_run, "select_open": passing.select_open,
     "pick": passing.pick, "update": passing.update, "rest_size": passing.rest_size,
     "gather": passing.gather}

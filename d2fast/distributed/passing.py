@@ -161,9 +161,10 @@ def _weights(backend: str, distances: np.ndarray, gamma: float) -> np.ndarray:
                                           np.ones(nnz, dtype=np.float64), gamma, True)
 
 
-def select_open(state: dict, inbox: list, *, resume_round: int):
+def select_open(state: dict, inbox: list, *, resume_round: int, gamma_r: float):
     """Step: the selection state of round ``resume_round`` (-1: the forward scores), and
-    every subscribed node's value, selection and change flag for the ghosts."""
+    every subscribed node's value, selection and change flag for the ghosts; ``gamma_r``:
+    the reverse decay (resolved by the driver)."""
     g, cfg = open_graph(state), state["cfg"]
     if resume_round < 0:
         cur = np.zeros(g["size"], dtype=np.float64)
@@ -180,7 +181,7 @@ def select_open(state: dict, inbox: list, *, resume_round: int):
     state.update(cur=cur, sel=sel, changed=changed, queue_all=resume_round < 0)
     if "w_in" not in state:
         state["w_in"] = None if cfg["reverse"] == "absolute" else \
-            _weights(cfg["backend"], g["in_dist"], cfg["gamma_r"])
+            _weights(cfg["backend"], g["in_dist"], gamma_r)
     return state, (_messages(state, cur, None, sel, changed), None)
 
 

@@ -17,6 +17,9 @@ What the driver holds (n rows, d dims, P shards; nothing else grows with n):
   plus one round: the ranking the API returns is O(n_keep), and the stop test needs the
   ``n_keep``-th best pick. Each round's picks are written to ``rounds/picks-<r>.npz``
   (the ranking in pieces); the final sort by pick-time key is O(n_keep);
+- ``gamma_r='auto'``: the graph's edge count and the distances of the edges
+  :func:`d2fast.passing.auto_gamma_r` reads (at most 2^20 float32, 4 MiB), read by the
+  workers from the graph files; the value is kept in the manifest with the graph stage;
 - the negative phase, only when fewer than ``n_keep`` rows were picked with non-negative
   scores: the unselected subgraph (all unselected rows and the edges among them, O(n)
   in the worst case), because the lazy heap that finishes it exactly is sequential. It
@@ -37,7 +40,7 @@ from d2fast.distributed.layout import load_npz, save_npz
 from d2fast.distributed.partition import plan, train_centroids
 from d2fast.graph import Graph
 from d2fast.io import atomic_write
-from d2fast.passing import _SELECT_LIMIT, select
+from d2fast.passing import _SELECT_LIMIT, gamma_r_from_sample, select
 
 
 class Stats:
@@ -97,6 +100,8 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
         inboxes, _ = step("search")
         _, values = step("write_graph", inboxes)
         stats.info["nnz"] = int(sum(v["nnz"] for v in values))
+        manifest.record["gamma_r"] = _gamma_r(step, cfg["gamma_r"], emb.n, n_keep,
+                                              stats.info["nnz"])
 
     def do_forward():
         inboxes, _ = step("forward_send")
@@ -109,6 +114,9 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     stage("partition", do_partition)
     stage("rows", lambda: step("write_rows"))
     stage("graph", do_graph)
+    gamma_r, reason = manifest.record["gamma_r"]
+    stats.info.update(gamma_r=gamma_r, gamma_r_reason=reason)
+    cfg = dict(cfg, gamma_r=gamma_r)
     stage("forward", do_forward)
     result_path = os.path.join(workdir, "result.npy")
     if manifest.done("select"):
@@ -131,6 +139,17 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     stats.add("select", time.perf_counter() - start)
     bar.update(1)
     return picks
+
+
+def _gamma_r(step, gamma_r, n: int, n_keep: int, nnz: int) -> list:
+    """[gamma_r, reason]: as given, or ``'auto'``: :func:`d2fast.passing.auto_gamma_r` of
+    the graph, from the edge sample the shards read (:mod:`d2fast.distributed.gamma`)."""
+    if not isinstance(gamma_r, str):
+        return [gamma_r, f"given: {gamma_r:g}"]
+    _, degrees = step("gamma_degrees")
+    base = np.cumsum(degrees) - np.asarray(degrees)
+    _, parts = step("gamma_edges", args=[{"base": int(b), "nnz": nnz} for b in base])
+    return list(gamma_r_from_sample(n, nnz, n_keep, np.concatenate(parts)))
 
 
 def _bar_key(scores: np.ndarray, gids: np.ndarray, n_keep: int):
@@ -164,7 +183,7 @@ def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats) -> n
     del pieces
     if done >= 0:
         stats.info["resumed"].append(f"round {done}")
-    inboxes, _ = step("select_open", args={"resume_round": done})
+    inboxes, _ = step("select_open", args={"resume_round": done, "gamma_r": cfg["gamma_r"]})
     with tqdm(total=n_keep, initial=min(n_keep, gids.size), desc="distributed: rounds",
               unit="pick", disable=not cfg["progress"], leave=False) as bar:
         r = done + 1
