@@ -7,8 +7,8 @@
 The clustered data of ``scale.py`` is written once as float16 ``.npy`` shards (8 files)
 plus one ``.npy`` of all rows for the single-machine run; scores are uniform. Each mode
 runs in a child process (its own peak RSS): ``d2fast.prune(knn='ivf', hard_prune=0.0,
-gamma_r=0.1)`` on the memmap, then ``d2fast.distributed.prune(gamma_r=0.1)`` on
-the shard directory (k = 10, keep 30 %). Reported: time per stage, rounds, bytes sent between shards, peak RSS of the driver
+gamma_r=0.1)`` on the memmap, then ``d2fast.distributed.prune`` with the same
+hard_prune and gamma_r on the shard directory (k = 10, keep 30 %). Reported: time per stage, rounds, bytes sent between shards, peak RSS of the driver
 and of every worker, whether the rankings are equal, the ratios, and a projection to
 128M and 1.28B rows (see ``project`` for its assumptions).
 """
@@ -70,8 +70,8 @@ def child(args: argparse.Namespace) -> dict:
 
             shutil.rmtree(workdir)
         keep, info = distributed.prune(os.path.join(args.dir, "shards"), scores, args.k,
-                                       args.rate, knn="ivf", gamma_r=0.1, shards=args.shards,
-                                       engine=args.engine, workdir=workdir,
+                                       args.rate, knn="ivf", hard_prune=0.0, gamma_r=0.1,
+                                       shards=args.shards, engine=args.engine, workdir=workdir,
                                        num_cpus=args.cpus, return_info=True)
     seconds = time.perf_counter() - start
     np.save(os.path.join(args.dir, f"keep-{args.run}.npy"), keep)

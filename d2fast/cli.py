@@ -278,8 +278,7 @@ def run_prune_distributed(args: argparse.Namespace, run: _Run) -> None:
 
     io.check_output(args.output, args.force, io.ARRAY_OUTPUTS)
     for flag, value in (("--method", args.method != "d2"), ("--labels", args.labels),
-                        ("--graph", args.graph_file), ("--hard-prune", args.hard_prune),
-                        ("--class-budget", args.class_budget),
+                        ("--graph", args.graph_file), ("--class-budget", args.class_budget),
                         ("--dedup", args.dedup is not None), ("--key", args.key),
                         ("--emb-key", args.emb_key), ("--scores-key", args.scores_key)):
         if value:
@@ -291,9 +290,11 @@ def run_prune_distributed(args: argparse.Namespace, run: _Run) -> None:
             args.emb, args.scores, args.k or 5, args.rate, n_keep=args.n_keep,
             gamma_f=1.0 if args.gamma_f is None else args.gamma_f,
             gamma_r="auto" if args.gamma_r is None else args.gamma_r, mode=args.mode or "sum",
+            hard_prune="auto" if args.hard_prune is None else args.hard_prune,
             reverse=args.reverse or "weighted", progress=not args.quiet,
             shards=args.shards, workdir=args.workdir, engine=args.engine or "ray",
             address=args.address, return_info=True, **_graph_kwargs(args))
+    log.info("hard_prune %s", info["hard_prune_reason"])
     log.info("gamma_r %s", info["gamma_r_reason"])
     run.record["inputs"] = {"emb": args.emb, "scores": args.scores}
     with run.stage("write"):

@@ -54,8 +54,8 @@ def test_negative_scores_ties_and_n_keep(kind, reverse):
         X = np.round(rng.normal(size=(N, 2))).astype(np.float32)
     for graph in ("union", "directed"):
         for n_keep in (0, 1, 97, N):
-            want = d2fast.prune(X, s, 4, n_keep=n_keep, knn="exact", hard_prune=0.0,
-                                graph=graph, reverse=reverse)
+            want = d2fast.prune(X, s, 4, n_keep=n_keep, knn="exact", graph=graph,
+                                reverse=reverse)
             got = distributed.prune(X, s, 4, n_keep=n_keep, knn="exact", graph=graph,
                                     reverse=reverse, shards=3, engine="local")
             np.testing.assert_array_equal(got, want, err_msg=f"{graph} n_keep={n_keep}")
@@ -65,8 +65,8 @@ def test_negative_scores_ties_and_n_keep(kind, reverse):
 def test_equals_prune_exact_with_options():
     X, s = _data(2)
     kw = dict(k=6, rate=0.7, gamma_f=0.5, gamma_r=0.3, metric="cosine", mode="product",
-              knn="exact")
-    want = d2fast.prune(X, s, hard_prune=0.0, **kw)
+              knn="exact", hard_prune=0.15)
+    want = d2fast.prune(X, s, **kw)
     np.testing.assert_array_equal(distributed.prune(X, s, shards=4, engine="local", **kw),
                                   want)
 
@@ -79,8 +79,8 @@ def test_gamma_r_auto_equals_prune(graph, shards):
     for rate in (0.3, 0.7, 0.95):
         want, wi = d2fast.prune(X, s, 5, rate, knn="exact", hard_prune=0.0, graph=graph,
                                 return_info=True)
-        got, gi = distributed.prune(X, s, 5, rate, knn="exact", graph=graph, shards=shards,
-                                    engine="local", return_info=True)
+        got, gi = distributed.prune(X, s, 5, rate, knn="exact", hard_prune=0.0, graph=graph,
+                                    shards=shards, engine="local", return_info=True)
         np.testing.assert_array_equal(got, want, err_msg=f"rate={rate}")
         assert (gi["gamma_r"], gi["gamma_r_reason"]) == (wi["gamma_r"], wi["gamma_r_reason"])
     assert gi["gamma_r"] == 0.0 and wi["gamma_r"] == 0.0  # 95 %: m above the degree
@@ -94,15 +94,15 @@ def test_gamma_r_auto_on_a_sample_of_the_edges(graph, monkeypatch):
     """Above the sample size the shards read the one-machine sample: evenly spaced
     positions of its CSR order, which cut the shards' rows anywhere."""
     X, s = _data(16)
-    full = distributed.prune(X, s, 5, 0.5, knn="exact", graph=graph, shards=3,
-                             engine="local", return_info=True)[1]["gamma_r"]
+    full = distributed.prune(X, s, 5, 0.5, knn="exact", hard_prune=0.0, graph=graph,
+                             shards=3, engine="local", return_info=True)[1]["gamma_r"]
     monkeypatch.setattr(d2fast.passing, "_GAMMA_EDGES", 101)
     want, wi = d2fast.prune(X, s, 5, 0.5, knn="exact", hard_prune=0.0, graph=graph,
                             return_info=True)
     assert wi["gamma_r"] != full  # the sample changes the value
     for shards in (2, 3, 7):
-        got, gi = distributed.prune(X, s, 5, 0.5, knn="exact", graph=graph, shards=shards,
-                                    engine="local", return_info=True)
+        got, gi = distributed.prune(X, s, 5, 0.5, knn="exact", hard_prune=0.0, graph=graph,
+                                    shards=shards, engine="local", return_info=True)
         np.testing.assert_array_equal(got, want)
         assert gi["gamma_r"] == wi["gamma_r"], shards
 
@@ -116,6 +116,65 @@ def test_nothing_kept_reports_gamma_r_as_prune():
                                 return_info=True)[1]
         assert (got["gamma_r"], got["gamma_r_reason"]) == (want["gamma_r"],
                                                            want["gamma_r_reason"])
+
+
+def _outliers(seed=17):
+    """Data whose scores have a separate mode of 40 high-score rows (auto drops them)."""
+    X, s = _data(seed)
+    s[np.random.default_rng(seed).choice(N, 40, replace=False)] += 3.0
+    return X, s
+
+
+@pytest.mark.parametrize("graph", ["union", "directed"])
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_hard_prune_auto_equals_prune(graph, shards):
+    """hard_prune='auto' (the default of both) drops the same rows before the graph; with
+    gamma_r='auto' on the graph of the rows left: the same picks and info."""
+    X, s = _outliers()
+    for rate, drops in ((0.3, 40), (0.9, 60)):  # the outlier mode; the rate term
+        want, wi = d2fast.prune(X, s, 5, rate, knn="exact", graph=graph, return_info=True)
+        got, gi = distributed.prune(X, s, 5, rate, knn="exact", graph=graph, shards=shards,
+                                    engine="local", return_info=True)
+        np.testing.assert_array_equal(got, want, err_msg=f"rate={rate}")
+        keys = ("hard_prune", "hard_prune_reason", "hard_pruned", "gamma_r", "gamma_r_reason")
+        assert [gi[key] for key in keys] == [wi[key] for key in keys]
+        assert gi["hard_pruned"] == drops
+    kw = dict(knn="exact", graph=graph, n_keep=120, hard_prune=0.25, gamma_r=0.1)
+    got, gi = distributed.prune(X, s, 5, shards=shards, engine="local", return_info=True,
+                                **kw)
+    np.testing.assert_array_equal(got, d2fast.prune(X, s, 5, **kw))
+    assert gi["hard_pruned"] == 75 and gi["hard_prune_reason"] == "given: 0.25"
+
+
+def test_hard_prune_over_shard_files_ivf_and_resume(tmp_path, monkeypatch):
+    """Shard files read through the pool (IVF trained on the rows left, as one machine);
+    a resumed run and a run of another hard_prune in the same workdir."""
+    X, s = _outliers(18)
+    X = np.concatenate([X] * 4) + np.random.default_rng(0).normal(
+        0, 0.1, (4 * N, X.shape[1])).astype(np.float32)
+    s = np.concatenate([s] * 4)
+    for i, (a, b) in enumerate([(0, 500), (500, 700), (700, 4 * N)]):
+        np.save(tmp_path / f"emb-{i}.npy", X[a:b])
+        np.save(tmp_path / f"s-{i}.npy", s[a:b])
+    kw = dict(knn="ivf", knn_params={"nlist": 6, "nprobe": 2}, rate=0.8)
+    want, wi = d2fast.prune(X, s, 5, return_info=True, **kw)
+    assert wi["hard_pruned"] == 180  # the rate term 0.15 of 1200 rows (the mode: 160)
+    files = dict(emb=sorted(str(p) for p in tmp_path.glob("emb-*.npy")),
+                 scores=sorted(str(p) for p in tmp_path.glob("s-*.npy")))
+    wd = str(tmp_path / "wd")
+    with monkeypatch.context() as m:
+        _interrupt(m, "forward_run", 1)
+        with pytest.raises(KeyboardInterrupt):
+            distributed.prune(files["emb"], files["scores"], 5, engine="local", workdir=wd,
+                              **kw)
+    got, gi = distributed.prune(files["emb"], files["scores"], 5, engine="local", workdir=wd,
+                                return_info=True, **kw)
+    np.testing.assert_array_equal(got, want)
+    assert gi["shards"] == 3 and gi["resumed"] == ["partition", "rows", "graph"]
+    assert (gi["hard_prune"], gi["gamma_r"]) == (wi["hard_prune"], wi["gamma_r"])
+    with pytest.raises(ValueError, match="holds a run of other inputs"):
+        distributed.prune(files["emb"], files["scores"], 5, engine="local", workdir=wd,
+                          **{**kw, "rate": 0.8, "hard_prune": 0.3})
 
 
 def _assembled(workdir):
@@ -291,8 +350,8 @@ def test_bad_inputs_and_unsupported_parameters(tmp_path):
         distributed.prune([str(tmp_path / "a.npy"), str(tmp_path / "c.npy")], s[:100],
                           engine="local")
     for kw, match in (({"labels": np.zeros(N)}, "labels is not supported"),
-                      ({"hard_prune": 0.1}, "hard_prune=0.1 is not supported"),
-                      ({"hard_prune": "auto"}, "hard_prune='auto' is not supported"),
+                      ({"hard_prune": "most"}, r"hard_prune must be a float in \[0, 1\)"),
+                      ({"hard_prune": 1.0}, "must satisfy 0 <= hard_prune < 1"),
                       ({"gamma_r": "fast"}, "gamma_r must be a float >= 0 or 'auto'"),
                       ({"dedup": 0.0}, "dedup is not supported"),
                       ({"class_budget": "even"}, "class_budget='even'"),
@@ -312,6 +371,8 @@ def test_negative_phase_that_does_not_fit_is_a_memory_error(monkeypatch):
     X, s = _data()
     monkeypatch.setattr(d2fast._validate, "available_memory", lambda: 1000)
     with pytest.raises(MemoryError, match="negative phase"):
+        distributed.prune(X, -s, knn="exact", hard_prune=0.0, engine="local", shards=2)
+    with pytest.raises(MemoryError, match="hard_prune='auto' .the scores of all 300 rows"):
         distributed.prune(X, -s, knn="exact", engine="local", shards=2)
 
 
@@ -377,6 +438,7 @@ def test_cli_prune_over_a_directory_of_shards(tmp_path):
         record = json.load(f)["output"]["distributed"]
     assert record["shards"] == 3 and record["rounds"] > 0 and record["bytes_sent"] > 0
     assert record["gamma_r_reason"].startswith("auto: ")
+    assert record["hard_prune_reason"].startswith("auto: ")
     assert set(record["timings_s"]) == {"partition", "rows", "graph", "forward", "select"}
     assert main(["prune", str(tmp_path / "emb"), str(tmp_path / "s.npy"), "-o", out, "-q",
                  "--force", "--engine", "local", "--labels", str(tmp_path / "s.npy")]) == 2
@@ -396,6 +458,10 @@ def test_ray_equals_local_and_one_machine(ray_cluster):
     assert info["engine"] == "ray" and info["shards"] == 3 and info["bytes_sent"] > 0
     g = d2fast.knn_graph(X, 5, graph="directed", knn="exact")
     assert (info["gamma_r"], info["gamma_r_reason"]) == auto_gamma_r(g, 180)
+    kw = dict(knn="exact", graph="directed", hard_prune=0.2)  # the rows left, on Ray
+    np.testing.assert_array_equal(
+        distributed.prune(X, s, 5, 0.4, shards=3, engine="ray", **kw),
+        d2fast.prune(X, s, 5, 0.4, **kw))
 
 
 def test_ray_on_two_nodes(ray_cluster, monkeypatch):

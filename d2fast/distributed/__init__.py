@@ -12,13 +12,15 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
-from d2fast._validate import (check_choice, check_emb, check_int, check_k, check_real,
-                              check_scores, resolve_n_keep)
-from d2fast.budgets import BUDGETS
+from d2fast._validate import (check_choice, check_emb, check_int, check_k, check_memory,
+                              check_real, check_scores, resolve_n_keep)
+from d2fast.budgets import BUDGETS, hard_prune_pool, resolve_hard_prune
 from d2fast.distributed.checkpoint import STAGES, Manifest
 from d2fast.distributed.engines import LocalEngine, RayEngine, dead_actor_errors
+from d2fast.distributed.partition import check_rows
 from d2fast.distributed.run import Stats, run
 from d2fast.distributed.shards import ShardFiles, check_matching, open_shards
+from d2fast.distributed.subset import Subset, write_pool
 from d2fast.graph import GRAPHS, METRICS
 from d2fast.knn import EXACT_MAX_ROWS, default_nlist
 from d2fast.io import atomic_write
@@ -35,7 +37,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
           n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: Any = "auto",
           metric: str | None = None, graph: str = "union", mode: str = "sum",
           reverse: str = "weighted", labels: Any = None, class_budget: str = "proportional",
-          hard_prune: Any = 0.0, knn: str = "auto", knn_params: dict | None = None,
+          hard_prune: Any = "auto", knn: str = "auto", knn_params: dict | None = None,
           dedup: float | None = None, backend: str = "auto", progress: bool = False,
           return_info: bool = False, shards: int | None = None, workdir: str | None = None,
           engine: str = "ray", address: str | None = None,
@@ -48,8 +50,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     neighbours' scores, and the selection in bulk-synchronous rounds over the shards;
     the negative-score tail is finished on the driver by the lazy heap. Given the same
     graph the picks and their order equal ``d2fast.select(..., algorithm='heap')``; with
-    ``knn='exact'`` the call equals
-    ``d2fast.prune(..., knn='exact', hard_prune=0.0)`` (same ``gamma_r``, 'auto' too).
+    ``knn='exact'`` the call equals ``d2fast.prune(..., knn='exact')`` (the same
+    ``gamma_r`` and ``hard_prune``, their 'auto' defaults too).
 
     Parameters
     ----------
@@ -72,9 +74,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         The kind of graph built (a prebuilt ``Graph`` is not supported here).
     labels, class_budget : None, 'proportional'
         Class-balanced selection is not supported here: run one call per class.
-    hard_prune : float, default=0.0
-        Only 0.0 (pure D2; note ``d2fast.prune`` defaults to 'auto') is supported: drop
-        the hardest rows from the shards first.
+    hard_prune : float in [0, 1) or 'auto', default='auto'
+        As in :func:`d2fast.prune` (:func:`d2fast.budgets.resolve_hard_prune`): the
+        hardest rows are dropped before the partition and the graph, which are then
+        those of the rows left (:mod:`d2fast.distributed.subset`). Other than 0.0 the
+        driver reads the scores of all n rows (about 64 B a row at the peak, checked
+        first); 0.0 (pure D2) keeps them off the driver.
     dedup : None
         Not supported here.
     knn : {'auto', 'exact', 'ivf'}, default='auto'
@@ -86,7 +91,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``d2fast.Partition``).
         The centroids are trained as one machine trains them (same sample, same seed),
         so for rows of up to ``d2fast.knn.PCA_ABOVE`` dims the call equals
-        ``d2fast.prune(..., knn='ivf', hard_prune=0.0)``.
+        ``d2fast.prune(..., knn='ivf')``.
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` (8),
@@ -121,8 +126,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``knn_params`` (nlist, nprobe, candidates), ``shards``, ``engine``, ``timings_s``
         per stage, ``rounds``, ``bytes_sent`` between shards (and ``bytes_by_stage``),
         ``nnz`` (edges), ``gamma_r`` (the value used; None when nothing is kept) and
-        ``gamma_r_reason`` (as in ``d2fast.prune``), the stages ``resumed`` from workdir,
-        ``restarts`` after a dead Ray actor, and with Ray the actors'
+        ``gamma_r_reason``, ``hard_prune`` (the fraction used), ``hard_prune_reason`` and
+        ``hard_pruned`` (rows dropped; all as in ``d2fast.prune``), the stages ``resumed``
+        from workdir, ``restarts`` after a dead Ray actor, and with Ray the actors'
         ``worker_peak_rss_bytes``.
 
     Raises
@@ -131,7 +137,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         Bad arguments, a shard whose width, dtype or row count disagrees (naming the
         file), an unsupported parameter, or a workdir holding another run.
     MemoryError
-        When the unselected subgraph of the negative phase does not fit the driver.
+        When the unselected subgraph of the negative phase, or the scores for
+        ``hard_prune``, do not fit the driver.
     """
     if labels is not None:
         raise ValueError("labels is not supported by d2fast.distributed.prune "
@@ -144,10 +151,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
                          "supported by d2fast.distributed.prune (it builds the graph by shard)")
     k = 5 if k is None else k
     metric = "euclidean" if metric is None else metric
-    if isinstance(hard_prune, str) or check_real(hard_prune, "hard_prune") != 0.0:
-        raise ValueError(f"hard_prune={hard_prune!r} is not supported by "
-                         "d2fast.distributed.prune; pass hard_prune=0.0 (drop the hardest "
-                         "rows from the shards first)")
+    if isinstance(hard_prune, str):
+        if hard_prune != "auto":
+            raise ValueError(f"hard_prune must be a float in [0, 1) or 'auto', got "
+                             f"{hard_prune!r}")
+    elif check_real(hard_prune, "hard_prune") >= 1.0:
+        raise ValueError(f"hard_prune == {hard_prune}, must satisfy 0 <= hard_prune < 1")
     engine = check_choice(engine, "engine", ENGINES)
     if knn == "hnsw":
         raise ValueError("knn='hnsw' is not supported by d2fast.distributed.prune "
@@ -171,28 +180,40 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         n = emb_files.n
         check_k(k, n)
         n_keep = resolve_n_keep(n, rate, n_keep)
+        beta, why, pool = _hard_prune(scores_files, hard_prune, n_keep)
+        m = n if pool is None else pool.size  # the rows D2 runs on, as in d2fast.prune
         P = len(emb_files.paths) if shards is None and _is_files(emb) else \
-            (os.cpu_count() or 1) if shards is None else check_int(shards, "shards", 1, n,
-                                                                  f"n={n}")
-        params = _ivf_params(knn_params, n)
+            (os.cpu_count() or 1) if shards is None else check_int(
+                shards, "shards", 1, m, f"n={n}" if m == n else f"{m} rows after hard_prune")
+        params = _ivf_params(knn_params, m)
         if knn == "auto":
-            knn = "exact" if n <= EXACT_MAX_ROWS else "ivf"
-        cfg = dict(k=int(k), metric=metric, graph=graph, mode=mode, reverse=reverse,
-                   gamma_f=gamma_f, gamma_r=gamma_r, knn=knn, backend=backend, **params)
+            knn = "exact" if m <= EXACT_MAX_ROWS else "ivf"
+        cfg = dict(k=int(min(k, m - 1)), metric=metric, graph=graph, mode=mode,
+                   reverse=reverse, gamma_f=gamma_f, gamma_r=gamma_r, knn=knn, backend=backend,
+                   **params)
         stats = Stats(P, engine)
         stats.info.update(n=n, n_keep=n_keep, k=int(k), metric=metric, graph=graph, knn=knn,
-                          knn_params={key: params[key] for key in _IVF_PARAMS if key in params})
-        if n_keep == 0:  # no graph is built; reported as d2fast.prune reports it
+                          knn_params={key: params[key] for key in _IVF_PARAMS if key in params},
+                          hard_prune=beta, hard_prune_reason=why, hard_pruned=n - m)
+        if n_keep == 0 or m < 2:  # no graph (one row left: kept); reported as prune does
             given = not isinstance(gamma_r, str)
             stats.info.update(gamma_r=gamma_r if given else None,
                               gamma_r_reason=f"given: {gamma_r:g}" if given else
                               "auto: no graph (nothing selected by D2)")
-            picks = np.empty(0, dtype=np.int64)
+            picks = np.empty(0, dtype=np.int64) if n_keep == 0 else \
+                pool[:n_keep].astype(np.int64)
             return (picks, stats.info) if return_info else picks
-        manifest = Manifest(workdir, {**fingerprint, **cfg, "shards": P, "n_keep": n_keep})
+        if pool is not None:  # the stages run on the pool's rows; the picks are mapped back
+            path = write_pool(workdir, pool)
+            emb_files, scores_files = Subset(emb_files, path, m), Subset(scores_files, path, m)
+            del pool
+        manifest = Manifest(workdir, {**fingerprint, **cfg, "shards": P, "n_keep": n_keep,
+                                      "hard_prune": beta})
         setup = {"cfg": cfg, "workdir": workdir, "emb": emb_files, "scores": scores_files}
         picks = _run(engine, address, num_cpus, P, setup, manifest, emb_files,
                      dict(cfg, workdir=workdir, progress=progress), n_keep, stats, progress)
+        if m < n:
+            picks = np.array(np.load(emb_files.path, mmap_mode="r")[picks], dtype=np.int64)
         return (picks, stats.info) if return_info else picks
     finally:
         if own_workdir:
@@ -221,6 +242,24 @@ def _run(engine_name, address, num_cpus, P, setup, manifest, emb_files, cfg, n_k
         eng.close()
         if engine_name == "ray":
             stats.info["worker_peak_rss_bytes"] = eng.peak_rss
+
+
+def _hard_prune(scores: ShardFiles, hard_prune: Any,
+                n_keep: int) -> tuple[float, str, np.ndarray | None]:
+    """``hard_prune`` as :func:`d2fast.prune` resolves it: the fraction, its reason and the
+    rows left (sorted global ids; None when no row is dropped). Other than 0.0 it reads
+    the scores of all n rows on the driver (about 64 B a row at the peak, checked first)."""
+    if not isinstance(hard_prune, str) and hard_prune == 0.0:
+        return (*resolve_hard_prune(np.empty(0), hard_prune, n_keep), None)
+    n = scores.n
+    check_memory(64.0 * n, f"hard_prune={hard_prune!r} (the scores of all {n} rows, sorted "
+                 "on the driver)", "give the driver more memory, or pass hard_prune=0.0 "
+                 "(drop the hardest rows from the shards first)")
+    s = scores.read(0, n).astype(np.float64)
+    check_rows(s, scores, np.arange(n))
+    beta, why = resolve_hard_prune(s, hard_prune, n_keep)
+    pool = hard_prune_pool(s, beta, n_keep)
+    return beta, why, None if pool.size == n else pool
 
 
 def _is_files(spec: Any) -> bool:

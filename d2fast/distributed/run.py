@@ -24,6 +24,9 @@ What the driver holds (n rows, d dims, P shards; nothing else grows with n):
   scores: the unselected subgraph (all unselected rows and the edges among them, O(n)
   in the worst case), because the lazy heap that finishes it exactly is sequential. It
   is checked against the available memory first (a MemoryError names what to change).
+- ``hard_prune`` other than 0.0: the scores of all n rows while it is resolved (before
+  the stages; about 64 B a row at the peak, checked first), see
+  :mod:`d2fast.distributed.subset`;
 - scores or embeddings passed as arrays are the caller's (written to ``workdir`` in
   blocks); pass files to keep them off the driver.
 """
