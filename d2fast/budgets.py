@@ -78,12 +78,10 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
     mode = high_mode(scores)
     rate = 1.0 - n_keep / n
     beta_rate = max(0.0, rate - RATE_FREE) * RATE_SLOPE
-    drop = max(mode.count, int(max(0.0, (n - n_keep) - RATE_FREE * n) * RATE_SLOPE))
+    drop = max(mode.count, rate_term_drop(n, n_keep))
     capped = drop > n - n_keep
     drop = min(drop, n - n_keep)
-    beta = drop / n
-    while int(Fraction(repr(beta)) * n) < drop:  # the pool drops exactly `drop` rows
-        beta = float(np.nextafter(beta, 1.0))
+    beta = beta_dropping(drop, n)
     parts = [f"outlier mode {mode.count / n:.3f}: {mode.why}" if mode.found else
              f"no outlier mode ({mode.why})",
              f"rate term {beta_rate:.3f} (max(0, rate {rate:.3f} - {RATE_FREE:g}) * "
@@ -91,6 +89,21 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
     if capped:
         parts.append(f"capped so that n_keep={n_keep} rows remain")
     return beta, f"auto: {beta:.4f} = drop {drop} of {n} rows; " + "; ".join(parts)
+
+
+def rate_term_drop(n: int, n_keep: int) -> int:
+    """Rows the rate term of :func:`auto_hard_prune` drops:
+    ``floor(max(0, (n - n_keep) - RATE_FREE * n) * RATE_SLOPE)``."""
+    return int(max(0.0, (n - n_keep) - RATE_FREE * n) * RATE_SLOPE)
+
+
+def beta_dropping(drop: int, n: int) -> float:
+    """The smallest float beta >= drop / n with which :func:`hard_prune_pool` drops exactly
+    ``drop`` of ``n`` rows (it floors ``beta * n`` on beta's decimal value)."""
+    beta = drop / n
+    while int(Fraction(repr(beta)) * n) < drop:
+        beta = float(np.nextafter(beta, 1.0))
+    return beta
 
 
 def hard_prune_pool(scores: np.ndarray, beta: float, n_keep: int) -> np.ndarray:

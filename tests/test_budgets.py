@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import d2fast
-from d2fast.budgets import (RATE_FREE, RATE_SLOPE, auto_hard_prune, hard_prune_pool,
-                            resolve_hard_prune)
+from d2fast.budgets import (RATE_FREE, RATE_SLOPE, auto_hard_prune, beta_dropping,
+                            hard_prune_pool, rate_term_drop, resolve_hard_prune)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -113,6 +113,21 @@ def test_beta_drops_exactly_the_rows_the_rule_counts(n):
         want = min(max(n // 7, rate_term), n - n_keep)
         assert f"drop {want} of {n} rows" in reason and dropped(scores, beta) == want
         assert hard_prune_pool(scores, beta, n_keep).size >= n_keep
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 49, 97, 1000, 12_345])
+def test_beta_dropping_is_the_smallest_float_that_drops_exactly_that_many(n):
+    for drop in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+        beta = beta_dropping(drop, n)
+        assert dropped(np.zeros(n), beta) == drop
+        assert beta == 0.0 or dropped(np.zeros(n), float(np.nextafter(beta, 0.0))) < drop
+
+
+@pytest.mark.parametrize("n, n_keep, want", [(1000, 1000, 0), (1000, 500, 0), (1000, 499, 0),
+                                             (1000, 300, 100), (1000, 100, 200),
+                                             (1000, 0, 250), (7, 1, 1), (0, 0, 0)])
+def test_rate_term_drop(n, n_keep, want):
+    assert rate_term_drop(n, n_keep) == want
 
 
 def test_prune_defaults_to_auto_and_zero_is_pure_d2():
