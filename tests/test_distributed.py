@@ -458,6 +458,10 @@ def test_ray_equals_local_and_one_machine(ray_cluster):
     assert info["engine"] == "ray" and info["shards"] == 3 and info["bytes_sent"] > 0
     g = d2fast.knn_graph(X, 5, graph="directed", knn="exact")
     assert (info["gamma_r"], info["gamma_r_reason"]) == auto_gamma_r(g, 180)
+    peaks, by_stage = info["worker_peak_rss_bytes"], info["worker_peak_rss_by_stage"]
+    assert list(by_stage) == ["partition", "rows", "graph", "forward", "select"]
+    assert len(peaks) == 3 and min(peaks) > 0
+    assert peaks == [max(stage[p] for stage in by_stage.values()) for p in range(3)]
     kw = dict(knn="exact", graph="directed", hard_prune=0.2)  # the rows left, on Ray
     np.testing.assert_array_equal(
         distributed.prune(X, s, 5, 0.4, shards=3, engine="ray", **kw),

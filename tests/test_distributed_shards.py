@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from d2fast.distributed import shards
 from d2fast.distributed.shards import check_matching, list_files, open_shards
 
 
@@ -77,3 +78,21 @@ def test_errors_name_the_file(tmp_path):
         list_files([str(text)], "emb")
     with pytest.raises(TypeError, match="emb must be an array"):
         list_files(3, "emb")
+
+
+def test_npy_rows_and_take_read_only_what_is_asked(tmp_path, monkeypatch):
+    whole = np.arange(300, dtype=np.float32).reshape(100, 3)
+    path = str(tmp_path / "a.npy")
+    np.save(path, whole)
+    np.testing.assert_array_equal(shards.npy_rows(path, 7, 31), whole[7:31])
+    assert shards.npy_rows(path, 5, 5).shape == (0, 3)
+    monkeypatch.setattr(shards, "_TAKE_BLOCK", 4)  # several mappings a call
+    ids = np.array([99, 0, 7, 7, 50, 3, 98, 1, 2])
+    np.testing.assert_array_equal(shards.npy_take(path, ids), whole[ids])
+    square = ids.reshape(3, 3)
+    np.testing.assert_array_equal(shards.npy_take(path, square), whole[square])
+    assert shards.npy_take(path, np.empty(0, dtype=np.int64)).shape == (0, 3)
+    np.save(path, np.asfortranarray(whole))  # Fortran order: read through numpy
+    files = open_shards(path, "emb", 2)
+    np.testing.assert_array_equal(files.take(np.array([1, 50, 99])), whole[[1, 50, 99]])
+    np.testing.assert_array_equal(files.read(3, 9), whole[3:9])

@@ -128,8 +128,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``nnz`` (edges), ``gamma_r`` (the value used; None when nothing is kept) and
         ``gamma_r_reason``, ``hard_prune`` (the fraction used), ``hard_prune_reason`` and
         ``hard_pruned`` (rows dropped; all as in ``d2fast.prune``), the stages ``resumed``
-        from workdir, ``restarts`` after a dead Ray actor, and with Ray the actors'
-        ``worker_peak_rss_bytes``.
+        from workdir, ``restarts`` after a dead Ray actor, and with Ray the actors' peak
+        resident memory (bytes, one a worker): ``worker_peak_rss_bytes`` over the run,
+        ``worker_peak_rss_by_stage`` per stage.
 
     Raises
     ------
@@ -242,6 +243,7 @@ def _run(engine_name, address, num_cpus, P, setup, manifest, emb_files, cfg, n_k
         eng.close()
         if engine_name == "ray":
             stats.info["worker_peak_rss_bytes"] = eng.peak_rss
+            stats.info["worker_peak_rss_by_stage"] = eng.peak_rss_by_stage
 
 
 def _hard_prune(scores: ShardFiles, hard_prune: Any,

@@ -26,6 +26,11 @@ STEPS: dict[str, Callable] = {
     "forward_run": passing.forward_run, "select_open": passing.select_open,
     "pick": passing.pick, "update": passing.update, "rest_size": passing.rest_size,
     "gather": passing.gather}
+STAGE_OF = {"assign": "partition", "count": "partition", "number": "partition",
+            "write_order": "partition", "write_rows": "rows", "search": "graph",
+            "write_graph": "graph", "forward_send": "forward", "forward_run": "forward",
+            "select_open": "select", "pick": "select", "update": "select",
+            "rest_size": "select", "gather": "select"}
 
 
 def _nbytes(message: Any) -> int:
@@ -80,14 +85,45 @@ class LocalEngine:
         self.states = []
 
 
+def _rss_peak() -> int:
+    """Peak resident memory of this process since its start or the last
+    :func:`_reset_rss_peak`, in bytes (``VmHWM``; ``ru_maxrss`` where there is no /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reset_rss_peak() -> None:
+    """Start a new peak from the current resident memory (Linux ``clear_refs`` 5; where
+    that is not allowed the peak stays the process's, so later stages report at least
+    the earlier ones' peak)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 class ShardWorker:
-    """One shard's state and steps (a Ray actor in the Ray engine)."""
+    """One shard's state and steps (a Ray actor in the Ray engine); records the peak
+    resident memory of each stage (:data:`STAGE_OF`)."""
 
     def __init__(self, p: int, shards: int, setup: dict) -> None:
         self.state = dict(setup, p=p, P=shards)
+        self.peaks: dict = {}
 
     def run(self, name: str, args: dict, *inbox):
         self.state, to_shards, value, sent = run_step(self.state, name, list(inbox), args)
+        stage = STAGE_OF[name]
+        self.peaks[stage] = max(self.peaks.get(stage, 0), _rss_peak())
+        _reset_rss_peak()
         return (*to_shards, value, sent)
 
     def where(self) -> tuple[str, int]:
@@ -96,11 +132,10 @@ class ShardWorker:
 
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
-    def peak_rss(self) -> int:
-        """Peak resident memory of this actor's process, in bytes."""
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    def peak_rss(self) -> dict:
+        """Peak resident memory of this actor's process per stage, in bytes (a stage's
+        peak includes what earlier stages left resident)."""
+        return dict(self.peaks)
 
 
 class RayEngine:
@@ -136,6 +171,7 @@ class RayEngine:
             num_cpus=min(1.0, cpus / shards), scheduling_strategy="SPREAD")
         self.actors: list = []
         self.peak_rss: list = []
+        self.peak_rss_by_stage: dict = {}
         self.restart()
 
     def restart(self) -> None:
@@ -163,12 +199,17 @@ class RayEngine:
         return self.ray.get([a.where.remote() for a in self.actors])
 
     def close(self) -> None:
-        """Record the actors' peak memory (``peak_rss``, bytes), end them, and shut Ray
+        """Record the actors' peak memory (bytes: ``peak_rss`` one a worker,
+        ``peak_rss_by_stage`` a list of one a worker per stage), end them, and shut Ray
         down if this engine started it."""
         try:
-            self.peak_rss = self.ray.get([a.peak_rss.remote() for a in self.actors])
+            peaks = self.ray.get([a.peak_rss.remote() for a in self.actors])
         except dead_actor_errors():
-            self.peak_rss = []
+            peaks = []
+        self.peak_rss = [max(p.values(), default=0) for p in peaks]
+        self.peak_rss_by_stage = {stage: [p.get(stage, 0) for p in peaks]
+                                  for stage in dict.fromkeys(STAGE_OF.values())
+                                  if any(stage in p for p in peaks)}
         for actor in self.actors:
             self.ray.kill(actor)
         self.actors = []

@@ -29,6 +29,7 @@ import os
 
 import numpy as np
 
+from d2fast.distributed.shards import npy_layout, npy_rows, npy_take
 from d2fast.graph import _read_npz
 from d2fast.io import atomic_write
 
@@ -58,8 +59,9 @@ def load_npz(path: str, mmap: bool = False) -> dict:
 class RangeFiles:
     """One array stored along its first axis as consecutive ranges, one ``.npy`` file a
     range (file i holds items ``ranges[i]:ranges[i + 1]``), read by slices or by index
-    arrays; each file is memory-mapped when first read, so only the items asked for are
-    read.
+    arrays: only the items asked for are read, and no file stays mapped
+    (:func:`~d2fast.distributed.shards.npy_rows`, :func:`~d2fast.distributed.shards.npy_take`),
+    so what was read leaves this process's resident memory with the result.
 
     Parameters
     ----------
@@ -71,19 +73,13 @@ class RangeFiles:
 
     def __init__(self, paths: list, ranges) -> None:
         self.paths, self.ranges = list(paths), np.asarray(ranges, dtype=np.int64)
-        self._files: dict = {}
-        first = self._file(0)
-        self.dtype = first.dtype
-        self.shape = (int(self.ranges[-1]),) + first.shape[1:]
+        self.layouts = [npy_layout(p) for p in self.paths]
+        self.dtype = self.layouts[0][1]
+        self.shape = (int(self.ranges[-1]),) + tuple(self.layouts[0][2][1:])
         self.size = int(np.prod(self.shape))
 
     def __len__(self) -> int:
         return self.shape[0]
-
-    def _file(self, i: int) -> np.ndarray:
-        if i not in self._files:
-            self._files[i] = np.load(self.paths[i], mmap_mode="r")
-        return self._files[i]
 
     def __getitem__(self, key) -> np.ndarray:
         """Items ``key`` (a slice of step 1, or an int array of any order), a new array."""
@@ -95,10 +91,10 @@ class RangeFiles:
             first = min(int(np.searchsorted(self.ranges, start, "right")) - 1,
                         len(self.paths) - 1)
             last = max(int(np.searchsorted(self.ranges, stop, "left")), first + 1)
-            parts = [np.asarray(self._file(i)[max(start, self.ranges[i]) - self.ranges[i]:
-                                              min(stop, self.ranges[i + 1]) - self.ranges[i]])
+            parts = [npy_rows(self.paths[i], max(start, self.ranges[i]) - self.ranges[i],
+                              min(stop, self.ranges[i + 1]) - self.ranges[i], self.layouts[i])
                      for i in range(first, last)]
-            return np.concatenate(parts) if len(parts) > 1 else np.array(parts[0])
+            return np.concatenate(parts) if len(parts) > 1 else parts[0]
         ids = np.asarray(key, dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
             raise IndexError(f"RangeFiles index out of range 0:{len(self)}")
@@ -110,5 +106,5 @@ class RangeFiles:
         view = out.reshape((flat.size,) + self.shape[1:])
         for i in np.flatnonzero(np.diff(cuts)):
             at = by_file[cuts[i]:cuts[i + 1]]
-            view[at] = self._file(int(i))[flat[at] - self.ranges[i]]
+            view[at] = npy_take(self.paths[i], flat[at] - self.ranges[i], self.layouts[i])
         return out

@@ -4,10 +4,15 @@ Global row id = position in the concatenation of the files in sorted path order.
 file's rows, width and dtype come from its header (the ``.npy`` header, the ``.npz``
 member's header, the parquet metadata), so opening a data set reads no rows; rows are
 read by ranges (``read``) or by sorted ids (``take``), never whole into one process.
+
+A ``.npy`` file is read with positioned reads (:func:`npy_rows`) or through a mapping
+that is dropped after each block of rows (:func:`npy_take`): the file's pages do not
+stay in the reading process's resident memory.
 """
 from __future__ import annotations
 
 import glob
+import mmap
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -70,17 +75,82 @@ class ShardFiles:
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def take(self, ids: np.ndarray, block: int = 1 << 16) -> np.ndarray:
-        """Rows at the sorted global ids ``ids`` (int64), read range by range."""
+        """Rows at the sorted global ids ``ids`` (int64): from a ``.npy`` file only those
+        rows (:func:`npy_take`), from other files by reads of at most ``block`` rows."""
         shape = (ids.size,) if self.width is None else (ids.size, self.width)
         out = np.empty(shape, self.dtype)
-        start = 0
-        while start < ids.size:  # runs of ids that fit one read of at most `block` rows
-            stop = min(ids.size, int(np.searchsorted(ids, ids[start] + block, "left")))
-            stop = max(stop, start + 1)
-            lo, hi = int(ids[start]), int(ids[stop - 1]) + 1
-            out[start:stop] = self.read(lo, hi)[ids[start:stop] - lo]
-            start = stop
+        offsets = self.offsets
+        cuts = np.searchsorted(ids, offsets)
+        for f in np.flatnonzero(np.diff(cuts)):
+            a, b = int(cuts[f]), int(cuts[f + 1])
+            local = ids[a:b] - offsets[f]
+            if _plain_npy(self.paths[f]):
+                out[a:b] = npy_take(self.paths[f], local)
+                continue
+            while a < b:  # runs of ids that fit one read of at most `block` rows
+                stop = max(a + 1, min(b, int(np.searchsorted(ids, ids[a] + block, "left"))))
+                lo, hi = int(ids[a]), int(ids[stop - 1]) + 1
+                out[a:stop] = self.read(lo, hi)[ids[a:stop] - lo]
+                a = stop
         return out
+
+
+_TAKE_BLOCK = 1 << 14  # rows gathered through one mapping (it touches at most one page each)
+
+
+def npy_layout(path: str) -> tuple[int, np.dtype, tuple, bool]:
+    """(data offset in bytes, dtype, shape, C order) of a ``.npy`` file, from its header."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        return f.tell(), dtype, shape, not fortran or len(shape) < 2
+
+
+def _plain_npy(path: str) -> bool:
+    """A ``.npy`` file of plain (not object) data in C order: :func:`npy_rows` reads it."""
+    if not path.lower().endswith(".npy"):
+        return False
+    _, dtype, _, c_order = npy_layout(path)
+    return c_order and not dtype.hasobject
+
+
+def npy_rows(path: str, start: int, stop: int, layout: tuple | None = None) -> np.ndarray:
+    """Rows ``start:stop`` of a C-order ``.npy`` file (``layout``: its :func:`npy_layout`,
+    when known), read into a new array (no mapping)."""
+    offset, dtype, shape, _ = layout or npy_layout(path)
+    row = int(np.prod(shape[1:], dtype=np.int64))
+    stop = max(start, stop)
+    with open(path, "rb") as f:
+        f.seek(offset + start * row * dtype.itemsize)
+        out = np.fromfile(f, dtype=dtype, count=(stop - start) * row)
+    if out.size != (stop - start) * row:
+        raise ValueError(f"{path} is shorter than its header says")
+    return out.reshape((stop - start,) + tuple(shape[1:]))
+
+
+def npy_take(path: str, ids: np.ndarray, layout: tuple | None = None) -> np.ndarray:
+    """Rows ``ids`` (int array, any order) of a C-order ``.npy`` file (``layout``: its
+    :func:`npy_layout`, when known), a new array.
+
+    The rows are copied out of a read-only mapping of the file that is closed after each
+    block of ``_TAKE_BLOCK`` ids, so at most that many pages of the file are resident in
+    this process at a time, whatever the file's size."""
+    offset, dtype, shape, _ = layout or npy_layout(path)
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.empty(ids.shape + tuple(shape[1:]), dtype=dtype)
+    if ids.size == 0:
+        return out
+    flat = out.reshape((ids.size,) + tuple(shape[1:]))
+    items = int(np.prod(shape, dtype=np.int64))
+    with open(path, "rb") as f:
+        for a in range(0, ids.size, _TAKE_BLOCK):
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                arr = np.frombuffer(mapped, dtype=dtype, count=items, offset=offset)
+                flat[a:a + _TAKE_BLOCK] = arr.reshape(shape)[ids.ravel()[a:a + _TAKE_BLOCK]]
+                del arr  # the mapping closes only when no array views it
+    return out
 
 
 def list_files(spec: Any, name: str) -> list[str]:
@@ -232,4 +302,6 @@ def _read_range(path: str, name: str, start: int, stop: int) -> np.ndarray:
     if path.lower().endswith(".parquet"):
         col, pf = _parquet_column(path, name)
         return np.array(_list_rows(pf, col, path, name, start, stop))
+    if _plain_npy(path):
+        return npy_rows(path, start, stop)
     return np.array(_open_array(path, name)[start:stop])
