@@ -28,7 +28,8 @@ STEPS: dict[str, Callable] = {
     "gather": passing.gather}
 STAGE_OF = {"assign": "partition", "count": "partition", "number": "partition",
             "write_order": "partition", "write_rows": "rows", "search": "graph",
-            "write_graph": "graph", "forward_send": "forward", "forward_run": "forward",
+            "write_graph": "graph", "gamma_degrees": "graph", "gamma_edges": "graph",
+            "forward_send": "forward", "forward_run": "forward",
             "select_open": "select", "pick": "select", "update": "select",
             "rest_size": "select", "gather": "select"}
 
