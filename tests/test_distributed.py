@@ -9,7 +9,7 @@ import pytest
 
 import d2fast
 from d2fast import distributed
-from d2fast.distributed import engines, partition
+from d2fast.distributed import engines, graph as graph_stage, partition
 from d2fast.distributed.layout import load_npz
 from d2fast.passing import auto_gamma_r
 
@@ -32,7 +32,9 @@ def _single(X, s, k=5, n_keep=None, rate=0.5, graph="union", reverse="weighted",
 
 @pytest.mark.parametrize("graph", ["union", "directed"])
 @pytest.mark.parametrize("shards", [1, 2, 3, 7])
-def test_same_picks_and_order_as_heap(graph, shards):
+def test_same_picks_and_order_as_heap(graph, shards, monkeypatch):
+    if shards == 3:  # CSRs built a few rows at a time
+        monkeypatch.setattr(graph_stage, "_CSR_EDGES", 40)
     X, s = _data()
     got = distributed.prune(X, s, 5, 0.5, knn="exact", graph=graph, shards=shards,
                             engine="local")
@@ -195,7 +197,10 @@ def _assembled(workdir):
     return csr, np.array([passed[i] for i in range(n)])
 
 
-def test_shard_files_hold_the_single_machine_graph_and_forward(tmp_path):
+@pytest.mark.parametrize("csr_edges", [40, 1 << 22])
+def test_shard_files_hold_the_single_machine_graph_and_forward(tmp_path, monkeypatch,
+                                                                csr_edges):
+    monkeypatch.setattr(graph_stage, "_CSR_EDGES", csr_edges)  # 4 rows a block, or all
     X, s = _data(3)
     distributed.prune(X, s, 5, 0.5, knn="exact", shards=3, engine="local",
                       workdir=str(tmp_path))
@@ -287,7 +292,10 @@ def test_ivf_probing_every_list_is_exact():
     np.testing.assert_array_equal(got, _single(X, s))
 
 
-def test_ivf_graph_is_ivf_knn_on_the_same_partition_for_any_shard_count(tmp_path):
+def test_ivf_graph_is_ivf_knn_on_the_same_partition_for_any_shard_count(tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setattr(graph_stage, "_SEARCH_BLOCK", 37)  # queries searched in blocks
+    monkeypatch.setattr(graph_stage, "_CSR_EDGES", 100)
     X, s = _data(5, n=400)
     params = {"nlist": 10, "nprobe": 2}
     runs = {}

@@ -11,6 +11,7 @@ the scheduling, transport and fault detection; nothing here opens a socket.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from typing import Any, Callable
 
@@ -112,6 +113,16 @@ def _reset_rss_peak() -> None:
         pass
 
 
+def _trim_heap() -> None:
+    """Give the heap memory freed by a step back to the system (glibc ``malloc_trim``;
+    a no-op where there is none), so that it does not stay in the next stage's resident
+    set."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class ShardWorker:
     """One shard's state and steps (a Ray actor in the Ray engine); records the peak
     resident memory of each stage (:data:`STAGE_OF`)."""
@@ -124,6 +135,7 @@ class ShardWorker:
         self.state, to_shards, value, sent = run_step(self.state, name, list(inbox), args)
         stage = STAGE_OF[name]
         self.peaks[stage] = max(self.peaks.get(stage, 0), _rss_peak())
+        _trim_heap()
         _reset_rss_peak()
         return (*to_shards, value, sent)
 

@@ -18,9 +18,13 @@ to_driver))``, run by :mod:`d2fast.distributed.engines`):
 """
 from __future__ import annotations
 
+import os
+import shutil
+import zipfile
+
 import numpy as np
 
-from d2fast.distributed.layout import RangeFiles, load_npz, save_npz, shard_path
+from d2fast.distributed.layout import RangeFiles, load_npz, shard_path
 from d2fast.distributed.partition import BLOCK_ROWS, check_rows, mapping
 from d2fast.io import atomic_write
 from d2fast.knn import float32_rows, search_database
@@ -65,31 +69,43 @@ def write_rows(state: dict, inbox: list):
     return state, (None, None)
 
 
+_SEARCH_BLOCK = 1 << 18  # queries searched at a time (their candidates and results)
+
+
+def node_dtype(n: int) -> np.dtype:
+    """int32 for node ids when they fit, else int64."""
+    return np.dtype(np.int32 if n < 2**31 else np.int64)
+
+
 def search(state: dict, inbox: list):
-    """Step: kNN lists of the shard's rows; edges to other shards go there as messages."""
+    """Step: kNN lists of the shard's rows; edges to other shards go there as messages.
+
+    Kept until ``write_graph``: the neighbours' node ids (``node_dtype``) and distances
+    (float32) of each row, (m, k) each, -1 / 0 where fewer than k were found (12 B an
+    edge below 2^31 rows)."""
     cfg = state["cfg"]
     lo, hi = owned(state)
-    if cfg["knn"] == "exact":
-        ids, keys = _search_exact(state, lo, hi)
-    else:
-        ids, keys = _search_ivf(state, lo, hi)
-    if cfg["metric"] == "euclidean":
-        np.sqrt(keys, out=keys)
-    dist = np.maximum(keys, 0.0).astype(np.float32) + np.float32(0.0)
-    src = np.repeat(np.arange(lo, hi, dtype=np.int64), ids.shape[1])
-    dst, dist = ids.ravel(), dist.ravel()
-    keep = dst >= 0
-    src, dst, dist = src[keep], dst[keep], dist[keep]
-    state["knn_edges"] = (src, dst, dist)
+    dtype = node_dtype(state["emb"].n)
+    nbr = np.empty((hi - lo, cfg["k"]), dtype=dtype)
+    dist = np.empty((hi - lo, cfg["k"]), dtype=np.float32)
+    step = hi - lo if cfg["knn"] == "exact" else _SEARCH_BLOCK
+    for a in range(lo, hi, max(step, 1)):
+        b = min(hi, a + step)
+        ids, keys = (_search_exact if cfg["knn"] == "exact" else _search_ivf)(state, a, b)
+        if cfg["metric"] == "euclidean":
+            np.sqrt(keys, out=keys)
+        nbr[a - lo:b - lo] = ids
+        dist[a - lo:b - lo] = np.maximum(keys, 0.0).astype(np.float32) + np.float32(0.0)
+        del ids, keys
+    state["knn"] = (nbr, dist)
     bounds = _partition(state)["bounds"]
-    owner = np.searchsorted(bounds, dst, "right") - 1
     out = []
     for q in range(state["P"]):
-        mine = owner == q
-        out.append(None if q == state["p"] or not mine.any() else
-                   (dst[mine], src[mine], dist[mine]))
-    state["own_reverse"] = (dst[owner == state["p"]], src[owner == state["p"]],
-                            dist[owner == state["p"]])
+        mine = (nbr >= bounds[q]) & (nbr < bounds[q + 1])
+        rows, cols = np.nonzero(mine)
+        out.append(None if q == state["p"] or rows.size == 0 else
+                   (nbr[rows, cols], (rows + lo).astype(dtype), dist[rows, cols]))
+        del mine, rows, cols
     return state, (out, None)
 
 
@@ -141,59 +157,107 @@ def _search_ivf(state: dict, lo: int, hi: int):
 
 
 def write_graph(state: dict, inbox: list):
-    """Step: the shard's CSR from its kNN lists and the edges other shards sent it."""
+    """Step: the shard's CSR from its kNN lists and the edges other shards sent it,
+    built and written block of rows by block of rows (:func:`_write_csr`)."""
     lo, hi = owned(state)
     part = _partition(state)
-    own = state.pop("knn_edges")
-    came = [state.pop("own_reverse")] + [msg for msg in inbox if msg is not None]
-    arrays = {"gid": part["order"][lo:hi]}
+    nbr, dist = state.pop("knn")
+    came = [msg for msg in inbox if msg is not None]
+
+    def out_edges(a: int, b: int) -> list:
+        """The kNN edges of local rows a:b: [(row, neighbour node, distance)]."""
+        n, d = nbr[a:b], dist[a:b]
+        rows, cols = np.nonzero(n >= 0)
+        return [(rows + a, n[rows, cols], d[rows, cols])]
+
+    def in_edges(a: int, b: int) -> list:
+        """The edges j -> i with i in local rows a:b, j's kNN edge: [(i, j, distance)]."""
+        hit = (nbr >= lo + a) & (nbr < lo + b)
+        rows, cols = np.nonzero(hit)
+        del hit
+        out = [(nbr[rows, cols] - lo, rows + lo, dist[rows, cols])]
+        for dst, src, d in came:
+            at = np.flatnonzero((dst >= lo + a) & (dst < lo + b))
+            out.append((dst[at] - lo, src[at], d[at]))
+        return out
+
+    path, k = shard_path(state["workdir"], "graph", state["p"]), state["cfg"]["k"]
+    members = {"gid": part["order"][lo:hi]}
     if state["cfg"]["graph"] == "union":
-        arrays.update(_csr(lo, hi, [own] + came, part, ""))
+        members.update(_csr(path, lo, hi, lambda a, b: out_edges(a, b) + in_edges(a, b),
+                            part, "", k))
     else:
-        arrays.update(_csr(lo, hi, [own], part, ""))
-        arrays.update(_csr(lo, hi, came, part, "in_"))
-    save_npz(shard_path(state["workdir"], "graph", state["p"]), **arrays)
-    nnz = arrays["indices"].size
+        members.update(_csr(path, lo, hi, out_edges, part, "", k))
+        members.update(_csr(path, lo, hi, in_edges, part, "in_", k))
+    nnz = _save_members(path, members)
     return state, (None, {"nnz": nnz})
 
 
-_LOOKUP_BLOCK = 1 << 22  # node <-> global id lookups at a time
+_CSR_EDGES = 1 << 22  # edges (about) sorted at a time when a CSR is built
 
 
-def _csr(lo: int, hi: int, parts: list, part: dict, prefix: str) -> dict:
-    """CSR rows lo:hi from edges given as (row node ids, neighbour node ids, distances)
-    triples (the list is emptied): each row sorted by the neighbour's global id,
-    duplicates keep their smaller distance.
-
-    Memory: about 28 B an edge at the peak (one int64 key (row, neighbour's global id), the
-    distances and the sort); the neighbours' node ids are looked up again at the end.
-    """
-    order, node_of = part["order"], part["node_of"]
+def _csr(path: str, lo: int, hi: int, edges, part: dict, prefix: str, k: int) -> dict:
+    """CSR rows lo:hi from ``edges(a, b)`` (the edges of local rows a:b as (local row,
+    neighbour node id, distance) triples): each row sorted by the neighbour's global id,
+    duplicates keep their smaller distance. Built a block of rows at a time (about
+    ``_CSR_EDGES`` edges at degree 2k, 28 B each while sorted) and written to raw files next to
+    ``path``; returns the members for :func:`_save_members` (array or (raw file, dtype,
+    shape))."""
+    order = part["order"]
     n, m = len(order), hi - lo
-    edges = sum(p[0].size for p in parts)
-    key = np.empty(edges, dtype=np.int64)  # (row - lo) * n + global id of the neighbour
-    dist = np.empty(edges, dtype=np.float32)
-    at = 0
-    while parts:
-        row, nbr, d = parts.pop(0)
-        dist[at:at + row.size] = d
-        for a in range(0, row.size, _LOOKUP_BLOCK):
-            b = min(row.size, a + _LOOKUP_BLOCK)
-            key[at + a:at + b] = (row[a:b] - lo) * n + order[nbr[a:b]]
-        at += row.size
-        del row, nbr, d
-    sort = np.lexsort((dist, key))
-    dist = dist[sort]
-    key = key[sort]
-    del sort
-    first = np.ones(edges, dtype=bool)
-    np.not_equal(key[1:], key[:-1], out=first[1:])
-    key, dist = key[first], dist[first]
-    del first
-    indptr = np.searchsorted(key, np.arange(m + 1, dtype=np.int64) * n).astype(np.int64)
-    np.remainder(key, n, out=key)  # now the neighbours' global ids
-    nbr = np.empty(key.size, dtype=np.int64)
-    for a in range(0, key.size, _LOOKUP_BLOCK):
-        nbr[a:a + _LOOKUP_BLOCK] = node_of[key[a:a + _LOOKUP_BLOCK]]
-    return {f"{prefix}indptr": indptr, f"{prefix}indices": nbr, f"{prefix}nbr_gid": key,
-            f"{prefix}distances": dist}
+    rows_a_block = max(1, _CSR_EDGES // (2 * k))
+    counts = np.zeros(m, dtype=np.int64)
+    raw = {name: f"{path}.{prefix}{name}.raw" for name in ("indices", "nbr_gid", "distances")}
+    files = {name: open(p, "wb") for name, p in raw.items()}
+    try:
+        for a in range(0, m, rows_a_block):
+            b = min(m, a + rows_a_block)
+            parts = edges(a, b)
+            row = np.concatenate([p[0] for p in parts]).astype(np.int64)
+            nbr = np.concatenate([p[1] for p in parts]).astype(np.int64)
+            dist = np.concatenate([p[2] for p in parts])
+            del parts
+            key = row * n + order[nbr]  # (local row, neighbour's global id)
+            sort = np.lexsort((dist, key))
+            key, nbr, dist = key[sort], nbr[sort], dist[sort]
+            del sort
+            first = np.ones(key.size, dtype=bool)
+            np.not_equal(key[1:], key[:-1], out=first[1:])
+            key, nbr, dist = key[first], nbr[first], dist[first]
+            counts[a:b] = np.bincount(key // n - a, minlength=b - a)
+            np.remainder(key, n, out=key)
+            nbr.tofile(files["indices"])
+            key.tofile(files["nbr_gid"])
+            dist.tofile(files["distances"])
+    finally:
+        for f in files.values():
+            f.close()
+    indptr = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    nnz = int(indptr[-1])
+    return {f"{prefix}indptr": indptr,
+            f"{prefix}indices": (raw["indices"], np.dtype(np.int64), (nnz,)),
+            f"{prefix}nbr_gid": (raw["nbr_gid"], np.dtype(np.int64), (nnz,)),
+            f"{prefix}distances": (raw["distances"], np.dtype(np.float32), (nnz,))}
+
+
+def _save_members(path: str, members: dict) -> int:
+    """The graph file ``path`` (an uncompressed npz, written atomically) from arrays and
+    raw files (streamed in, then removed); the number of (out-)edges."""
+    fmt = np.lib.format
+    with atomic_write(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, member in members.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as out:
+                    if isinstance(member, np.ndarray):
+                        fmt.write_array(out, member, allow_pickle=False)
+                        continue
+                    raw, dtype, shape = member
+                    fmt.write_array_header_1_0(out, {"descr": fmt.dtype_to_descr(dtype),
+                                                     "fortran_order": False, "shape": shape})
+                    with open(raw, "rb") as f:
+                        shutil.copyfileobj(f, out, 1 << 22)
+    for member in members.values():
+        if not isinstance(member, np.ndarray):
+            os.remove(member[0])
+    return int(members["indptr"][-1])
