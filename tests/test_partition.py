@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from d2fast import partition
+from d2fast import _nearest, partition
 from d2fast.knn import default_nlist
 from d2fast.partition import ivf_partition
 
@@ -69,3 +69,78 @@ def test_two_levels_above_flat_max(tmp_path, monkeypatch):
     mm = ivf_partition(np.load(tmp_path / "x.npy", mmap_mode="r"), 64)
     np.testing.assert_array_equal(mm.assign, part.assign)
     np.testing.assert_array_equal(mm.centroids, part.centroids)
+
+
+def _float64_nearest(X, C):
+    """The float64 brute force: first argmin of ((x - c) ** 2).sum() over all centroids."""
+    C64 = C.astype(np.float64)
+    return np.concatenate([((X[a:a + 200, None, :].astype(np.float64) - C64[None]) ** 2)
+                           .sum(-1).argmin(axis=1) for a in range(0, len(X), 200)])
+
+
+def _data(kind, n, d, rng):
+    if kind == "clustered":
+        centres = rng.normal(size=(40, d)) * 4
+        return (centres[rng.integers(0, 40, n)] + rng.normal(size=(n, d))).astype(np.float32)
+    if kind == "uniform":
+        return rng.random((n, d), dtype=np.float32)
+    if kind == "gaussian":
+        return rng.normal(size=(n, d)).astype(np.float32) + 100  # far from the origin
+    # duplicated rows on an integer grid: exact ties between rows and between centroids
+    return rng.integers(0, 3, size=(n // 4, d)).astype(np.float32)[rng.integers(0, n // 4, n)]
+
+
+@pytest.mark.parametrize("kind", ["clustered", "uniform", "gaussian", "ties"])
+@pytest.mark.parametrize("nlist,group_min", [(40, 1024), (300, 64), (1100, 1024)])
+def test_assign_rows_is_the_float64_brute_force(kind, nlist, group_min, monkeypatch):
+    """The pruned assignment (grouped centroids, proof by the triangle inequality) gives
+    every row the list of the float64 brute force, ties to the lower index, below and
+    above the group threshold, on clustered, uniform, shifted Gaussian and tied data."""
+    monkeypatch.setattr(_nearest, "GROUP_MIN", group_min)
+    _nearest._CACHE.clear()
+    rng = np.random.default_rng(nlist)
+    X = _data(kind, 4000, 8, rng)
+    C = np.concatenate([X[rng.choice(len(X), nlist - nlist // 4, replace=False)],
+                        partition._kmeans(X, nlist // 4, 0)])  # duplicated rows: ties
+    if kind == "ties":
+        C[-5:] = C[:5]  # duplicated centroids: the lower index wins
+    got = partition.assign_rows(X, C, normalize=False)
+    np.testing.assert_array_equal(got, _float64_nearest(X, C))
+
+
+def test_the_proof_decides_most_clustered_rows(monkeypatch):
+    """Grouped: most clustered rows are decided without the comparison with every centroid,
+    and the result still equals the brute force."""
+    seen = []
+    full = _nearest.NearestCentroid._all
+    monkeypatch.setattr(_nearest.NearestCentroid, "_all",
+                        lambda self, x, xc, e: seen.append(len(x)) or full(self, x, xc, e))
+    _nearest._CACHE.clear()
+    rng = np.random.default_rng(5)
+    X = _data("clustered", 20000, 16, rng)
+    C = partition._train(X, 1200, 0)
+    got = partition.assign_rows(X, C, normalize=False)
+    assert _nearest.nearest_centroid(C).grouped and sum(seen) < 0.1 * len(X)
+    np.testing.assert_array_equal(got, _float64_nearest(X, C))
+
+
+def test_assign_rows_threads_and_memmap(tmp_path):
+    """The same lists on 1 and 2 faiss threads, and from a memmap."""
+    import faiss
+
+    rng = np.random.default_rng(7)
+    X = _data("clustered", 30000, 16, rng)
+    C = partition._train(X, 1500, 0)
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        one = partition.assign_rows(X, C, normalize=False)
+        faiss.omp_set_num_threads(2)
+        two = partition.assign_rows(X, C, normalize=False)
+    finally:
+        faiss.omp_set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+    np.save(tmp_path / "x.npy", X)
+    mm = partition.assign_rows(np.load(tmp_path / "x.npy", mmap_mode="r"), C, normalize=False)
+    np.testing.assert_array_equal(mm, one)
+    np.testing.assert_array_equal(np.bincount(one, minlength=1500).sum(), len(X))
