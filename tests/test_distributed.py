@@ -10,6 +10,7 @@ import pytest
 import d2fast
 from d2fast import distributed
 from d2fast.distributed import engines, graph as graph_stage, partition
+from d2fast.distributed import passing as passing_stage
 from d2fast.distributed.layout import load_npz
 from d2fast.passing import auto_gamma_r
 
@@ -33,8 +34,10 @@ def _single(X, s, k=5, n_keep=None, rate=0.5, graph="union", reverse="weighted",
 @pytest.mark.parametrize("graph", ["union", "directed"])
 @pytest.mark.parametrize("shards", [1, 2, 3, 7])
 def test_same_picks_and_order_as_heap(graph, shards, monkeypatch):
-    if shards == 3:  # CSRs built a few rows at a time
+    if shards == 3:  # CSRs built, read and transposed a few rows at a time
         monkeypatch.setattr(graph_stage, "_CSR_EDGES", 40)
+        monkeypatch.setattr(passing_stage, "_EDGE_BLOCK", 50)
+        monkeypatch.setattr(passing_stage, "_NODE_BLOCK", 7)
     X, s = _data()
     got = distributed.prune(X, s, 5, 0.5, knn="exact", graph=graph, shards=shards,
                             engine="local")
@@ -44,7 +47,9 @@ def test_same_picks_and_order_as_heap(graph, shards, monkeypatch):
 @pytest.mark.filterwarnings("ignore:.*duplicate rows")  # the tie case repeats points
 @pytest.mark.parametrize("kind", ["aum", "mixed", "ties"])
 @pytest.mark.parametrize("reverse", ["weighted", "absolute"])
-def test_negative_scores_ties_and_n_keep(kind, reverse):
+def test_negative_scores_ties_and_n_keep(kind, reverse, monkeypatch):
+    monkeypatch.setattr(passing_stage, "_EDGE_BLOCK", 50)  # graph read, transposed and
+    monkeypatch.setattr(passing_stage, "_NODE_BLOCK", 7)  # updated in small blocks
     rng = np.random.default_rng(1)
     X, _ = _data(1)
     if kind == "aum":  # AUM-like: mostly negative margins

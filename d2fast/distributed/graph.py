@@ -18,6 +18,7 @@ to_driver))``, run by :mod:`d2fast.distributed.engines`):
 """
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import zipfile
@@ -47,25 +48,41 @@ def owned(state: dict) -> tuple[int, int]:
     return int(bounds[state["p"]]), int(bounds[state["p"] + 1])
 
 
+_ROWS_BLOCK = 1 << 14  # rows read and written at a time by write_rows
+
+
 def write_rows(state: dict, inbox: list):
-    """Step: write the shard's rows and scores in node order."""
+    """Step: write the shard's rows and scores in node order.
+
+    The input is read in global row order, ``_ROWS_BLOCK`` rows at a time, and each block
+    is written to its node positions through a mapping of the row file that is closed
+    after the block: the shard's rows are never all in memory (the scores are: 8 B a row).
+    """
     lo, hi = owned(state)
     gid = np.load(shard_path(state["workdir"], "order", state["p"], ".npy"))
     by_gid = np.argsort(gid, kind="stable")
     cosine = state["cfg"]["metric"] == "cosine"
-    rows = np.empty((hi - lo, state["emb"].width), dtype=np.float32)
+    shape = (hi - lo, state["emb"].width)
     scores = np.empty(hi - lo, dtype=np.float64)
-    for start in range(0, gid.size, BLOCK_ROWS):
-        at = by_gid[start:start + BLOCK_ROWS]
-        block = state["emb"].take(gid[at])
-        check_rows(block, state["emb"], gid[at])
-        rows[at] = float32_rows(block, cosine)
-        s = state["scores"].take(gid[at]).astype(np.float64)
-        check_rows(s, state["scores"], gid[at])
-        scores[at] = s
-    for stage, arr in (("rows", rows), ("scores", scores)):
-        with atomic_write(shard_path(state["workdir"], stage, state["p"], ".npy")) as tmp:
-            np.save(tmp, arr)
+    with atomic_write(shard_path(state["workdir"], "rows", state["p"], ".npy")) as tmp:
+        offset = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                           shape=shape).offset
+        with open(tmp, "r+b") as f:
+            for start in range(0, gid.size, _ROWS_BLOCK):
+                at = by_gid[start:start + _ROWS_BLOCK]
+                block = state["emb"].take(gid[at])
+                check_rows(block, state["emb"], gid[at])
+                block = float32_rows(block, cosine)
+                with mmap.mmap(f.fileno(), 0) as mapped:
+                    rows = np.frombuffer(mapped, dtype=np.float32, count=shape[0] * shape[1],
+                                         offset=offset).reshape(shape)
+                    rows[at] = block
+                    del rows  # the mapping closes only when no array views it
+                s = state["scores"].take(gid[at]).astype(np.float64)
+                check_rows(s, state["scores"], gid[at])
+                scores[at] = s
+    with atomic_write(shard_path(state["workdir"], "scores", state["p"], ".npy")) as tmp:
+        np.save(tmp, scores)
     return state, (None, None)
 
 
@@ -193,7 +210,7 @@ def write_graph(state: dict, inbox: list):
     return state, (None, {"nnz": nnz})
 
 
-_CSR_EDGES = 1 << 22  # edges (about) sorted at a time when a CSR is built
+_CSR_EDGES = 1 << 21  # edges (about) sorted at a time when a CSR is built
 
 
 def _csr(path: str, lo: int, hi: int, edges, part: dict, prefix: str, k: int) -> dict:

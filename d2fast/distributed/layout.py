@@ -56,6 +56,14 @@ def load_npz(path: str, mmap: bool = False) -> dict:
     return _read_npz(path, mmap)
 
 
+def npz_layout(path: str) -> dict:
+    """Each member of an npz written by :func:`save_npz`: name -> its
+    :func:`~d2fast.distributed.shards.npy_layout` in the file, so that
+    :func:`~d2fast.distributed.shards.npy_rows` reads it by ranges (reads no data)."""
+    return {name: (getattr(arr, "offset", 0), arr.dtype, arr.shape, True)
+            for name, arr in _read_npz(path, True).items()}
+
+
 class RangeFiles:
     """One array stored along its first axis as consecutive ranges, one ``.npy`` file a
     range (file i holds items ``ranges[i]:ranges[i + 1]``), read by slices or by index

@@ -24,7 +24,8 @@ import numpy as np
 from d2fast import _backends
 from d2fast.distributed.checkpoint import round_slot
 from d2fast.distributed.graph import _partition, owned
-from d2fast.distributed.layout import load_npz, save_npz, shard_path
+from d2fast.distributed.layout import load_npz, npz_layout, save_npz, shard_path
+from d2fast.distributed.shards import npy_rows
 from d2fast.io import atomic_write
 
 _NODE_BLOCK = 1 << 16  # candidates whose neighbourhoods are compared at a time
@@ -39,11 +40,28 @@ def _segments(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _transpose(indptr: np.ndarray, idx: np.ndarray, size: int):
-    """For every extended id x, the local rows whose CSR row holds x: (tptr, trow)."""
-    rows = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
+    """For every extended id x, the local rows whose CSR row holds x, in row order:
+    (tptr int64 (size + 1,), trow of ``idx``'s dtype). Built a range of x at a time (about
+    ``_EDGE_BLOCK`` edges), so the temporaries stay small."""
+    counts = np.bincount(idx, minlength=size)
     tptr = np.zeros(size + 1, dtype=np.int64)
-    np.cumsum(np.bincount(idx, minlength=size), out=tptr[1:])
-    return tptr, rows[np.argsort(idx, kind="stable")]
+    np.cumsum(counts, out=tptr[1:])
+    trow = np.empty(idx.size, dtype=idx.dtype)
+    cuts = np.searchsorted(tptr, np.arange(0, int(tptr[-1]) + _EDGE_BLOCK, _EDGE_BLOCK))
+    cuts = np.unique(np.r_[0, np.minimum(cuts, size), size])
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        pos = np.flatnonzero((idx >= a) & (idx < b))
+        pos = pos[np.argsort(idx[pos], kind="stable")]
+        trow[tptr[a]:tptr[b]] = np.searchsorted(indptr, pos, "right") - 1
+    return tptr, trow
+
+
+def _mark_rows(transpose: tuple, nodes: np.ndarray, out: np.ndarray) -> None:
+    """``out[r] = True`` for every local row r whose CSR row holds one of ``nodes``
+    (``transpose`` = (tptr, trow) of :func:`_transpose`), ``_NODE_BLOCK`` nodes at a time."""
+    tptr, trow = transpose
+    for a in range(0, nodes.size, _NODE_BLOCK):
+        out[trow[_segments(tptr, nodes[a:a + _NODE_BLOCK])[1]]] = True
 
 
 def _merge_rows(a_ptr, a_idx, b_ptr, b_idx):
@@ -56,46 +74,67 @@ def _merge_rows(a_ptr, a_idx, b_ptr, b_idx):
     rows, idx = np.divmod(pairs, idx.max(initial=0) + 1)
     ptr = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=m), out=ptr[1:])
-    return ptr, idx.astype(np.int64)
+    return ptr, idx.astype(a_idx.dtype)
+
+
+_EDGE_BLOCK = 1 << 21  # edges read or transposed at a time
 
 
 def open_graph(state: dict) -> dict:
-    """The shard's graph in extended ids (cached in the state as ``state['g']``)."""
+    """The shard's graph in extended ids (cached in the state as ``state['g']``): int32
+    ids where they fit, the out-edges' transpose, no per-edge copy beyond them. The
+    graph file is read by ranges (no mapping stays)."""
     if "g" in state:
         return state["g"]
     lo, hi = owned(state)
     m = hi - lo
-    f = load_npz(shard_path(state["workdir"], "graph", state["p"]))
-    directed = "in_indptr" in f
-    nodes = np.concatenate([f["indices"], f["in_indices"]]) if directed else f["indices"]
-    ghosts = np.unique(nodes[(nodes < lo) | (nodes >= hi)])
+    path = shard_path(state["workdir"], "graph", state["p"])
+    members = npz_layout(path)
+    directed = "in_indptr" in members
 
-    def ext(x):
-        out = x - lo
-        far = (out < 0) | (out >= m)
-        out[far] = m + np.searchsorted(ghosts, x[far])
+    def read(name, a=0, b=None):
+        rows = members[name][2][0]
+        return npy_rows(path, a, rows if b is None else min(b, rows), members[name])
+
+    def blocks(name):
+        for a in range(0, members[name][2][0], _EDGE_BLOCK):
+            yield a, read(name, a, a + _EDGE_BLOCK)
+
+    far = [np.unique(x[(x < lo) | (x >= hi)]) for name in ("indices", "in_indices")
+           if name in members for _, x in blocks(name)]
+    ghosts = np.unique(np.concatenate([np.empty(0, dtype=np.int64)] + far))
+    size = m + ghosts.size
+    dtype = np.int32 if size < 2**31 else np.int64
+
+    def ext(name):
+        out = np.empty(members[name][2][0], dtype=dtype)
+        for a, x in blocks(name):
+            x -= lo
+            far = (x < 0) | (x >= m)
+            x[far] = m + np.searchsorted(ghosts, x[far] + lo)
+            out[a:a + x.size] = x
         return out
 
-    g = {"lo": lo, "m": m, "ghosts": ghosts, "size": m + ghosts.size,
-         "gid": np.concatenate([f["gid"], _partition(state)["order"][ghosts]]),
-         "indptr": f["indptr"], "idx": ext(f["indices"]), "dist": f["distances"]}
+    g = {"lo": lo, "m": m, "ghosts": ghosts, "size": size,
+         "gid": np.concatenate([read("gid"), _partition(state)["order"][ghosts]]),
+         "indptr": read("indptr"), "idx": ext("indices"), "dist": read("distances")}
     if directed:
         g["in_indptr"], g["in_idx"], g["in_dist"] = \
-            f["in_indptr"], ext(f["in_indices"]), f["in_distances"]
+            read("in_indptr"), ext("in_indices"), read("in_distances")
         g["nb_indptr"], g["nb_idx"] = _merge_rows(g["indptr"], g["idx"], g["in_indptr"],
                                                   g["in_idx"])
-        g["t_in"] = _transpose(g["in_indptr"], g["in_idx"], g["size"])
+        g["t_in"] = _transpose(g["in_indptr"], g["in_idx"], size)
     else:
         g["in_indptr"], g["in_idx"], g["in_dist"] = g["indptr"], g["idx"], g["dist"]
         g["nb_indptr"], g["nb_idx"] = g["indptr"], g["idx"]
-    g["t_nb"] = _transpose(g["nb_indptr"], g["nb_idx"], g["size"])
+    g["t_nb"] = _transpose(g["nb_indptr"], g["nb_idx"], size)
     if not directed:
         g["t_in"] = g["t_nb"]
     # subscribers: shard q needs local node u when a neighbour of u lives on q
-    rows = np.repeat(np.arange(m), np.diff(g["nb_indptr"]))
-    far = g["nb_idx"] >= m
+    far = np.flatnonzero(g["nb_idx"] >= m)
+    rows = np.searchsorted(g["nb_indptr"], far, "right") - 1
     owner = np.searchsorted(_partition(state)["bounds"], ghosts, "right") - 1
-    pairs = np.unique(owner[g["nb_idx"][far] - m] * max(m, 1) + rows[far])
+    pairs = np.unique(owner[g["nb_idx"][far] - m] * max(m, 1) + rows)
     g["subs"] = [pairs[(pairs // max(m, 1)) == q] % max(m, 1) for q in range(state["P"])]
     state["g"] = g
     return g
@@ -140,7 +179,8 @@ def forward_run(state: dict, inbox: list):
         s[_ghost_positions(g, nodes)] = values
     with np.errstate(over="ignore", invalid="ignore"):
         out = _backends.get(cfg["backend"]).forward(
-            _padded(g, g["indptr"]), g["idx"].astype(np.int32), g["dist"], s, cfg["gamma_f"],
+            _padded(g, g["indptr"]), g["idx"].astype(np.int32, copy=False), g["dist"], s,
+            cfg["gamma_f"],
             cfg["mode"] == "product")[:g["m"]]
     finite = bool(np.isfinite(out).all())
     if finite:
@@ -178,10 +218,8 @@ def select_open(state: dict, inbox: list, *, resume_round: int, gamma_r: float):
             raise RuntimeError(f"shard {state['p']}: the checkpoint of round {resume_round} "
                                f"holds round {int(saved['round'])}; the workdir is damaged")
         cur, sel, changed = saved["cur"].copy(), saved["sel"].copy(), saved["changed"].copy()
-    state.update(cur=cur, sel=sel, changed=changed, queue_all=resume_round < 0)
-    if "w_in" not in state:
-        state["w_in"] = None if cfg["reverse"] == "absolute" else \
-            _weights(cfg["backend"], g["in_dist"], gamma_r)
+    state.update(cur=cur, sel=sel, changed=changed, queue_all=resume_round < 0,
+                 gamma_r=gamma_r)
     return state, (_messages(state, cur, None, sel, changed), None)
 
 
@@ -209,8 +247,7 @@ def pick(state: dict, inbox: list):
         state["queue_all"] = False
     else:
         queued = changed[:m].copy()
-        tptr, trow = g["t_nb"]
-        queued[trow[_segments(tptr, np.flatnonzero(changed))[1]]] = True
+        _mark_rows(g["t_nb"], np.flatnonzero(changed), queued)
     changed[:] = False
     cand = np.flatnonzero(queued & ~sel[:m] & (cur[:m] >= 0.0))
     top = None
@@ -244,21 +281,23 @@ def update(state: dict, inbox: list, *, round: int):
     now = np.concatenate([state.pop("now"), ghost_picks])
     picked = np.zeros(g["size"], dtype=bool)
     picked[now] = True
-    tptr, trow = g["t_in"]
-    touched = np.unique(trow[_segments(tptr, now)[1]])
-    touched = touched[~sel[touched]]
-    owner, pos = _segments(g["in_indptr"], touched)
-    v = g["in_idx"][pos]
-    hit = picked[v]
-    j, v, pos = touched[owner[hit]], v[hit], pos[hit]
-    delta = cur[v] if cfg["reverse"] == "absolute" else state["w_in"][pos] * cur[v]
-    order = np.lexsort((gid[v], -cur[v], j))  # per node, in the picks' key order
-    j, delta = j[order], delta[order]
-    start = np.flatnonzero(np.r_[True, j[1:] != j[:-1]]) if j.size else j
-    rank = np.arange(j.size) - np.repeat(start, np.diff(np.r_[start, j.size]))
-    for t in range(int(rank.max(initial=-1)) + 1):
-        at = rank == t
-        cur[j[at]] -= delta[at]
+    touched = np.zeros(m, dtype=bool)
+    _mark_rows(g["t_in"], now, touched)
+    touched = np.flatnonzero(touched & ~sel[:m])
+    for a in range(0, touched.size, _NODE_BLOCK):  # each node's updates in one block
+        owner, pos = _segments(g["in_indptr"], touched[a:a + _NODE_BLOCK])
+        v = g["in_idx"][pos]
+        hit = picked[v]
+        j, v, pos = touched[a:a + _NODE_BLOCK][owner[hit]], v[hit], pos[hit]
+        delta = cur[v] if cfg["reverse"] == "absolute" else \
+            _weights(cfg["backend"], g["in_dist"][pos], state["gamma_r"]) * cur[v]
+        order = np.lexsort((gid[v], -cur[v], j))  # per node, in the picks' key order
+        j, delta = j[order], delta[order]
+        start = np.flatnonzero(np.r_[True, j[1:] != j[:-1]]) if j.size else j
+        rank = np.arange(j.size) - np.repeat(start, np.diff(np.r_[start, j.size]))
+        for t in range(int(rank.max(initial=-1)) + 1):
+            at = rank == t
+            cur[j[at]] -= delta[at]
     changed[touched] = True
     save_npz(shard_path(state["workdir"], "rounds", state["p"], round_slot(round)),
              cur=cur, sel=sel, changed=changed, round=np.int64(round))
