@@ -199,6 +199,9 @@ def main() -> None:
           f"{dist['peak_rss_bytes'] / GIB:.2f} GiB; workers " +
           ", ".join(f"{b / GIB:.2f}" for b in workers) +
           f" GiB (target single / P + 1 GiB = {target:.2f}) |")
+    for stage, peaks in info.get("worker_peak_rss_by_stage", {}).items():
+        print(f"| worker peak RSS, {stage} | | " + ", ".join(f"{b / GIB:.2f}" for b in peaks) +
+              " GiB |")
     print(f"| same ranking | | {same} |")
     print("projection (see project() for the assumptions):")
     for row in project(args.n, args.d, args.shards, cores, dist):
