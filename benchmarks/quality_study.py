@@ -16,7 +16,8 @@ g0.1" (no hard prune), "d2 mode g0.1" (the outlier mode only, no rate term) and 
 g0.1" (a steeper rate term alone, max(0, rate - 0.5): 0.4 at 90 % as the official D2
 CIFAR-10 setting). Refinements of the default tried for issue 12's two open items (README,
 "The two open rule items, tried"): (a) the hard prune takes at most a share of the drop
-budget n - n_keep, "d2 cap1/2", "d2 cap1/3", "d2 cap3/4"; (b) gamma_r="auto" with m from
+budget n - n_keep, "d2 cap1/2", "d2 cap1/3", "d2 cap3/4", and "d2 cap1/2 median" (the
+mode's rows left in the pool get a middle score); (b) gamma_r="auto" with m from
 the rows left after the rate term's hard prune only, "d2 m rate", or from all rows, "d2 m
 all"; gamma_r = 0 where the rate term alone gives m >= the mean degree, "d2 m floor"; and
 "d2 cap1/2 m rate". Torch on one thread.
@@ -104,6 +105,22 @@ def _cap(share):
     return select
 
 
+def _cap_clip(share):
+    """Issue 12 (a) with coverage: as ``_cap(share)``, and the outlier mode's rows left in
+    the pool get the median score of the rows below the mode (their scores tell label
+    noise, not difficulty: unknown difficulty, the middle one), so D2 keeps them for
+    coverage, not first for difficulty."""
+    def select(e, s, r, labels, seed):
+        n, n_keep = s.size, _n_keep(s, r)
+        drop = min(_auto_drop(s, n_keep), int(share * (n - n_keep)))
+        pool = budgets.hard_prune_pool(s, budgets.beta_dropping(drop, n), n_keep)
+        mode = high_mode(s)
+        below = s <= mode.threshold
+        clipped = np.where(below, s, np.median(s[below])) if mode.found else s
+        return pool[d2fast.prune(e[pool], clipped[pool], n_keep=n_keep, hard_prune=0.0)]
+    return select
+
+
 def _m_rows(rows, share=1.0):
     """Issue 12 (b): gamma_r="auto" with m = n_rows / n_keep - 1, n_rows = the rows left
     after the rate term's hard prune only (``"rate"``: the outlier mode does not change
@@ -141,6 +158,7 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 cover k10": lambda e, s, r, labels, seed: d2fast.prune(e, s, k=10, rate=r),
            "d2 half": _half,
            "d2 cap1/2": _cap(0.5), "d2 cap1/3": _cap(1 / 3), "d2 cap3/4": _cap(0.75),
+           "d2 cap1/2 median": _cap_clip(0.5),
            "d2 m rate": _m_rows("rate"), "d2 m all": _m_rows("all"),
            "d2 cap1/2 m rate": _m_rows("rate", 0.5), "d2 m floor": _m_floor}
 

@@ -58,7 +58,9 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
        clean digits at 90 %; README, "hard_prune='auto'".)
     3. ``beta = max(beta_mode, beta_rate)`` (the mode already drops the hardest rows; the
        sum dropped too many), capped so that the ``n_keep`` rows still fit: at most
-       ``n - n_keep`` rows are dropped. Constant scores drop nothing.
+       ``n - n_keep`` rows are dropped. Constant scores drop nothing. Capping beta at a
+       share (1/3, 1/2, 3/4) of the drop budget, so that D2 always chooses part of it,
+       met no more acceptance cells and lost some (README, "The two open rule items").
 
     Parameters
     ----------
