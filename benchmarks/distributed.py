@@ -27,6 +27,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scale import clustered  # noqa: E402
 
+from d2fast._ivf import _QUERY_BLOCK  # noqa: E402
+from d2fast.knn import _MARGIN  # noqa: E402
+
 FILES = 8
 GIB = 2.0**30
 
@@ -97,16 +100,19 @@ def project(n: int, d: int, shards: int, cores: int, dist: dict) -> list[dict]:
     a round adds two bulk-synchronous steps of ``W`` actor calls the driver submits at
     ``ROUND_CALL_S`` each; (3) traffic: this run's bytes a row per stage, scaled to every
     kNN edge crossing shards (the measured crossing fraction ``f`` = graph bytes /
-    (20 B n k) rises towards 1 as shards hold fewer lists): an upper bound; (4) a worker's
-    memory = the Ray baseline + its rows x (this run's bytes a row + 4 B x extra width:
-    the float32 copy of its rows).
+    (12 B n k: int32 node ids and a float32 distance an edge) rises towards 1 as shards
+    hold fewer lists): an upper bound; (4) a worker's memory = the Ray baseline + its rows
+    x this run's bytes a row (graph and selection state: they do not depend on the width)
+    + 4 B x extra width for the rows the IVF search holds at once (the re-ranked
+    candidates of one query block, ``_QUERY_BLOCK`` x (k + 1 + ``_MARGIN``) rows).
     """
     info = dist["info"]
     t = info["timings_s"]
     busy = min(shards, cores)
     rounds = max(info["rounds"], 1)
     by_stage = info.get("bytes_by_stage", {})
-    crossing = max(by_stage.get("graph", 0) / (20.0 * n * info["k"]), 1e-9)
+    crossing = max(by_stage.get("graph", 0) / (12.0 * n * info["k"]), 1e-9)
+    search_rows = _QUERY_BLOCK * (info["k"] + 1 + _MARGIN)
     base = 0.25 * GIB  # a Ray worker's resident memory before it reads data
     rss = max(info.get("worker_peak_rss_bytes") or [dist["peak_rss_bytes"]])
     per_row_bytes = max(rss - base, 0.0) / (n / shards)
@@ -129,9 +135,9 @@ def project(n: int, d: int, shards: int, cores: int, dist: dict) -> list[dict]:
             out.append({"rows": rows, "d": width, "nodes": nodes, "workers": W,
                         "rounds": round(r), "traffic_GiB": traffic / GIB,
                         "traffic_max_GiB": traffic_max / GIB,
-                        "worker_GiB": (base + rows / W * (per_row_bytes + 4 * (width - d)))
-                        / GIB, "hours_fixed_lists": fixed / 3600,
-                        "hours_default_lists": grown / 3600})
+                        "worker_GiB": (base + rows / W * per_row_bytes +
+                                       search_rows * 4 * (width - d)) / GIB,
+                        "hours_fixed_lists": fixed / 3600, "hours_default_lists": grown / 3600})
     return out
 
 
