@@ -22,27 +22,31 @@ from __future__ import annotations
 import numpy as np
 
 from d2fast.distributed.graph import _partition
-from d2fast.distributed.layout import load_npz, shard_path
+from d2fast.distributed.layout import npz_layout, shard_path
+from d2fast.distributed.shards import npy_take
 from d2fast.passing import gamma_sample
 
 
 def _owners(state: dict, nodes: np.ndarray):
-    """For each shard q owning some of ``nodes``: (q's graph file, memory-mapped; the mask
-    of the nodes q owns; their local ids in q)."""
+    """For each shard q owning some of ``nodes``: (a reader of q's graph file members at
+    given positions, ``read(name, positions)``, no mapping kept; the mask of the nodes q
+    owns; their local ids in q)."""
     bounds = _partition(state)["bounds"]
     owner = np.searchsorted(bounds, nodes, "right") - 1
     for q in np.unique(owner):
         at = owner == q
-        yield (load_npz(shard_path(state["workdir"], "graph", int(q)), mmap=True), at,
-               nodes[at] - bounds[q])
+        path = shard_path(state["workdir"], "graph", int(q))
+        members = npz_layout(path)
+        yield ((lambda name, pos, path=path, members=members:
+                npy_take(path, pos, members[name])), at, nodes[at] - bounds[q])
 
 
 def gamma_degrees(state: dict, inbox: list):
     """Step: the out-degree of each global row of the shard's range; their sum."""
     nodes = np.load(shard_path(state["workdir"], "node_of", state["p"], ".npy"))
     deg = np.zeros(nodes.size, dtype=np.int64)
-    for f, at, local in _owners(state, nodes):
-        deg[at] = f["indptr"][local + 1] - f["indptr"][local]
+    for read, at, local in _owners(state, nodes):
+        deg[at] = read("indptr", local + 1) - read("indptr", local)
     state["gamma_rows"] = (nodes, deg)
     return state, (None, int(deg.sum()))
 
@@ -57,6 +61,6 @@ def gamma_edges(state: dict, inbox: list, *, base: int, nnz: int):
     row = np.searchsorted(start, pos, "right") - 1  # a row of degree 0 shares its start
     offset = pos - start[row]
     out = np.empty(pos.size, dtype=np.float32)
-    for f, at, local in _owners(state, nodes[row]):
-        out[at] = f["distances"][f["indptr"][local] + offset[at]]
+    for read, at, local in _owners(state, nodes[row]):
+        out[at] = read("distances", read("indptr", local) + offset[at])
     return state, (None, out)
