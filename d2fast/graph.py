@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
+from d2fast.io import read_npy_header
 from d2fast._validate import (check_choice, check_emb, check_ids, check_k, check_memory,
                               to_numpy)
 from d2fast.knn import KNN, float32_rows, index_bytes, resolve, search
@@ -370,10 +371,7 @@ def _read_npz(path: str, mmap: bool) -> dict:
             start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + \
                 int.from_bytes(local[28:30], "little")
             f.seek(start)
-            fmt = np.lib.format
-            major, _ = fmt.read_magic(f)
-            read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
-            shape, fortran, dtype = read_header(f)
+            shape, fortran, dtype = read_npy_header(f)
             if dtype.hasobject or fortran:
                 raise ValueError(f"{path}: {info.filename} is not a plain C-order array")
             name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename

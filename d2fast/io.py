@@ -300,6 +300,15 @@ def atomic_write(path: str) -> Iterator[str]:
         raise
 
 
+def read_npy_header(f) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran order, dtype) from the ``.npy`` header at the position of the open
+    binary file ``f``, which is left at the first byte of the data."""
+    major, _ = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if major == 1 else \
+        np.lib.format.read_array_header_2_0
+    return read(f)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -101,10 +101,7 @@ _TAKE_BLOCK = 1 << 14  # rows gathered through one mapping (it touches at most o
 def npy_layout(path: str) -> tuple[int, np.dtype, tuple, bool]:
     """(data offset in bytes, dtype, shape, C order) of a ``.npy`` file, from its header."""
     with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-            np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(f)
+        shape, fortran, dtype = io.read_npy_header(f)
         return f.tell(), dtype, shape, not fortran or len(shape) < 2
 
 
