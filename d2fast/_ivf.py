@@ -5,8 +5,14 @@ all of those queries in one ``faiss.knn`` call (a BLAS matrix product), the patt
 faiss's ``contrib/big_batch_search``; a large list is read in chunks. A query probes the
 ``nprobe`` lists whose centroids are nearest to it among the ``8 nprobe`` centroids nearest
 to its own list's centroid, so the probe costs O(nprobe d) a query at any number of lists.
-The candidates are re-ranked with exact float64 distances in the full space (ties to the
-lower row id). With ``pca``, the lists are scanned in a PCA projection trained on a sample
+After a query's own list, a probed list is skipped when its Voronoi cell lies farther from
+the query than the query's c-th candidate so far: every row of list j is at least as near
+to centroid j as to the query's own centroid o (the partition's lists are exact
+nearest-centroid lists), so it lies beyond the bisector of o and j, at distance
+``(|q - c_j|^2 - |q - c_o|^2) / (2 |c_j - c_o|)`` or more from the query. The bound allows
+for float32 rounding (``d2fast._nearest.f32_error``), so a skipped list could not have
+added a candidate and the result is the same as scanning it. The candidates are re-ranked
+with exact float64 distances in the full space (ties to the lower row id). With ``pca``, the lists are scanned in a PCA projection trained on a sample
 (the leading axes of its covariance) and more candidates are re-ranked in the full space.
 
 This is the search of ``knn_graph(knn='ivf')`` and, per shard, of the distributed build.
@@ -20,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
+from d2fast._nearest import f32_error
 from d2fast._threads import faiss_threads, pairwise_sq, run
 from d2fast._validate import BLOCK_ROWS, check_emb, check_int, check_k
 from d2fast.knn import _MARGIN, float32_rows, rerank
@@ -130,7 +137,7 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     c = max(k + 1, min(members.size, c))
     space = _SearchSpace(X, centroids, normalize, pca)
     nprobe = min(nprobe, nlist)
-    near = _centroid_pool(space.centroids, min(nlist, _POOL * nprobe))
+    cells = _Cells(space.centroids, min(nlist, _POOL * nprobe), voronoi=not pca)
     order = np.lexsort((queries, own))  # queries of a list together, ascending row ids
     kernels = _backends.get(backend)
     ids = np.empty((m, k), dtype=np.int64)
@@ -143,8 +150,8 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
                 pos = order[start:start + _QUERY_BLOCK]
                 q = queries[pos]
                 Yq = space.rows(q)
-                probes = _probes(Yq, own[pos], near, space.centroids, nprobe, pool)
-                cand = _scan(space, Yq, probes, offsets, members, c, pool, kernels)
+                probes, beyond = cells.probes(Yq, own[pos], nprobe, pool)
+                cand = _scan(space, Yq, probes, beyond, offsets, members, c, pool, kernels)
                 ids[pos], keys[pos] = _rerank(X, q, cand, k, cosine, normalize, backend)
                 bar.update(q.size)
     finally:
@@ -199,39 +206,68 @@ def _pca(S: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.ascontiguousarray(axes, dtype=np.float32)
 
 
-def _centroid_pool(centroids: np.ndarray, size: int) -> np.ndarray:
-    """int64 (nlist, size): the ``size`` centroids nearest to each centroid, itself included."""
-    import faiss
+class _Cells:
+    """The centroids of the search space: each one's ``size`` nearest (itself included),
+    the probes of a query among them, and lower bounds of a query's distance to the lists'
+    Voronoi cells (``voronoi``: the lists are exact nearest-centroid lists in this space;
+    not with a PCA projection)."""
 
-    pool = faiss.knn(centroids, centroids, size)[1]
-    nlist = centroids.shape[0]
-    missing = ~(pool == np.arange(nlist)[:, None]).any(axis=1)  # duplicate centroids
-    pool[missing, -1] = np.flatnonzero(missing)
-    return pool
-
-
-def _probes(Yq: np.ndarray, own: np.ndarray, near: np.ndarray, centroids: np.ndarray,
-            nprobe: int, pool: ThreadPoolExecutor) -> np.ndarray:
-    """int64 (b, nprobe): the lists each query probes, nearest centroid first.
-
-    ``own`` is sorted (queries of one list are contiguous): one faiss.knn per list, a task
-    of ``pool``.
-    """
-    probes = np.empty((own.size, nprobe), dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
-
-    def probe(a: int, b: int) -> None:
+    def __init__(self, centroids: np.ndarray, size: int, voronoi: bool):
         import faiss
 
-        pool_a = near[own[a]]
-        probes[a:b] = pool_a[faiss.knn(Yq[a:b], centroids[pool_a], nprobe)[1]]
+        self.C, self.voronoi = centroids, voronoi
+        nlist = centroids.shape[0]
+        self.near = faiss.knn(centroids, centroids, size)[1]
+        missing = ~(self.near == np.arange(nlist)[:, None]).any(axis=1)  # duplicates
+        self.near[missing, -1] = np.flatnonzero(missing)
+        if voronoi:
+            C64 = centroids.astype(np.float64)
+            self.norms = np.linalg.norm(C64, axis=1)
+            self.sep = np.empty(self.near.shape)  # |c_i - c_near[i, j]|, float64
+            step = max(1, 2**22 // (size * centroids.shape[1]))
+            for a in range(0, nlist, step):
+                diff = C64[self.near[a:a + step]] - C64[a:a + step, None]
+                self.sep[a:a + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+            self.err = f32_error(centroids.shape[1])
 
-    run(pool, [(probe, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
-    return probes
+    def probes(self, Yq: np.ndarray, own: np.ndarray, nprobe: int,
+               pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray | None]:
+        """int64 (b, nprobe): the lists each query probes, nearest centroid first; and
+        float64 (b, nprobe) lower bounds of the query's distance (not squared) to each
+        list's cell, 0 where unknown (None without ``voronoi``).
+
+        ``own`` (the query's own list) is sorted, so the queries of a list are
+        contiguous: one faiss.knn a list, a task of ``pool``. The bound of list j is the
+        distance to the bisector of the own centroid o and c_j, less float32 rounding:
+        ``(|q - c_j|^2 - e_j - |q - c_o|^2) / (2 |c_j - c_o|)``, with ``|q - c_j|^2``
+        from faiss (float32, ``e_j = err (|q| + |c_j|)^2``) and ``|q - c_o|^2`` in float64.
+        """
+        probes = np.empty((own.size, nprobe), dtype=np.int64)
+        beyond = np.zeros(probes.shape) if self.voronoi else None
+        starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+
+        def probe(a: int, b: int) -> None:
+            import faiss
+
+            o = own[a]
+            Dp, at = faiss.knn(Yq[a:b], self.C[self.near[o]], nprobe)
+            probes[a:b] = self.near[o][at]
+            if beyond is None:
+                return
+            q = Yq[a:b].astype(np.float64)
+            d_own = np.einsum("ij,ij->i", q - self.C[o], q - self.C[o]) * (1 + 1e-9)
+            e = self.err * (np.linalg.norm(q, axis=1)[:, None] + self.norms[probes[a:b]]) ** 2
+            sep = self.sep[o][at]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                h = (Dp - e - d_own[:, None]) / (2 * sep)
+            beyond[a:b] = np.where(sep > 0, np.maximum(h, 0.0), 0.0)
+
+        run(pool, [(probe, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
+        return probes, beyond
 
 
-def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.ndarray,
-          members: np.ndarray, c: int, pool: ThreadPoolExecutor,
+def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, beyond: np.ndarray | None,
+          offsets: np.ndarray, members: np.ndarray, c: int, pool: ThreadPoolExecutor,
           kernels: Any) -> np.ndarray:
     """int64 (b, c): the c nearest candidates (search-space L2, ties to the lower row id) of
     every query in its probed lists, -1 padded.
@@ -241,8 +277,9 @@ def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.n
     rows (``pairwise_L2sqr``, BLAS) and ``kernels.topk_merge`` merges them into the
     queries' top-c lists of that probe slot. The nearest list of every query is scanned
     first; its c-th distance then bounds what the other lists can add, so most of their
-    distances cost a compare. Every slot is written by one task: the result does not
-    depend on the number of threads."""
+    distances cost a compare, and a list whose cell bound (``beyond``, see
+    :meth:`_Cells.probes`) exceeds it is not read at all. Every slot is written by one
+    task: the result does not depend on the number of threads."""
     b, nprobe = probes.shape
     D = np.full((b * nprobe, c), np.inf, dtype=np.float32)
     I = np.full((b * nprobe, c), -1, dtype=np.int64)
@@ -252,6 +289,8 @@ def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.n
     if nprobe == 1:
         return I
     rest = np.setdiff1d(np.arange(b * nprobe), first, assume_unique=True)
+    if beyond is not None:
+        rest = rest[~_cannot_enter(Yq, beyond, D[first, -1], rest, nprobe)]
     _scan_slots(space, Yq, probes.ravel(), rest, offsets, members, D, I, D[first, -1], pool,
                 kernels)
     best_D = np.full((b, c), np.inf, dtype=np.float32)
@@ -260,12 +299,30 @@ def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, offsets: np.n
     return best_I
 
 
+def _cannot_enter(Yq: np.ndarray, beyond: np.ndarray, kth: np.ndarray, slots: np.ndarray,
+                  nprobe: int) -> np.ndarray:
+    """bool (len(slots),): whether no row of the slot's list can have a float32 distance
+    at most the query's c-th so far ``kth`` (b,), given the cell bound h = ``beyond``.
+
+    A row x at exact squared distance t^2 >= h^2 gets a float32 value at least
+    ``g(t) = t^2 - err (2 |q| + t)^2`` (as ``|x| <= |q| + t``), and g grows for
+    ``t (1 - err) > 2 err |q|``; so ``g(h) > kth`` there rules the whole list out."""
+    q = slots // nprobe
+    h = beyond.ravel()[slots]
+    err = f32_error(Yq.shape[1])
+    qn = np.linalg.norm(Yq.astype(np.float64), axis=1)[q]
+    return (h * (1 - err) > 2 * err * qn) & \
+        (h * h - err * (2 * qn + h) ** 2 > kth[q].astype(np.float64))
+
+
 def _scan_slots(space: _SearchSpace, Yq: np.ndarray, flat: np.ndarray, slots: np.ndarray,
                 offsets: np.ndarray, members: np.ndarray, D: np.ndarray, I: np.ndarray,
                 bound: np.ndarray | None, pool: ThreadPoolExecutor, kernels: Any) -> None:
     """Fill the probe slots ``slots`` (indices into ``flat`` = probes.ravel(): query
     ``slot // nprobe`` probes list ``flat[slot]``) of (D, I); ``bound`` (b,): per query,
     distances above it are not taken."""
+    if slots.size == 0:
+        return
     nprobe = flat.size // Yq.shape[0]
     scratch = threading.local()  # a distance buffer a thread: no page faults a call
     slots = slots[np.argsort(flat[slots], kind="stable")]

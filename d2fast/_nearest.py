@@ -38,6 +38,12 @@ _DIST_BLOCK = 1 << 22  # float32 distances computed at once (16 MiB)
 _F32 = 2.0 ** -24  # float32 unit roundoff
 
 
+def f32_error(d: int) -> float:
+    """``err`` of d-dimensional float32 squared distances (faiss's BLAS form, norms and a
+    dot product): ``|float32 - exact| <= err (|x| + |c|)^2``."""
+    return 2.0 * (d + 4) * _F32
+
+
 class NearestCentroid:
     """The exact nearest centroid of float32 rows (L2, ties to the lower index).
 
@@ -53,7 +59,7 @@ class NearestCentroid:
         self.mean = C.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.Cc = np.ascontiguousarray(C - self.mean)  # shifted centroids, float32
         self.cmax = float(np.linalg.norm(self.Cc.astype(np.float64), axis=1).max())
-        self.err = 2.0 * (d + 4) * _F32  # |float32 - exact| <= err (|x| + |c|)^2
+        self.err = f32_error(d)  # |float32 - exact| <= err (|x| + |c|)^2
         self.grouped = self.nlist >= GROUP_MIN
         if self.grouped:
             self._group()

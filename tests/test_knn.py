@@ -257,6 +257,62 @@ def test_ivf_knn_on_a_partition(tmp_path, monkeypatch, metric):
     np.testing.assert_array_equal(g.indices.reshape(-1, 10), np.sort(ids, axis=1))
 
 
+@pytest.mark.parametrize("metric,shift", [("euclidean", 0.0), ("euclidean", 300.0),
+                                          ("cosine", 0.0)])
+def test_ivf_cell_bound_skips_lists_without_changing_the_result(monkeypatch, metric, shift):
+    """Lists whose Voronoi cell is beyond a query's c-th candidate are not read, and the
+    graph is the one scanning them gives; also far from the origin (shift 300: norms ~ 50x
+    the neighbour distances, where float32 rounding is largest)."""
+    from d2fast import _ivf
+
+    X = clustered(6000, 16, seed=6) + np.float32(shift)
+    part = d2fast.ivf_partition(X, 80, metric=metric)
+    skipped = []
+    bound = _ivf._cannot_enter
+
+    def counted(*args):
+        out = bound(*args)
+        skipped.append((out.sum(), out.size))
+        return out
+
+    monkeypatch.setattr(_ivf, "_cannot_enter", counted)
+    ids, keys = d2fast.ivf_knn(X, 10, part, 8)
+    done, total = np.sum(skipped, axis=0)
+    assert 0.2 * total < done < total  # it fires, and not on every list
+    monkeypatch.setattr(_ivf, "_cannot_enter", lambda *a: np.zeros(a[3].size, dtype=bool))
+    every = d2fast.ivf_knn(X, 10, part, 8)
+    np.testing.assert_array_equal(ids, every[0])
+    np.testing.assert_array_equal(keys, every[1])
+
+
+@pytest.mark.parametrize("shift", [0.0, 300.0])
+def test_ivf_cell_bound_is_below_every_row_of_the_list(shift):
+    """_Cells.probes' bound of list j never exceeds the exact distance from the query to
+    a row of list j (the lists are exact nearest-centroid lists)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from d2fast import _ivf
+
+    X = clustered(4000, 12, seed=7) + np.float32(shift)
+    part = d2fast.ivf_partition(X, 50)
+    offsets, members = part.lists()
+    queries = np.sort(np.random.default_rng(0).choice(4000, 300, replace=False))
+    own = part.assign[queries]
+    order = np.argsort(own, kind="stable")
+    cells = _ivf._Cells(part.centroids, 40, voronoi=True)
+    with ThreadPoolExecutor(2) as pool:
+        probes, beyond = cells.probes(X[queries[order]], own[order], 6, pool)
+    X64 = X.astype(np.float64)
+    fired = 0
+    for i, q in enumerate(queries[order]):
+        for j, h in zip(probes[i], beyond[i]):
+            rows = members[offsets[j]:offsets[j + 1]]
+            nearest = np.sqrt(((X64[rows] - X64[q]) ** 2).sum(axis=1).min())
+            assert h <= nearest
+            fired += h > 0.5 * nearest
+    assert fired > 0.3 * probes.size  # not a vacuous bound
+
+
 def test_ivf_knn_checks_its_input():
     X = clustered(300, 8)
     part = d2fast.ivf_partition(X, 5)
