@@ -10,7 +10,8 @@ template <class Term>
 inline double sum4(idx_t d, Term term) {
     double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
     idx_t q = 0;
-    for (; q + 4 <= d; q += 4) a0 += term(q), a1 += term(q + 1), a2 += term(q + 2), a3 += term(q + 3);
+    for (; q + 4 <= d; q += 4)
+        a0 += term(q), a1 += term(q + 1), a2 += term(q + 2), a3 += term(q + 3);
     for (; q < d; ++q) a0 += term(q);
     return (a0 + a1) + (a2 + a3);
 }
@@ -35,7 +36,9 @@ inline void pair_keys(idx_t d, const float* X, idx_t m, idx_t c, const idx_t* ro
             if (j >= 0) {
                 const float* xj = X + j * d;
                 if (cosine) {
-                    acc = 1.0 - sum4(d, [&](idx_t q) { return static_cast<double>(xi[q]) * xj[q]; });
+                    acc = 1.0 - sum4(d, [&](idx_t q) {
+                        return static_cast<double>(xi[q]) * xj[q];
+                    });
                 } else {
                     acc = sum4(d, [&](idx_t q) {
                         const double diff = static_cast<double>(xj[q]) - xi[q];

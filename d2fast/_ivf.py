@@ -12,8 +12,9 @@ nearest-centroid lists), so it lies beyond the bisector of o and j, at distance
 ``(|q - c_j|^2 - |q - c_o|^2) / (2 |c_j - c_o|)`` or more from the query. The bound allows
 for float32 rounding (``d2fast._nearest.f32_error``), so a skipped list could not have
 added a candidate and the result is the same as scanning it. The candidates are re-ranked
-with exact float64 distances in the full space (ties to the lower row id). With ``pca``, the lists are scanned in a PCA projection trained on a sample
-(the leading axes of its covariance) and more candidates are re-ranked in the full space.
+with exact float64 distances in the full space (ties to the lower row id). With ``pca``,
+the lists are scanned in a PCA projection trained on a sample (the leading axes of its
+covariance), no list is skipped, and more candidates are re-ranked in the full space.
 
 This is the search of ``knn_graph(knn='ivf')`` and, per shard, of the distributed build.
 """
@@ -192,8 +193,8 @@ class _SearchSpace:
 def _pca(S: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean (d,) and the ``dims`` leading principal axes (d, dims), float32, of the rows S
     (m, d). The covariance is summed in float64 over blocks of at most 4096 rows and about
-    2^28 multiply-adds, so Ctrl-C is handled between them; each axis's largest entry is made positive
-    (a deterministic sign)."""
+    2^28 multiply-adds, so Ctrl-C is handled between them; each axis's largest entry is
+    made positive (a deterministic sign)."""
     m, d = S.shape
     mean = S.mean(axis=0, dtype=np.float64).astype(np.float32)
     cov = np.zeros((d, d))

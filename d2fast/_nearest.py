@@ -35,6 +35,7 @@ GROUP_MIN = 1024  # from this many centroids on, rows scan centroid groups
 NEIGHBOURS = 64  # centroid neighbours remembered for each centroid (the proof)
 PROBE_GROUPS = 2  # nearest groups (by centre) whose centroids a row is compared with
 _DIST_BLOCK = 1 << 22  # float32 distances computed at once (16 MiB)
+_TIE_BLOCK = 1 << 21  # float64 entries of the near-ties' differences at once (16 MiB)
 _F32 = 2.0 ** -24  # float32 unit roundoff
 
 
@@ -145,15 +146,18 @@ class NearestCentroid:
             order = np.lexsort((dm, t))  # by row, nearest first
             t, dm, ids = t[order], dm[order].astype(np.float64), ids[order]
             first = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
-            second = np.where(np.r_[first[1:], t.size] > first + 1, dm[np.minimum(first + 1, t.size - 1)], np.inf)
+            second = np.where(np.r_[first[1:], t.size] > first + 1,
+                              dm[np.minimum(first + 1, t.size - 1)], np.inf)
             self._merge(t[first], dm[first], ids[first], second, b1, b2, i1)
         ok = self.out_lo[c] > u + np.sqrt(b1 + e)
         out = i1
         tie = np.flatnonzero(ok & (b2 <= b1 + 2 * e))  # float32 near-ties: float64
-        if tie.size:
-            cand = np.sort(np.concatenate([c[tie, None], self.nbr[c[tie]]], axis=1), axis=1)
-            d2 = ((self.C64[cand] - x[tie, None, :].astype(np.float64)) ** 2).sum(axis=2)
-            out[tie] = cand[np.arange(tie.size), d2.argmin(axis=1)]  # ties: the lower
+        step = max(1, _TIE_BLOCK // ((1 + NEIGHBOURS) * x.shape[1]))  # bounded temporaries
+        for a in range(0, tie.size, step):
+            rows = tie[a:a + step]
+            cand = np.sort(np.concatenate([c[rows, None], self.nbr[c[rows]]], axis=1), axis=1)
+            d2 = ((self.C64[cand] - x[rows, None, :].astype(np.float64)) ** 2).sum(axis=2)
+            out[rows] = cand[np.arange(rows.size), d2.argmin(axis=1)]  # ties: the lower
         rest = np.flatnonzero(~ok)  # no proof: compare with every centroid
         if rest.size:
             out[rest] = self._all(x[rest], xc[rest], e[rest])

@@ -169,11 +169,13 @@ def index_bytes(n: int, d: int, method: str, params: dict | None, k: int = 10) -
     if method == "hnsw":
         return n * (4.0 * d + 8.0 * params["M"] + 16.0)
     # IVF: the list of every row, its position in the lists and their sort (24 B a row),
-    # the PCA projection of the rows, a query block's candidates and gathered rows
+    # the PCA projection of the rows, and the larger of the assignment's temporaries and
+    # a query block's candidates and gathered rows (the stages run one after the other)
     from d2fast import _ivf
+    from d2fast.partition import assign_bytes
 
     pca = pca_dims(d, params["pca"])
-    return n * (24.0 + 4.0 * pca) + _ivf.block_bytes(d, k, pca)
+    return n * (24.0 + 4.0 * pca) + max(assign_bytes(d), _ivf.block_bytes(d, k, pca))
 
 
 def pca_dims(d: int, pca: int | None) -> int:

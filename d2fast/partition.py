@@ -146,6 +146,13 @@ def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return out
 
 
+def assign_bytes(d: int) -> float:
+    """Memory of :func:`assign_rows` beyond its output, in bytes: a block of float32 rows
+    and, on each of two threads, a task's shifted rows, its rows without a proof and a
+    group's gathered rows (float32), and its distance and near-tie blocks (16 MiB each)."""
+    return 4.0 * BLOCK_ROWS * d + 2 * (3 * 4.0 * _ASSIGN_TASK * d + 2 * 2**24)
+
+
 def assign_rows(X: np.ndarray, centroids: np.ndarray, normalize: bool,
                 bar: Any = None) -> np.ndarray:
     """int64 (n,): the list of every row, its nearest centroid in exact arithmetic (L2,

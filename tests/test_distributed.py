@@ -430,6 +430,7 @@ def test_resume_after_the_driver_is_interrupted(tmp_path, monkeypatch):
     got, info = distributed.prune(X, s, return_info=True, **kw)  # finished: read back
     np.testing.assert_array_equal(got, want)
     assert "select" in info["resumed"] and info["gamma_r"] == gamma[0]
+    assert info["nnz"] == d2fast.knn_graph(X, 5, knn="exact").nnz  # read back too
     with pytest.raises(ValueError, match="holds a run of other inputs"):
         distributed.prune(X, s, **{**kw, "n_keep": 10})
 

@@ -97,6 +97,7 @@ def test_assign_rows_is_the_float64_brute_force(kind, nlist, group_min, monkeypa
     every row the list of the float64 brute force, ties to the lower index, below and
     above the group threshold, on clustered, uniform, shifted Gaussian and tied data."""
     monkeypatch.setattr(_nearest, "GROUP_MIN", group_min)
+    monkeypatch.setattr(_nearest, "_TIE_BLOCK", 7 * 65 * 8)  # near-ties 7 rows at a time
     _nearest._CACHE.clear()
     rng = np.random.default_rng(nlist)
     X = _data(kind, 4000, 8, rng)

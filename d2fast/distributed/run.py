@@ -102,9 +102,9 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     def do_graph():
         inboxes, _ = step("search")
         _, values = step("write_graph", inboxes)
-        stats.info["nnz"] = int(sum(v["nnz"] for v in values))
+        manifest.record["nnz"] = int(sum(v["nnz"] for v in values))  # read back on resume
         manifest.record["gamma_r"] = _gamma_r(step, cfg["gamma_r"], emb.n, n_keep,
-                                              stats.info["nnz"])
+                                              manifest.record["nnz"])
 
     def do_forward():
         inboxes, _ = step("forward_send")
@@ -118,7 +118,7 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     stage("rows", lambda: step("write_rows"))
     stage("graph", do_graph)
     gamma_r, reason = manifest.record["gamma_r"]
-    stats.info.update(gamma_r=gamma_r, gamma_r_reason=reason)
+    stats.info.update(nnz=manifest.record["nnz"], gamma_r=gamma_r, gamma_r_reason=reason)
     cfg = dict(cfg, gamma_r=gamma_r)
     stage("forward", do_forward)
     result_path = os.path.join(workdir, "result.npy")
