@@ -475,18 +475,28 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
     search re-ranks its candidates the same way (exact distances, exact tie order).
     """
     X = check_emb(emb)
-    n, d = X.shape
-    k = check_k(k, n)
+    k = check_k(k, X.shape[0])
     metric = check_choice(metric, "metric", METRICS)
     graph = check_choice(graph, "graph", GRAPHS)
     knn = check_choice(knn, "knn", KNN)
+    return graph_of_rows(X, None, k, metric=metric, graph=graph, knn=knn,
+                         knn_params=knn_params, progress=progress, backend=backend)
+
+
+def graph_of_rows(X: np.ndarray, rows: np.ndarray | None, k: int, *, metric: str, graph: str,
+                  knn: str, knn_params: dict | None, progress: bool, backend: str) -> Graph:
+    """:func:`knn_graph` of checked rows ``X`` (n, d), or of the rows ``rows`` of X (sorted
+    int64 ids, node i = row rows[i]) read straight into the float32 copy the search needs,
+    so a memmap's subset is never copied in its own dtype beside it (``prune``'s hard
+    prune and class groups)."""
+    n, d = (X.shape[0] if rows is None else rows.size), X.shape[1]
     # float32 rows, an approximate index's own copy of them, kNN ids + keys (16 B), CSR
     # build: 2 keys (8 B) per directed edge twice, the output (8 B per edge), row counters
     edges = n * k * (2 if graph == "union" else 1)
     check_memory(4.0 * n * d + index_bytes(n, d, knn, knn_params, k) + 16.0 * n * k
                  + 24.0 * edges + 32.0 * n, f"knn_graph(n={n}, d={d}, k={k})")
     method, resolved = resolve(n, d, k, knn, knn_params)
-    X32 = float32_rows(X, normalize=metric == "cosine")
+    X32 = float32_rows(X, normalize=metric == "cosine", rows=rows)
     knn_idx, keys = search(X32, k, cosine=metric == "cosine", method=knn, params=knn_params,
                            progress=progress, backend=backend)
     del X32  # a float32 copy of a memmap / other dtype: free it before the CSR build

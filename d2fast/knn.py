@@ -74,18 +74,22 @@ def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[s
                     "candidates": c, "pca": pca, "partition": None if part is None else "given"}
 
 
-def float32_rows(X: np.ndarray, normalize: bool) -> np.ndarray:
-    """C-contiguous float32 (n, d), built in row blocks; unit rows when ``normalize``.
+def float32_rows(X: np.ndarray, normalize: bool, rows: np.ndarray | None = None) -> np.ndarray:
+    """C-contiguous float32 (n, d), or (len(rows), d) of the rows ``rows`` (int64 ids),
+    built in row blocks; unit rows when ``normalize``.
 
     A C-contiguous float32 ndarray is returned as it is (faiss and the re-ranking only
-    read it); anything else, memmaps included, is converted block by block.
+    read it); anything else, memmaps included, is converted block by block, and a subset
+    is gathered block by block (no copy of the selected rows in their own dtype).
     """
-    if not normalize and X.dtype == np.float32 and X.flags.c_contiguous and \
-            not isinstance(X, np.memmap):
+    if rows is None and not normalize and X.dtype == np.float32 and X.flags.c_contiguous \
+            and not isinstance(X, np.memmap):
         return X
-    out = np.empty(X.shape, dtype=np.float32)
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        block = np.asarray(X[start:start + BLOCK_ROWS], dtype=np.float64)
+    m = X.shape[0] if rows is None else rows.size
+    out = np.empty((m, X.shape[1]), dtype=np.float32)
+    for start in range(0, m, BLOCK_ROWS):
+        part = X[start:start + BLOCK_ROWS] if rows is None else X[rows[start:start + BLOCK_ROWS]]
+        block = np.asarray(part, dtype=np.float64)
         if normalize:
             norms = np.linalg.norm(block, axis=1, keepdims=True)
             block = np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)

@@ -12,7 +12,7 @@ from d2fast._validate import (check_choice, check_emb, check_k, check_labels, ch
                               check_scores, label_names, resolve_n_keep)
 from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool,
                             merge_balanced, resolve_hard_prune)
-from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, knn_graph
+from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, graph_of_rows
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, underflow
 
@@ -288,9 +288,9 @@ def _group_graph(X: np.ndarray, rows: np.ndarray, graph: str | Graph, k: int | N
         return None
     if isinstance(graph, Graph):
         return graph if rows.size == graph.n else graph.subgraph(rows)
-    sub = X if rows.size == X.shape[0] else X[rows]
-    return knn_graph(sub, min(k, rows.size - 1), metric=metric, graph=graph, knn=knn,
-                     knn_params=knn_params, progress=progress, backend=backend)
+    return graph_of_rows(X, None if rows.size == X.shape[0] else rows, min(k, rows.size - 1),
+                         metric=metric, graph=graph, knn=knn, knn_params=knn_params,
+                         progress=progress, backend=backend)
 
 
 def _zero_rows(g: Graph) -> int:

@@ -233,6 +233,31 @@ def test_float32_rows_of_a_memmap_releases_its_pages(tmp_path, dtype):
     Xc = np.load(path, mmap_mode="c")
     Xc[0, 0] = 7
     assert knn.float32_rows(Xc, normalize=False)[0, 0] == 7 and Xc[0, 0] == 7
+    del X, Xc
+    X = np.load(path, mmap_mode="r")
+    rows = np.sort(np.random.default_rng(0).choice(40_000, 30_000, replace=False))
+    for normalize in (False, True):  # a subset, gathered block by block (prune's hard prune)
+        np.testing.assert_array_equal(knn.float32_rows(X, normalize, rows=rows),
+                                      knn.float32_rows(data[rows], normalize))
+        assert _resident_kib(path) == 0
+
+
+def test_graph_of_a_memmap_subset_is_the_graph_of_the_copy(tmp_path):
+    """prune builds the graph of its hard-pruned rows from the rows' ids, without a copy
+    of them in the input's dtype: the same graph as of the copied rows."""
+    from d2fast.graph import graph_of_rows
+
+    data = clustered(3000, 16, seed=9).astype(np.float16)
+    np.save(tmp_path / "emb.npy", data)
+    X = np.load(tmp_path / "emb.npy", mmap_mode="r")
+    rows = np.sort(np.random.default_rng(1).choice(3000, 2500, replace=False))
+    for metric, method in [("euclidean", "exact"), ("cosine", "ivf")]:
+        got = graph_of_rows(X, rows, 5, metric=metric, graph="union", knn=method,
+                            knn_params=None, progress=False, backend="auto")
+        want = d2fast.knn_graph(data[rows], 5, metric=metric, knn=method)
+        for a, b in zip((got.indptr, got.indices, got.distances),
+                        (want.indptr, want.indices, want.distances)):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
