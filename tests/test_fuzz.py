@@ -651,9 +651,11 @@ def test_prune(data):
                                        float(gamma_f), mode == "product")
         if not np.isfinite(passed).all() or np.abs(passed).max() * (keep + 1) > _SELECT_LIMIT:
             bad.add("scores")
+    # hard_prune=0.0: the expected picks below are pure D2's (the default 'auto' drops the
+    # hardest rows first at rates above 0.5; its rule is tested in test_budgets)
     got = run(lambda: d2fast.prune(obj, sobj, k, rate, n_keep=n_keep, gamma_f=gamma_f,
                                    gamma_r=gamma_r, mode=mode, reverse=reverse,
-                                   backend=backend), bad, obj, sobj)
+                                   hard_prune=0.0, backend=backend), bad, obj, sobj)
     if got is None:
         return
     assert got.dtype == np.int64 and got.shape == (keep,)

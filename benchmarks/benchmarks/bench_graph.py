@@ -1,7 +1,10 @@
 """The kNN graph: exact ``knn_graph`` from embeddings, and the CSR build ``Graph.from_knn``."""
 from __future__ import annotations
 
+import numpy as np
+
 import d2fast
+import d2fast.knn
 
 from .common import (K, Benchmark, Slow, embeddings, random_knn, random_self_knn,
                      require_backend, resolve, sizes)
@@ -26,6 +29,34 @@ class KnnGraph(Slow):
 
     def time_knn_graph(self, n):
         d2fast.knn_graph(self.emb, K)
+
+
+class KnnGraphIvf(Slow):
+    """The IVF kNN graph, the build above ``EXACT_MAX_ROWS`` (exact nearest-centroid lists,
+    grouped BLAS scan that skips lists beyond a query's c-th candidate, float64 re-rank),
+    d = 64, k = 5, at 1e5 and 1e6 rows (quick: 2e4); ``track_recall`` is its recall@5
+    against exact search on 500 rows, so a faster build that loses neighbours shows."""
+
+    params = [resolve(reduced=[20_000], full=[100_000, 1_000_000])]
+    param_names = ["n"]
+
+    def setup(self, n):
+        require_backend()
+        self.emb = embeddings(n, 64)
+
+    def time_knn_graph_ivf(self, n):
+        d2fast.knn_graph(self.emb, K, knn="ivf")
+
+    def track_recall(self, n):
+        import faiss
+
+        ids = d2fast.knn.search(self.emb, K, cosine=False, method="ivf")[0]
+        rows = np.random.default_rng(0).choice(n, 500, replace=False)
+        exact = faiss.knn(self.emb[rows], self.emb, K + 1)[1]
+        hits = sum(len(set(ids[r]) & (set(e) - {r})) for r, e in zip(rows, exact))
+        return hits / (K * rows.size)
+
+    track_recall.unit = "recall@5"
 
 
 class KnnGraphMemory(Slow):
