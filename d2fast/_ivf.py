@@ -256,7 +256,8 @@ class _Cells:
             if beyond is None:
                 return
             q = Yq[a:b].astype(np.float64)
-            d_own = np.einsum("ij,ij->i", q - self.C[o], q - self.C[o]) * (1 + 1e-9)
+            to_own = q - self.C[o]
+            d_own = np.einsum("ij,ij->i", to_own, to_own) * (1 + 1e-9)
             e = self.err * (np.linalg.norm(q, axis=1)[:, None] + self.norms[probes[a:b]]) ** 2
             sep = self.sep[o][at]
             with np.errstate(divide="ignore", invalid="ignore"):
