@@ -43,12 +43,13 @@ def recall(ids: np.ndarray, X: np.ndarray, rows: np.ndarray, k: int) -> float:
     return hits / (k * rows.size)
 
 
-def run_d2fast(X: np.ndarray, k: int, params: dict) -> np.ndarray:
+def run_d2fast(X: np.ndarray, k: int, params: dict, chosen: dict) -> np.ndarray:
+    """``chosen`` is filled with what nprobe='auto' chose."""
     from d2fast import knn
 
     X32 = knn.float32_rows(X, normalize=False)
     return knn.search(X32, k, cosine=False, method="ivf", params=params or None,
-                      progress=True)[0]
+                      progress=True, report=chosen)[0]
 
 
 def run_faiss(X: np.ndarray, k: int, nprobe: int) -> np.ndarray:
@@ -93,17 +94,19 @@ def one(args: argparse.Namespace) -> None:
         X = np.asarray(X, dtype=np.float32)
     params = {name: v for name, v in [("nlist", args.nlist), ("nprobe", args.nprobe),
                                        ("pca", args.pca)] if v is not None}
+    chosen: dict = {}
     t0 = time.perf_counter()
     if args.method == "d2fast":
-        ids = run_d2fast(X, args.k, params)
+        ids = run_d2fast(X, args.k, params, chosen)
     elif args.method == "faiss-ivf":
-        ids = run_faiss(X, args.k, args.nprobe or 16)
+        ids = run_faiss(X, args.k, int(args.nprobe or 16))
     else:
         ids = run_pynndescent(X, args.k)
     seconds = time.perf_counter() - t0
     n = X.shape[0]
     rows = np.arange(n) if n <= args.sample else \
         np.sort(np.random.default_rng(2).choice(n, args.sample, replace=False))
+    params.update({name: chosen[name] for name in ("nprobe", "pool") if name in chosen})
     print(json.dumps({"method": args.method, "params": params, "seconds": round(seconds, 1),
                       "recall": round(recall(ids, X, rows, args.k), 4),
                       "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -128,6 +131,10 @@ def fashion_files() -> list[tuple[str, str]]:
     return out
 
 
+def _nprobe(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -138,7 +145,8 @@ def main() -> None:
     ap.add_argument("--blob", type=int, help="rows a Gaussian centre (n // blob centres, the "
                     "same local density at every n); default 1000 centres, blobs grow with n")
     ap.add_argument("--nlist", type=int, help="d2fast IVF lists (default: the library's, 2 sqrt(n))")
-    ap.add_argument("--nprobe", type=int, help="lists searched (d2fast default 8, faiss 16)")
+    ap.add_argument("--nprobe", type=_nprobe, help="lists searched, or 'auto' (d2fast default "
+                    "'auto', faiss 16)")
     ap.add_argument("--pca", type=int, help="d2fast PCA width (default: none, full-space scan)")
     ap.add_argument("--compare", action="store_true", help="also faiss IVF and pynndescent")
     ap.add_argument("--fashion", action="store_true", help="Fashion-MNIST, PCA-64 and raw")

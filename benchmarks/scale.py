@@ -76,7 +76,8 @@ def main() -> None:
     ap.add_argument("--ef-construction", type=int)
     ap.add_argument("--ef-search", type=int)
     ap.add_argument("--nlist", type=int, help="IVF lists")
-    ap.add_argument("--nprobe", type=int, help="IVF lists probed per query")
+    ap.add_argument("--nprobe", type=lambda v: v if v == "auto" else int(v),
+                    help="IVF lists probed per query, or 'auto' (the default)")
     ap.add_argument("--memmap", help=".npy file holding the embeddings (written if missing)")
     ap.add_argument("--dtype", default="float32", choices=["float16", "float32"])
     ap.add_argument("--prune", action="store_true", help="time one d2fast.prune call")

@@ -3,8 +3,9 @@
 For a block of queries, every list that some of them probe is read once and compared with
 all of those queries in one ``faiss.knn`` call (a BLAS matrix product), the pattern of
 faiss's ``contrib/big_batch_search``; a large list is read in chunks. A query probes the
-``nprobe`` lists whose centroids are nearest to it among the ``8 nprobe`` centroids nearest
-to its own list's centroid, so the probe costs O(nprobe d) a query at any number of lists.
+``nprobe`` lists whose centroids are nearest to it among the ``pool`` (default ``8 nprobe``)
+centroids nearest to its own list's centroid, so the probe costs O(pool d) a query at any
+number of lists; ``nprobe='auto'`` chooses both from a recall sample (:mod:`d2fast._nprobe`).
 After a query's own list, a probed list is skipped when its Voronoi cell lies farther from
 the query than the query's c-th candidate so far: every row of list j is at least as near
 to centroid j as to the query's own centroid o (the partition's lists are exact
@@ -28,12 +29,12 @@ import numpy as np
 
 from d2fast import _backends
 from d2fast._nearest import f32_error
+from d2fast._nprobe import POOL, RECALL, SAMPLE, auto_nprobe, check_nprobe, check_recall
 from d2fast._threads import faiss_threads, pairwise_sq, run
 from d2fast._validate import BLOCK_ROWS, check_emb, check_int, check_k
 from d2fast.knn import _MARGIN, float32_rows, rerank
 from d2fast.partition import Partition
 
-_POOL = 8  # a query's probes are chosen among the POOL * nprobe centroids nearest its own
 _QUERY_BLOCK = 16384  # queries a block: their candidate arrays are 12 B x nprobe x c each
 _LIST_CHUNK = 32768  # list rows read at once: bounds the memory a very large list needs
 _DIST_BLOCK = 1 << 22  # distances computed at once by a thread (float32: 16 MiB)
@@ -42,19 +43,20 @@ PCA_CANDIDATES = 4  # with pca, candidates are PCA_CANDIDATES x (k + 1) + 8
 
 
 def block_bytes(d: int, k: int, pca: int) -> float:
-    """Memory of one query block of :func:`search_lists` beyond its output, in bytes, for
-    ``nprobe <= 16``: the candidates (12 B each, nprobe lists x c), the gathered query
-    rows, and per thread (two counted) a chunk of list rows, the queries gathered for it
-    and their distances to it."""
+    """Memory of one query block of :func:`search_lists` beyond its output, in bytes: the
+    candidates (12 B each, 16 x c a query: a block holds ``16 / nprobe`` times fewer
+    queries above 16 probes), the gathered query rows, and per thread (two counted) a
+    chunk of list rows, the queries gathered for it and their distances to it."""
     width = pca or d
     c = (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN
     per_thread = 4.0 * (_LIST_CHUNK * width + _QUERY_BLOCK * width + _DIST_BLOCK)
     return _QUERY_BLOCK * (12.0 * 16 * c + 8.0 * width) + 2 * per_thread
 
 
-def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
+def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int | str = "auto", *,
             rows: Any = None, candidates: int | None = None, pca: int = 0,
-            progress: bool = False, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+            pool: int | None = None, recall: float = RECALL, progress: bool = False,
+            backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """The k nearest other rows of ``rows`` among all rows of the ``nprobe`` nearest lists.
 
     Parameters
@@ -67,10 +69,12 @@ def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
     partition : Partition
         Of these n rows (``partition.assign.shape == (n,)``), e.g. from
         :func:`d2fast.ivf_partition`; its ``metric`` chooses the keys.
-    nprobe : int, default=8
+    nprobe : int or 'auto', default='auto'
         Lists searched per query: the nearest by centroid distance (in the search space)
-        among the ``8 nprobe`` centroids nearest to the centroid of the query's own list;
-        ``nprobe >= partition.nlist`` searches every list (exact search).
+        among the ``pool`` centroids nearest to the centroid of the query's own list;
+        ``nprobe >= partition.nlist`` searches every list (exact search). 'auto': the
+        fewest lists (at most 128), with the pool, that reach ``recall`` on 256 sampled
+        queries searched exactly (:mod:`d2fast._nprobe`).
     rows : array-like of int, shape (m,), optional
         The query row ids in ``[0, n)`` (any order, repeats allowed); default all rows.
     candidates : int, optional
@@ -79,6 +83,11 @@ def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
     pca : int, default=0
         Scan the lists in a ``pca``-dimensional PCA projection (0: in the full space);
         the candidates are re-ranked in the full space either way.
+    pool : int, optional
+        The centroids a query's probes are chosen among; default ``8 nprobe``, at least
+        nprobe. With ``nprobe='auto'`` it is chosen too.
+    recall : float, default=0.99
+        The target recall@k of ``nprobe='auto'``, in (0, 1].
     progress : bool, default=False
         tqdm progress bar over the queries.
     backend : str, default='auto'
@@ -100,7 +109,11 @@ def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
         raise ValueError(f"partition is of {partition.assign.shape[0]} rows of "
                          f"{partition.centroids.shape[1]} dims, emb.shape == {X.shape}")
     k = check_k(k, n)
-    nprobe = check_int(nprobe, "nprobe", 1, 2**31 - 1, "a 32-bit int")
+    nprobe = check_nprobe(nprobe)
+    recall = check_recall(recall)
+    if pool is not None:
+        pool = check_int(pool, "pool", 1 if isinstance(nprobe, str) else nprobe, 2**31 - 1,
+                         "a 32-bit int")
     pca = check_int(pca, "pca", 0, d, "at most the embedding width")
     if candidates is not None:
         candidates = check_int(candidates, "candidates", k + 1, n, "the number of rows")
@@ -116,20 +129,26 @@ def ivf_knn(emb: Any, k: int, partition: Partition, nprobe: int = 8, *,
     offsets, members = partition.lists()
     return search_lists(X, k, partition.centroids, offsets, members, queries,
                         partition.assign[queries], nprobe=nprobe, cosine=cosine,
-                        normalize=cosine, candidates=candidates, pca=pca, progress=progress,
-                        backend=backend)
+                        normalize=cosine, candidates=candidates, pca=pca, pool=pool,
+                        recall=recall, progress=progress, backend=backend)
 
 
 def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarray,
-                 members: np.ndarray, queries: np.ndarray, own: np.ndarray, *, nprobe: int,
-                 cosine: bool, normalize: bool, candidates: int | None, pca: int,
+                 members: np.ndarray, queries: np.ndarray, own: np.ndarray, *,
+                 nprobe: int | str, cosine: bool, normalize: bool, candidates: int | None,
+                 pca: int, pool: int | None = None, recall: float = RECALL,
                  progress: bool | Any = False,
-                 backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+                 backend: str = "auto",
+                 report: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`ivf_knn` on checked input, lists given as ``Partition.lists()`` of row ids
     of ``X`` (possibly of a subset of the rows), ``own`` the list of each query
     (its nearest centroid). ``normalize``: unit rows are made on reading.
 
-    ``progress`` may be an open tqdm bar, updated by the number of queries.
+    ``nprobe='auto'`` is chosen with ``pool`` for ``recall``
+    (:func:`d2fast._nprobe.auto_nprobe`; a given ``pool`` is then ignored) and recorded in
+    ``report`` when given: ``nprobe``, ``pool``, ``recall_target``, ``recall_sampled``,
+    ``queries_sampled``. ``progress`` may be an open tqdm bar, updated by the number of
+    queries.
     """
     from tqdm.auto import tqdm
 
@@ -137,8 +156,6 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     c = int(candidates or (PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN)
     c = max(k + 1, min(members.size, c))
     space = _SearchSpace(X, centroids, normalize, pca)
-    nprobe = min(nprobe, nlist)
-    cells = _Cells(space.centroids, min(nlist, _POOL * nprobe), voronoi=not pca)
     order = np.lexsort((queries, own))  # queries of a list together, ascending row ids
     kernels = _backends.get(backend)
     ids = np.empty((m, k), dtype=np.int64)
@@ -146,13 +163,24 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     bar = progress if hasattr(progress, "update") else \
         tqdm(total=m, desc="kNN ivf: search", unit="row", disable=not progress)
     try:
-        with faiss_threads() as pool:
-            for start in range(0, m, _QUERY_BLOCK):
-                pos = order[start:start + _QUERY_BLOCK]
+        with faiss_threads() as threads:
+            if isinstance(nprobe, str):  # 'auto'
+                nprobe, pool, got = auto_nprobe(X, normalize, space.rows, space.centroids,
+                                                offsets, members, queries, own, k, recall,
+                                                threads)
+                if report is not None:
+                    report.update(nprobe=nprobe, pool=pool, recall_target=recall,
+                                  recall_sampled=got, queries_sampled=min(m, SAMPLE))
+            nprobe = min(nprobe, nlist)
+            width = min(nlist, POOL * nprobe if pool is None else max(pool, nprobe))
+            cells = _Cells(space.centroids, width, voronoi=not pca)
+            block = _QUERY_BLOCK * 16 // max(16, nprobe)  # block_bytes holds at any nprobe
+            for start in range(0, m, block):
+                pos = order[start:start + block]
                 q = queries[pos]
                 Yq = space.rows(q)
-                probes, beyond = cells.probes(Yq, own[pos], nprobe, pool)
-                cand = _scan(space, Yq, probes, beyond, offsets, members, c, pool, kernels)
+                probes, beyond = cells.probes(Yq, own[pos], nprobe, threads)
+                cand = _scan(space, Yq, probes, beyond, offsets, members, c, threads, kernels)
                 ids[pos], keys[pos] = _rerank(X, q, cand, k, cosine, normalize, backend)
                 bar.update(q.size)
     finally:
@@ -232,13 +260,13 @@ class _Cells:
             self.err = f32_error(centroids.shape[1])
 
     def probes(self, Yq: np.ndarray, own: np.ndarray, nprobe: int,
-               pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray | None]:
+               threads: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray | None]:
         """int64 (b, nprobe): the lists each query probes, nearest centroid first; and
         float64 (b, nprobe) lower bounds of the query's distance (not squared) to each
         list's cell, 0 where unknown (None without ``voronoi``).
 
         ``own`` (the query's own list) is sorted, so the queries of a list are
-        contiguous: one faiss.knn a list, a task of ``pool``. The bound of list j is the
+        contiguous: one faiss.knn a list, a task of ``threads``. The bound of list j is the
         distance to the bisector of the own centroid o and c_j, less float32 rounding:
         ``(|q - c_j|^2 - e_j - |q - c_o|^2) / (2 |c_j - c_o|)``, with ``|q - c_j|^2``
         from faiss (float32, ``e_j = err (|q| + |c_j|)^2``) and ``|q - c_o|^2`` in float64.
@@ -264,18 +292,18 @@ class _Cells:
                 h = (Dp - e - d_own[:, None]) / (2 * sep)
             beyond[a:b] = np.where(sep > 0, np.maximum(h, 0.0), 0.0)
 
-        run(pool, [(probe, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
+        run(threads, [(probe, a, b) for a, b in zip(starts, np.r_[starts[1:], own.size])])
         return probes, beyond
 
 
 def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, beyond: np.ndarray | None,
-          offsets: np.ndarray, members: np.ndarray, c: int, pool: ThreadPoolExecutor,
+          offsets: np.ndarray, members: np.ndarray, c: int, threads: ThreadPoolExecutor,
           kernels: Any) -> np.ndarray:
     """int64 (b, c): the c nearest candidates (search-space L2, ties to the lower row id) of
     every query in its probed lists, -1 padded.
 
     Each probed list is read once (in chunks) for all the queries that probe it, one list
-    a task of ``pool``: faiss computes the distances of a block of queries to a chunk of
+    a task of ``threads``: faiss computes the distances of a block of queries to a chunk of
     rows (``pairwise_L2sqr``, BLAS) and ``kernels.topk_merge`` merges them into the
     queries' top-c lists of that probe slot. The nearest list of every query is scanned
     first; its c-th distance then bounds what the other lists can add, so most of their
@@ -286,14 +314,14 @@ def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, beyond: np.nd
     D = np.full((b * nprobe, c), np.inf, dtype=np.float32)
     I = np.full((b * nprobe, c), -1, dtype=np.int64)
     first = np.arange(b) * nprobe
-    _scan_slots(space, Yq, probes.ravel(), first, offsets, members, D, I, None, pool,
+    _scan_slots(space, Yq, probes.ravel(), first, offsets, members, D, I, None, threads,
                 kernels)
     if nprobe == 1:
         return I
     rest = np.setdiff1d(np.arange(b * nprobe), first, assume_unique=True)
     if beyond is not None:
         rest = rest[~_cannot_enter(Yq, beyond, D[first, -1], rest, nprobe)]
-    _scan_slots(space, Yq, probes.ravel(), rest, offsets, members, D, I, D[first, -1], pool,
+    _scan_slots(space, Yq, probes.ravel(), rest, offsets, members, D, I, D[first, -1], threads,
                 kernels)
     best_D = np.full((b, c), np.inf, dtype=np.float32)
     best_I = np.full((b, c), -1, dtype=np.int64)
@@ -319,7 +347,7 @@ def _cannot_enter(Yq: np.ndarray, beyond: np.ndarray, kth: np.ndarray, slots: np
 
 def _scan_slots(space: _SearchSpace, Yq: np.ndarray, flat: np.ndarray, slots: np.ndarray,
                 offsets: np.ndarray, members: np.ndarray, D: np.ndarray, I: np.ndarray,
-                bound: np.ndarray | None, pool: ThreadPoolExecutor, kernels: Any) -> None:
+                bound: np.ndarray | None, threads: ThreadPoolExecutor, kernels: Any) -> None:
     """Fill the probe slots ``slots`` (indices into ``flat`` = probes.ravel(): query
     ``slot // nprobe`` probes list ``flat[slot]``) of (D, I); ``bound`` (b,): per query,
     distances above it are not taken."""
@@ -349,7 +377,7 @@ def _scan_slots(space: _SearchSpace, Yq: np.ndarray, flat: np.ndarray, slots: np
                 kernels.topk_merge(dist, chunk, dest, D, I,
                                    None if bound is None else bound[q])
 
-    run(pool, [(scan_list, slots[a:e]) for a, e in zip(starts, np.r_[starts[1:], slots.size])])
+    run(threads, [(scan_list, slots[a:e]) for a, e in zip(starts, np.r_[starts[1:], slots.size])])
 
 
 def _rerank(X: np.ndarray, q: np.ndarray, cand: np.ndarray, k: int, cosine: bool,

@@ -108,8 +108,9 @@ def _graph_options(parser: argparse.ArgumentParser, k: int | None) -> None:
     parser.add_argument("--knn", choices=KNN,
                         help="kNN search: exact up to 100k rows, IVF above (default auto)")
     parser.add_argument("--knn-param", action="append", default=[], metavar="NAME=VALUE",
-                        help="HNSW M/ef_construction/ef_search, IVF nlist/nprobe/pca, candidates "
-                             "(repeatable, e.g. nprobe=16 pca=0)")
+                        help="HNSW M/ef_construction/ef_search, IVF nlist/nprobe/pca/recall, "
+                             "candidates (repeatable, e.g. nprobe=16 pca=0, nprobe=auto "
+                             "recall=0.95)")
     parser.add_argument("--backend", default="auto",
                         help="kernel backend: auto, cpp, numba, cuda, numpy (default auto)")
 
@@ -217,16 +218,25 @@ def _key(args: argparse.Namespace, name: str) -> str | None:
 
 
 def _knn_params(items: list) -> dict | None:
-    """``NAME=VALUE`` items as knn_params: integers as int, anything else as str;
-    ``knn_graph`` checks names and values."""
+    """``NAME=VALUE`` items as knn_params: integers as int, other numbers as float,
+    anything else as str; ``knn_graph`` checks names and values."""
     params = {}
     for item in items:
         name, sep, value = item.partition("=")
         value = value.strip()
         if not sep or not value:
             raise ValueError(f"--knn-param {item!r}, expected NAME=VALUE (e.g. nprobe=32)")
-        params[name.strip()] = int(value) if value.lstrip("-").isdigit() else value
+        params[name.strip()] = int(value) if value.lstrip("-").isdigit() else _number(value)
     return params or None
+
+
+def _number(value: str) -> float | str:
+    """``value`` as a float if it is a finite number (``recall=0.95``), else as given."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if np.isfinite(number) else value
 
 
 def _graph_kwargs(args: argparse.Namespace) -> dict:
@@ -377,6 +387,12 @@ def _d2(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: int) -
     log.info("graph: %s %s, metric %s, k=%s, knn %s %s; backend %s", info["graph_source"],
              info["graph"], info["metric"], info["k"], info["knn"], info["knn_params"],
              info["backend"])
+    if info["knn_auto"]:
+        a = info["knn_auto"]
+        log.info("nprobe auto: %d lists among %s centroids: recall@k %.4f on %d sampled "
+                 "queries (target %.4g, with 2 standard errors to spare)", a["nprobe"],
+                 a["pool"] or f"8 x {a['nprobe']}", a["recall_sampled"], a["queries_sampled"],
+                 a["recall_target"])
     return keep
 
 

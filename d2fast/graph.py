@@ -417,8 +417,11 @@ def check_prebuilt(graph: Any, n: int, /, **given: Any) -> Graph:
         if value is None or built is None or (name == "knn" and value == "auto"):
             continue
         if name == "knn_params":
-            wrong = {p: v for p, v in value.items()
-                     if p != "partition" and built.get(p) != v}  # a Partition is not saved
+            # a Partition is not saved; nprobe='auto' agrees with the value it chose
+            wrong = {p: v for p, v in value.items() if p != "partition" and built.get(p) != v
+                     and not (p == "nprobe" and v == "auto")
+                     and not (p == "recall"
+                              and graph.meta.get("knn_auto", {}).get("recall_target") == v)}
             if wrong:
                 raise ValueError(f"graph was built with knn_params={built!r}, which "
                                  f"contradicts knn_params={value!r}; leave knn_params unset "
@@ -451,8 +454,9 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         Parameters of the approximate index: HNSW ``M`` (32), ``ef_construction`` (80),
-        ``ef_search`` (max(64, 4 c)); IVF ``nlist`` (2 sqrt(n)), ``nprobe`` (8), ``pca``
-        (0), ``partition`` (a :class:`d2fast.Partition` of these rows, e.g. from
+        ``ef_search`` (max(64, 4 c)); IVF ``nlist`` (2 sqrt(n)), ``nprobe`` ('auto', or
+        an int), ``pool`` (8 nprobe), ``recall`` (0.99, the target of nprobe 'auto'),
+        ``pca`` (0), ``partition`` (a :class:`d2fast.Partition` of these rows, e.g. from
         :func:`d2fast.ivf_partition`); both ``candidates`` (c = k + 9),
         the candidates per row re-ranked with exact distances. See :func:`d2fast.knn.search`.
     progress : bool, default=False
@@ -497,8 +501,9 @@ def graph_of_rows(X: np.ndarray, rows: np.ndarray | None, k: int, *, metric: str
                  + 24.0 * edges + 32.0 * n, f"knn_graph(n={n}, d={d}, k={k})")
     method, resolved = resolve(n, d, k, knn, knn_params)
     X32 = float32_rows(X, normalize=metric == "cosine", rows=rows)
+    chosen: dict = {}
     knn_idx, keys = search(X32, k, cosine=metric == "cosine", method=knn, params=knn_params,
-                           progress=progress, backend=backend)
+                           progress=progress, backend=backend, report=chosen)
     del X32  # a float32 copy of a memmap / other dtype: free it before the CSR build
     if metric == "euclidean":
         np.sqrt(keys, out=keys)
@@ -509,5 +514,8 @@ def graph_of_rows(X: np.ndarray, rows: np.ndarray | None, k: int, *, metric: str
     meta = {"metric": metric, "k": k, "graph": graph, "knn": method, "knn_params": resolved,
             "normalization": "l2" if metric == "cosine" else "none",
             "faiss": faiss.__version__}
+    if chosen:  # nprobe='auto': the value chosen goes in knn_params, the estimate beside
+        resolved.update(nprobe=chosen["nprobe"], pool=chosen["pool"])
+        meta["knn_auto"] = chosen
     return Graph._trusted(*_backends.get(backend).build_csr(knn_idx, dist, graph == "union"),
                           meta)

@@ -10,6 +10,7 @@ import mmap
 import numpy as np
 
 from d2fast import _backends
+from d2fast._nprobe import RECALL
 from d2fast._validate import BLOCK_ROWS
 
 KNN = ("auto", "exact", "hnsw", "ivf")
@@ -25,8 +26,8 @@ _EXACT_DB_ROWS = 1024  # search (distance_compute_blas_query_bs, ..._database_bs
 _HNSW_CALL_MADDS = 1 << 28
 _RERANK_MADDS = 1 << 24  # rerank in row blocks of this many (gathered) multiply-adds
 _PARAMS = {"hnsw": {"M": 32, "ef_construction": 80, "ef_search": None, "candidates": None},
-           "ivf": {"nlist": None, "nprobe": 8, "candidates": None, "pca": None,
-                   "partition": None}}
+           "ivf": {"nlist": None, "nprobe": "auto", "pool": None, "candidates": None, "pca": None,
+                   "partition": None, "recall": None}}
 _TRAIN_PER_LIST = 40  # k-means sample rows per IVF list (faiss warns below 39)
 _TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no convergence
 
@@ -46,11 +47,13 @@ def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[s
     ``'auto'`` becomes and its parameters with every default filled in, JSON-able.
 
     Exact: ``{}``. HNSW: ``M``, ``ef_construction``, ``ef_search``, ``candidates``.
-    IVF: ``nlist`` (the partition's when one is given), ``nprobe`` (at most nlist),
-    ``candidates``, ``pca`` (0: none) and ``partition`` (``'given'``, or None when the
-    search trains its own); without a given partition, passing them back as
-    ``knn_params`` runs the same search. Raises ValueError for parameters the method does
-    not take.
+    IVF: ``nlist`` (the partition's when one is given), ``nprobe`` (at most nlist, or
+    ``'auto'``, which the search replaces with the value it chose, see
+    :func:`search`), ``pool`` (None: 8 nprobe; chosen with nprobe 'auto'),
+    ``candidates``, ``pca`` (0: none) and ``partition`` (``'given'``, or
+    None when the search trains its own); without a given partition, passing them back
+    as ``knn_params`` runs the same search. Raises ValueError for parameters the method
+    does not take.
     """
     if method == "auto":
         method = "exact" if n <= EXACT_MAX_ROWS else "ivf"
@@ -70,8 +73,10 @@ def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[s
     nlist = part.nlist if part is not None else min(n, int(params["nlist"] or default_nlist(n)))
     pca = pca_dims(d, params["pca"])
     c = int(params["candidates"] or (_ivf.PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN)
-    return method, {"nlist": nlist, "nprobe": min(nlist, int(params["nprobe"])),
-                    "candidates": c, "pca": pca, "partition": None if part is None else "given"}
+    nprobe = "auto" if isinstance(params["nprobe"], str) else min(nlist, int(params["nprobe"]))
+    pool = None if params["pool"] is None else int(params["pool"])
+    return method, {"nlist": nlist, "nprobe": nprobe, "pool": pool, "candidates": c, "pca": pca,
+                    "partition": None if part is None else "given"}
 
 
 def float32_rows(X: np.ndarray, normalize: bool, rows: np.ndarray | None = None) -> np.ndarray:
@@ -109,7 +114,8 @@ def _release_pages(X: np.ndarray) -> None:
 
 
 def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
-           params: dict | None = None, progress: bool = False, backend: str = "auto"):
+           params: dict | None = None, progress: bool = False, backend: str = "auto",
+           report: dict | None = None):
     """The k nearest other rows of every row of ``X``.
 
     Parameters
@@ -121,10 +127,13 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
     method : {'auto', 'exact', 'hnsw', 'ivf'}
     params : dict, optional
         HNSW: ``M`` (32), ``ef_construction`` (80), ``ef_search`` (max(64, 4 c));
-        IVF (:func:`d2fast.ivf_knn`): ``nlist`` (2 sqrt(n)), ``nprobe`` (8), ``pca``
-        (0: scan the lists in the full space), ``partition`` (a precomputed
-        :class:`d2fast.Partition`; default trained here); both: ``candidates`` (c, default
-        k + 9, at least k + 1), the candidates per row re-ranked exactly.
+        IVF (:func:`d2fast.ivf_knn`): ``nlist`` (2 sqrt(n)), ``nprobe`` ('auto': the
+        fewest lists reaching ``recall`` (0.99) on sampled queries, or an int),
+        ``pool`` (8 nprobe: the centroids nearest a query's own that its probes are
+        chosen among; chosen with nprobe 'auto'),
+        ``pca`` (0: scan the lists in the full space), ``partition`` (a precomputed
+        :class:`d2fast.Partition`; default trained here); both: ``candidates`` (c,
+        default k + 9, at least k + 1), the candidates per row re-ranked exactly.
     progress : bool
         tqdm progress bar over the query rows.
     backend : str
@@ -136,7 +145,7 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
     keys : float64 of shape (n, k), squared L2 or cosine distance (inf where ids == -1)
     """
     return search_database(X, None, None, k, cosine=cosine, method=method, params=params,
-                           progress=progress, backend=backend)
+                           progress=progress, backend=backend, report=report)
 
 
 def _check_params(method: str, params: dict | None) -> dict:
@@ -153,13 +162,30 @@ def _check_params(method: str, params: dict | None) -> dict:
                 raise TypeError(f"knn_params['partition'] must be a d2fast.Partition "
                                 f"(from d2fast.ivf_partition), got {type(value).__name__}")
             continue
+        if value is None and _PARAMS[method][name] is None:  # the default, as resolve writes
+            continue
+        if name == "recall" or (name == "nprobe" and isinstance(value, str) and value == "auto"):
+            if name == "recall" and (isinstance(value, bool) or not isinstance(
+                    value, (int, float, np.integer, np.floating)) or not 0 < value <= 1):
+                raise ValueError(f"knn_params['recall'] == {value!r}, must be a number in "
+                                 "(0, 1]: the target recall@k of nprobe='auto'")
+            continue
         lo = 0 if name == "pca" else 1  # pca=0: no projection
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-            raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= {lo}")
+            raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= {lo}"
+                             + (" or 'auto'" if name == "nprobe" else ""))
     if params.get("partition") is not None and params.get("nlist") is not None:
         raise ValueError("knn_params has both 'partition' and 'nlist': the partition fixes "
                          "the lists; give one")
-    return {**_PARAMS[method], **params}
+    params = {**_PARAMS[method], **params}
+    if method == "ivf" and not isinstance(params["nprobe"], str):
+        if params["recall"] is not None:
+            raise ValueError(f"knn_params['recall'] == {params['recall']!r} is the target of "
+                             f"nprobe='auto', but nprobe == {params['nprobe']!r}")
+        if params["pool"] is not None and params["pool"] < params["nprobe"]:
+            raise ValueError(f"knn_params['pool'] == {params['pool']!r} < nprobe == "
+                             f"{params['nprobe']!r}: the probes are chosen among the pool")
+    return params
 
 
 def index_bytes(n: int, d: int, method: str, params: dict | None, k: int = 10) -> float:
@@ -172,14 +198,20 @@ def index_bytes(n: int, d: int, method: str, params: dict | None, k: int = 10) -
     params = _check_params(method, params)
     if method == "hnsw":
         return n * (4.0 * d + 8.0 * params["M"] + 16.0)
-    # IVF: the list of every row, its position in the lists and their sort (24 B a row),
-    # the PCA projection of the rows, and the larger of the assignment's temporaries and
-    # a query block's candidates and gathered rows (the stages run one after the other)
+    # IVF: the list of every row, its position in the lists and their sort (24 B a row;
+    # 4 more for nprobe='auto'), the PCA projection of the rows, the pool table (16 B a
+    # centroid and pool entry), and the larger of the assignment's temporaries and a
+    # query block's candidates and gathered rows (the stages run one after the other)
     from d2fast import _ivf
+    from d2fast._nprobe import MAX_NPROBE, POOL
     from d2fast.partition import assign_bytes
 
     pca = pca_dims(d, params["pca"])
-    return n * (24.0 + 4.0 * pca) + max(assign_bytes(d), _ivf.block_bytes(d, k, pca))
+    part, auto = params["partition"], isinstance(params["nprobe"], str)
+    nlist = part.nlist if part is not None else min(n, int(params["nlist"] or default_nlist(n)))
+    pool = POOL * MAX_NPROBE if auto else params["pool"] or POOL * params["nprobe"]
+    return n * (24.0 + 4.0 * auto + 4.0 * pca) + 16.0 * nlist * min(nlist, pool) + \
+        max(assign_bytes(d), _ivf.block_bytes(d, k, pca))
 
 
 def pca_dims(d: int, pca: int | None) -> int:
@@ -191,7 +223,8 @@ def pca_dims(d: int, pca: int | None) -> int:
 
 def search_database(X: np.ndarray, queries: np.ndarray | None, database: np.ndarray | None,
                     k: int, *, cosine: bool, method: str = "auto", params: dict | None = None,
-                    progress: bool = False, backend: str = "auto"):
+                    progress: bool = False, backend: str = "auto",
+                    report: dict | None = None):
     """The k nearest ``database`` rows of every ``queries`` row of ``X``.
 
     :func:`search` restricted to subsets of the rows (same candidates, exact float64
@@ -205,6 +238,8 @@ def search_database(X: np.ndarray, queries: np.ndarray | None, database: np.ndar
     database : int64 of shape (n_db,), sorted unique row ids in [0, n), at least k rows
         besides the query itself; None: all rows
     k, cosine, method, params, progress, backend : as in :func:`search`
+    report : dict, optional
+        Filled with what ``nprobe='auto'`` chose (:func:`d2fast._ivf.search_lists`).
 
     Returns
     -------
@@ -218,7 +253,7 @@ def search_database(X: np.ndarray, queries: np.ndarray | None, database: np.ndar
             raise ValueError(f"knn_params={params!r}: exact search takes no parameters")
         return _exact(X, k, cosine, progress, backend, queries, database)
     return _approximate(X, k, cosine, method, _check_params(method, params), progress, backend,
-                        queries, database)
+                        queries, database, report)
 
 
 def _subset(X: np.ndarray, queries: np.ndarray | None, database: np.ndarray | None):
@@ -313,7 +348,7 @@ def _flat_knn(Xq: np.ndarray, X_db: np.ndarray, c: int, metric: int, db_rows: in
 
 def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
                  progress: bool, backend: str, queries: np.ndarray | None = None,
-                 database: np.ndarray | None = None):
+                 database: np.ndarray | None = None, report: dict | None = None):
     """HNSW or IVF search (L2 on the rows: the cosine order for unit rows), re-ranked.
 
     Indexes all rows, or the ``database`` rows, and queries all rows, or ``queries``.
@@ -326,7 +361,8 @@ def _approximate(X: np.ndarray, k: int, cosine: bool, method: str, params: dict,
     # searched; its label names the stage
     with tqdm(total=n + m, desc=f"kNN {method}", unit="row", disable=not progress) as bar:
         if method == "ivf":
-            return _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database)
+            return _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database,
+                               report)
         return _hnsw_search(X, X_db, k, cosine, params, bar, backend, queries, database)
 
 
@@ -358,7 +394,7 @@ def _hnsw_search(X, X_db, k, cosine, params, bar, backend, queries, database):
     return ids, keys
 
 
-def _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database):
+def _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database, report):
     """:func:`_approximate` over an IVF partition of the database rows (``params
     ['partition']`` or one trained here), searched with :func:`d2fast._ivf.search_lists`."""
     from d2fast import _ivf
@@ -386,9 +422,11 @@ def _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database):
         own = assign_rows(X[queries], part.centroids, normalize=False)
     bar.set_description("kNN ivf: search")
     return _ivf.search_lists(X, k, part.centroids, offsets, members, queries, own,
-                             nprobe=int(params["nprobe"]), cosine=cosine, normalize=False,
-                             candidates=params["candidates"],
-                             pca=pca_dims(d, params["pca"]), progress=bar, backend=backend)
+                             nprobe=params["nprobe"], cosine=cosine, normalize=False,
+                             candidates=params["candidates"], pca=pca_dims(d, params["pca"]),
+                             pool=params["pool"], recall=float(params["recall"] or RECALL),
+                             progress=bar,
+                             backend=backend, report=report)
 
 
 def rerank(X: np.ndarray, rows: np.ndarray, cand: np.ndarray, k: int, cosine: bool,

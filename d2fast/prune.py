@@ -106,8 +106,10 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         'given'), ``metric``, ``normalization`` ('l2': rows scaled to unit length, for
         cosine; 'none'), ``graph`` (kind), ``k``, ``knn`` (the method 'auto' became:
         'exact', 'ivf', 'hnsw'; 'mixed' when the classes' graphs differ), ``knn_params``
-        (nlist, nprobe, codes, candidates / M, ef_construction, ef_search, candidates;
-        None when mixed), ``faiss`` (version) -- None where a prebuilt graph's ``meta``
+        (nlist, nprobe, candidates, pca, partition / M, ef_construction, ef_search,
+        candidates; None when mixed), ``knn_auto`` (what ``nprobe='auto'`` chose: nprobe,
+        recall_target, recall_sampled, queries_sampled; else None), ``faiss`` (version)
+        -- None where a prebuilt graph's ``meta``
         does not say; ``classes``: one dict per class (one in all without labels) with
         ``label`` (name or id; None without labels), ``rows`` (after hard pruning and
         dedup), ``n_keep``, ``k`` (lowered to rows - 1 in a small class; None for an
@@ -378,7 +380,8 @@ def _info(n: int, n_keep: int, given: bool, graph: str | Graph, metas: list, gro
     classes = [{"label": name, "rows": int(rows.size), "n_keep": int(b),
                 "k": None if given or m is None else m["k"],
                 "knn": None if m is None else m.get("knn"),
-                "knn_params": None if m is None else m.get("knn_params")}
+                "knn_params": None if m is None else m.get("knn_params"),
+                "knn_auto": None if m is None else m.get("knn_auto")}
                for rows, m, b, name in zip(groups, metas, budgets, shown)]
     methods = {(c["knn"], str(c["knn_params"])) for c in classes if c["knn"] is not None}
     mixed = len(methods) > 1
@@ -389,6 +392,7 @@ def _info(n: int, n_keep: int, given: bool, graph: str | Graph, metas: list, gro
             "k": meta.get("k") if given else k,
             "knn": "mixed" if mixed else meta.get("knn"),
             "knn_params": None if mixed else meta.get("knn_params"),
+            "knn_auto": None if mixed else meta.get("knn_auto"),
             "faiss": meta.get("faiss"), "classes": classes}
 
 

@@ -408,6 +408,13 @@ def test_prune_sidecar_records_resolved_values(files):
     resolved = json.loads((folder / "keep_ivf.npy.json").read_text())["resolved"]
     assert resolved["knn"] == "ivf" and resolved["knn_params"]["nprobe"] == 3
     assert resolved["knn_params"]["nlist"] == d2fast.knn.default_nlist(300)
+    assert resolved["knn_auto"] is None
+    proc = run("prune", "emb.npy", "scores.npy", "--knn", "ivf", "--knn-param", "recall=0.95",
+               "-v", "-o", "keep_auto.npy", cwd=folder)
+    resolved = json.loads((folder / "keep_auto.npy.json").read_text())["resolved"]
+    chosen = resolved["knn_auto"]
+    assert chosen["recall_target"] == 0.95 and resolved["knn_params"]["nprobe"] == chosen["nprobe"]
+    assert f"nprobe auto: {chosen['nprobe']} lists" in proc.stderr
 
 
 @pytest.mark.parametrize("argv, want", [

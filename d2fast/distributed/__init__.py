@@ -86,15 +86,16 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         'exact': every row is a candidate (the exact kNN graph; O(n^2 d), for tests and
         small data). 'ivf': the search of :func:`d2fast.ivf_knn` over the partition (the
         lists each row probes are read wherever they live), so the graph is
-        ``knn_graph(knn='ivf', knn_params={'partition': ..., 'pca': 0})`` with the same
-        partition (``d2fast.distributed.partition.load(workdir)`` gives it as a
+        ``knn_graph(knn='ivf', knn_params={'partition': ..., 'nprobe': nprobe})`` with
+        the same partition (``d2fast.distributed.partition.load(workdir)`` gives it as a
         ``d2fast.Partition``).
         The centroids are trained as one machine trains them (same sample, same seed),
-        so for rows of up to ``d2fast.knn.PCA_ABOVE`` dims the call equals
-        ``d2fast.prune(..., knn='ivf')``.
+        so the call equals ``d2fast.prune(..., knn='ivf', knn_params={'nprobe': nprobe})``
+        (one machine's default ``nprobe='auto'`` is not available here yet).
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
-        IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` (8),
+        IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` (8; an int:
+        'auto', one machine's default, needs a recall sample over all shards, not built),
         ``candidates`` (as in ``ivf_knn``); ``pca`` only 0 (no PCA scan here). ``nlist``
         also sets the partition with ``knn='exact'`` (``shards`` lists must hold rows).
     progress : bool, default=False
@@ -324,6 +325,9 @@ def _ivf_params(knn_params: dict | None, n: int) -> dict:
                          "d2fast.distributed.prune (it scans the lists in the full space): "
                          "pass pca=0 or leave it out")
     params.pop("pca", None)
+    if params.get("nprobe") == "auto":
+        raise ValueError("knn_params['nprobe'] == 'auto' is not supported by "
+                         "d2fast.distributed.prune yet: give an int (default 8)")
     for name, value in params.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= 1")
