@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
-from d2fast._nearest import f32_error
-from d2fast._nprobe import POOL, RECALL, SAMPLE, auto_nprobe, check_nprobe, check_recall
+from d2fast._nearest import f32_error, out_of_reach
+from d2fast._nprobe import POOL, RECALL, auto_nprobe, check_nprobe, check_recall
 from d2fast._threads import faiss_threads, pairwise_sq, run
 from d2fast._validate import BLOCK_ROWS, check_emb, check_int, check_k
 from d2fast.knn import _MARGIN, float32_rows, rerank
@@ -165,12 +165,12 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     try:
         with faiss_threads() as threads:
             if isinstance(nprobe, str):  # 'auto'
-                nprobe, pool, got = auto_nprobe(X, normalize, space.rows, space.centroids,
-                                                offsets, members, queries, own, k, recall,
-                                                threads)
+                chosen = auto_nprobe(X, normalize, cosine, space.rows, space.centroids,
+                                     centroids, offsets, members, queries, own, k, recall,
+                                     threads)
+                nprobe, pool = chosen["nprobe"], chosen["pool"]
                 if report is not None:
-                    report.update(nprobe=nprobe, pool=pool, recall_target=recall,
-                                  recall_sampled=got, queries_sampled=min(m, SAMPLE))
+                    report.update(chosen)
             nprobe = min(nprobe, nlist)
             width = min(nlist, POOL * nprobe if pool is None else max(pool, nprobe))
             cells = _Cells(space.centroids, width, voronoi=not pca)
@@ -329,20 +329,14 @@ def _scan(space: _SearchSpace, Yq: np.ndarray, probes: np.ndarray, beyond: np.nd
     return best_I
 
 
-def _cannot_enter(Yq: np.ndarray, beyond: np.ndarray, kth: np.ndarray, slots: np.ndarray,
+def _cannot_enter(Yq: np.ndarray, beyond_h: np.ndarray, kth: np.ndarray, slots: np.ndarray,
                   nprobe: int) -> np.ndarray:
     """bool (len(slots),): whether no row of the slot's list can have a float32 distance
-    at most the query's c-th so far ``kth`` (b,), given the cell bound h = ``beyond``.
-
-    A row x at exact squared distance t^2 >= h^2 gets a float32 value at least
-    ``g(t) = t^2 - err (2 |q| + t)^2`` (as ``|x| <= |q| + t``), and g grows for
-    ``t (1 - err) > 2 err |q|``; so ``g(h) > kth`` there rules the whole list out."""
+    at most the query's c-th so far ``kth`` (b,), given the cell bound ``beyond_h``
+    (:func:`d2fast._nearest.out_of_reach`)."""
     q = slots // nprobe
-    h = beyond.ravel()[slots]
-    err = f32_error(Yq.shape[1])
     qn = np.linalg.norm(Yq.astype(np.float64), axis=1)[q]
-    return (h * (1 - err) > 2 * err * qn) & \
-        (h * h - err * (2 * qn + h) ** 2 > kth[q].astype(np.float64))
+    return out_of_reach(beyond_h.ravel()[slots], qn, kth[q].astype(np.float64), Yq.shape[1])
 
 
 def _scan_slots(space: _SearchSpace, Yq: np.ndarray, flat: np.ndarray, slots: np.ndarray,

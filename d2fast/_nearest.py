@@ -45,6 +45,19 @@ def f32_error(d: int) -> float:
     return 2.0 * (d + 4) * _F32
 
 
+def out_of_reach(h: np.ndarray, qn: np.ndarray, kth: np.ndarray, d: int) -> np.ndarray:
+    """bool: whether no row at distance ``h`` or more (not squared) from a query of norm
+    ``qn`` can get a float32 squared distance (faiss's BLAS form) at most ``kth``.
+
+    Such a row x at exact squared distance t^2 >= h^2 gets a float32 value at least
+    ``g(t) = t^2 - err (2 |q| + t)^2`` (as ``|x| <= |q| + t``), and g grows for
+    ``t (1 - err) > 2 err |q|``; so ``g(h) > kth`` there rules it out. ``h = inf``: none."""
+    err = f32_error(d)
+    with np.errstate(invalid="ignore"):
+        return np.isinf(h) | ((h * (1 - err) > 2 * err * qn) &
+                              (h * h - err * (2 * qn + h) ** 2 > kth))
+
+
 class NearestCentroid:
     """The exact nearest centroid of float32 rows (L2, ties to the lower index).
 

@@ -2,11 +2,12 @@
 
 A query probes the ``nprobe`` lists whose centroids are nearest to it among the ``pool``
 centroids nearest to its own list's centroid (:mod:`d2fast._ivf`; ``pool`` defaults to
-``8 nprobe``). A seeded sample of the queries is searched exactly (faiss brute force over
-the database rows, in blocks). Every true neighbour lies in one list, and it is found at
-(nprobe, pool) = (p, w) exactly when its list is among the query's p probes, because the
-probed lists are scanned exactly (the candidates are then re-ranked in float64). So one
-pass gives the sample's recall r(p, w) at every p, for ``w = 8 p`` and for wider pools.
+``8 nprobe``). A seeded sample of the queries is searched exactly (list by list, nearest
+Voronoi cell first, until the cells left are provably too far). Every true neighbour
+lies in one list, and it is found at (nprobe, pool) = (p, w) exactly when its list is
+among the query's p probes, because the probed lists are scanned exactly (the candidates
+are then re-ranked in float64). So one pass gives the sample's recall r(p, w) at every
+p, for ``w = 8 p`` and for wider pools.
 
 The choice is the (p, w) of least cost ``p n / nlist + w`` (rows of the probed lists plus
 centroids compared, per query) among those with ``r - 2 sqrt(r (1 - r) / pairs) >=
@@ -15,8 +16,8 @@ target of 0.99, the sample must show about 0.995). A wider pool matters where k-
 put fewer lists than the data has clusters: a list's centroid then lies between
 clusters, and the other lists of a query's cluster can rank far down its own centroid's
 neighbours (10M rows around 10000 centres in 6324 lists: recall 0.979 at nprobe 16 with
-the 8 nprobe pool, 0.9996 at nprobe 9 with a pool of 1152). The sample costs O(sample n
-d), about 10 s at 10M x 64.
+the 8 nprobe pool, 0.9996 at nprobe 9 with a pool of 1152). The sample reads the lists
+near each sampled query: under a second at 10M x 64 on clustered data.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from d2fast._threads import pairwise_sq, run
-from d2fast._validate import BLOCK_ROWS, check_int
+from d2fast._validate import check_int
 
 RECALL = 0.99  # the default target recall@k of nprobe='auto'
 SAMPLE = 256  # sampled queries (about 2560 neighbour pairs at k = 10)
@@ -55,16 +56,18 @@ def check_recall(value: Any, name: str = "recall") -> float:
     return float(value)
 
 
-def auto_nprobe(X: Any, normalize: bool, search_rows: Callable[[np.ndarray], np.ndarray],
-                C: np.ndarray, offsets: np.ndarray, members: np.ndarray, queries: np.ndarray,
-                own: np.ndarray, k: int, recall: float,
-                threads: ThreadPoolExecutor) -> tuple[int, int | None, float]:
-    """``(nprobe, pool, sampled recall)``: the least costly choice sure of ``recall``
-    (module docstring); ``pool`` None is the default ``8 nprobe``. When no choice is
+def auto_nprobe(X: Any, normalize: bool, cosine: bool,
+                search_rows: Callable[[np.ndarray], np.ndarray],
+                C: np.ndarray, C_full: np.ndarray, offsets: np.ndarray, members: np.ndarray,
+                queries: np.ndarray, own: np.ndarray, k: int, recall: float,
+                threads: ThreadPoolExecutor) -> dict:
+    """The least costly (nprobe, pool) sure of ``recall`` (module docstring), as a dict:
+    ``nprobe``, ``pool`` (None: the default ``8 nprobe``), ``recall_target``,
+    ``recall_sampled`` (the sample's recall there), ``queries_sampled``. When no choice is
     sure, the most lists (``MAX_NPROBE`` or nlist) with the widest pool. Arguments as
     :func:`recall_curves`."""
-    curves, pairs = recall_curves(X, normalize, search_rows, C, offsets, members, queries,
-                                  own, k, threads)
+    curves, pairs = recall_curves(X, normalize, cosine, search_rows, C, C_full, offsets,
+                                  members, queries, own, k, threads)
     size = members.size / C.shape[0]  # rows a list on average
     best = None
     for width, curve in curves.items():
@@ -73,11 +76,14 @@ def auto_nprobe(X: Any, normalize: bool, search_rows: Callable[[np.ndarray], np.
             p = int(np.argmax(sure >= recall)) + 1
             cost = p * size + (POOL * p if width is None else width)
             if best is None or cost < best[0]:
-                best = (cost, p, width, float(curve[p - 1]))
+                best = (cost, p, width)
     if best is None:
         width = max(curves, key=lambda w: -1 if w is None else w)
-        return curves[width].size, width, float(curves[width][-1])
-    return best[1], best[2], best[3]
+        best = (None, curves[width].size, width)
+    _, p, width = best
+    return {"nprobe": p, "pool": width, "recall_target": recall,
+            "recall_sampled": float(curves[width][p - 1]),
+            "queries_sampled": int(min(queries.size, SAMPLE))}
 
 
 def sample(m: int) -> np.ndarray:
@@ -91,9 +97,11 @@ def pool_widths(nlist: int) -> list:
     return [None] + [w for w in WIDE if w < nlist and 16 * nlist * w <= CELLS_BYTES]
 
 
-def recall_curves(X: Any, normalize: bool, search_rows: Callable[[np.ndarray], np.ndarray],
-                  C: np.ndarray, offsets: np.ndarray, members: np.ndarray, queries: np.ndarray,
-                  own: np.ndarray, k: int, threads: ThreadPoolExecutor) -> tuple[dict, int]:
+def recall_curves(X: Any, normalize: bool, cosine: bool,
+                  search_rows: Callable[[np.ndarray], np.ndarray],
+                  C: np.ndarray, C_full: np.ndarray, offsets: np.ndarray, members: np.ndarray,
+                  queries: np.ndarray, own: np.ndarray, k: int,
+                  threads: ThreadPoolExecutor) -> tuple[dict, int]:
     """``{pool: recall}``: for each pool of :func:`pool_widths`, float64
     (min(nlist, MAX_NPROBE),), the recall@k of the sampled queries at nprobe = 1, 2, ...;
     and the number of (query, neighbour) pairs they are counted over.
@@ -102,8 +110,10 @@ def recall_curves(X: Any, normalize: bool, search_rows: Callable[[np.ndarray], n
     ----------
     X : the full rows (n, d) of the row ids, indexable by an int64 array
     normalize : bool, unit rows are made on reading X
+    cosine : bool, the keys of the exact re-ranking (1 - cos instead of squared L2)
     search_rows : ids -> float32 rows of the search space (PCA or the rows themselves)
     C : float32 (nlist, d_search), the centroids in the search space
+    C_full : float32 (nlist, d), the centroids the lists are exact nearest-centroid lists of
     offsets, members : the lists, as ``Partition.lists()`` (row ids of X)
     queries, own : int64 (m,), the query row ids and their lists
     k : neighbours a query
@@ -117,7 +127,7 @@ def recall_curves(X: Any, normalize: bool, search_rows: Callable[[np.ndarray], n
     nlist = C.shape[0]
     pick = sample(queries.size)
     q, o = queries[pick], own[pick]
-    truth = _exact_neighbours(X, normalize, q, np.sort(members), k, threads)
+    truth = _exact_neighbours(X, normalize, cosine, q, C_full, offsets, members, k, threads)
     list_of = np.empty(X.shape[0], dtype=np.int32)
     list_of[members] = np.repeat(np.arange(nlist, dtype=np.int32), np.diff(offsets))
     found = truth >= 0
@@ -154,31 +164,62 @@ def recall_curves(X: Any, normalize: bool, search_rows: Callable[[np.ndarray], n
     return curves, pairs
 
 
-def _exact_neighbours(X: Any, normalize: bool, q: np.ndarray, db: np.ndarray, k: int,
+def _exact_neighbours(X: Any, normalize: bool, cosine: bool, q: np.ndarray, C: np.ndarray,
+                      offsets: np.ndarray, members: np.ndarray, k: int,
                       threads: ThreadPoolExecutor) -> np.ndarray:
-    """int64 (len(q), k): the k nearest rows ``db`` (sorted ids) of every row q (itself
-    excluded) by float32 squared L2, -1 padded; one faiss call a block of database rows,
-    the blocks in parallel."""
-    import faiss
+    """int64 (len(q), k): the k nearest ``members`` rows of every row q (itself excluded),
+    -1 padded: the k + 9 nearest by float32 squared L2, re-ranked by exact float64 key
+    (``cosine``: 1 - cos) with ties to the lower id, as the IVF search re-ranks.
 
-    from d2fast.knn import float32_rows
+    The lists are read in the order of their Voronoi cells' distance from the query (the
+    bisector bound of :mod:`d2fast._ivf`, ``C`` the full-space centroids the lists are
+    exact nearest-centroid lists of), 4 lists a query in the first round and twice as
+    many each round after, until the next cell lies beyond the query's (k+9)-th distance
+    with float32 rounding allowed for (``d2fast._nearest.out_of_reach``): then no list left can
+    hold a nearer row. On clustered data a query reads a few lists, not all n rows."""
+    from d2fast import _backends
+    from d2fast._ivf import _rerank
+    from d2fast._nearest import out_of_reach
+    from d2fast.knn import _MARGIN, float32_rows
 
+    kernels = _backends.get("auto")
+    s, nlist = q.size, C.shape[0]
     Q = float32_rows(np.asarray(X[q]), normalize)
-    whole = db.size == X.shape[0]  # all rows: read them as slices
-    starts = list(range(0, db.size, BLOCK_ROWS))
+    Q64, C64 = Q.astype(np.float64), C.astype(np.float64)
+    cn = np.einsum("ij,ij->i", C64, C64)
+    d2 = np.einsum("ij,ij->i", Q64, Q64)[:, None] + cn - 2.0 * Q64 @ C64.T  # (s, nlist)
+    o = d2.argmin(axis=1)
+    sep = np.sqrt(np.maximum(cn[o][:, None] + cn - 2.0 * C64[o] @ C64.T, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.where(sep > 0, (d2 - d2[np.arange(s), o][:, None]) / (2.0 * sep), 0.0)
+    h = np.maximum(h, 0.0)
+    h[np.arange(s), o] = 0.0
+    order = np.argsort(h, axis=1, kind="stable")
+    h_sorted = np.take_along_axis(h, order, 1)
+    qn = np.sqrt(np.einsum("ij,ij->i", Q64, Q64))
+    c = k + 1 + _MARGIN  # the query itself may be among them; re-ranked in float64
+    D = np.full((s, c), np.inf, dtype=np.float32)
+    I = np.full((s, c), -1, dtype=np.int64)
+    todo, at, step = np.arange(s), 0, 4
+    while todo.size and at < nlist:
+        lists = order[todo, at:at + step]  # (t, w): slot r * w + j is query todo[r], list
+        w = lists.shape[1]
+        Ds = np.full((todo.size * w, c), np.inf, dtype=np.float32)
+        Is = np.full((todo.size * w, c), -1, dtype=np.int64)
+        flat = lists.ravel()
+        slots = np.argsort(flat, kind="stable")
+        bounds = np.flatnonzero(np.r_[True, flat[slots][1:] != flat[slots][:-1]])
 
-    def block(a: int) -> tuple[np.ndarray, np.ndarray]:
-        ids = db[a:a + BLOCK_ROWS]
-        B = float32_rows(np.asarray(X[a:a + ids.size] if whole else X[ids]), normalize)
-        D, I = faiss.knn(Q, B, min(k + 1, ids.size))
-        I = np.where(I >= 0, ids[np.maximum(I, 0)], -1)
-        D[I == q[:, None]] = np.inf  # never a query's own neighbour
-        return D, I
+        def scan(mine: np.ndarray) -> None:
+            lst = flat[mine[0]]
+            rows = members[offsets[lst]:offsets[lst + 1]]
+            if rows.size:
+                B = float32_rows(np.asarray(X[rows]), normalize)
+                kernels.topk_merge(pairwise_sq(Q[todo[mine // w]], B), rows, mine, Ds, Is)
 
-    parts = run(threads, [(block, a) for a in starts])
-    D = np.concatenate([p[0] for p in parts], axis=1)
-    I = np.concatenate([p[1] for p in parts], axis=1)
-    order = np.lexsort((I, D), axis=1)[:, :k]
-    out = np.take_along_axis(I, order, 1)
-    out[~np.isfinite(np.take_along_axis(D, order, 1))] = -1
-    return out
+        run(threads, [(scan, slots[a:b]) for a, b in zip(bounds, np.r_[bounds[1:], slots.size])])
+        kernels.topk_merge(Ds.reshape(todo.size, -1), Is.reshape(todo.size, -1), todo, D, I)
+        at, step = at + w, 2 * step
+        nxt = h_sorted[todo, at] if at < nlist else np.full(todo.size, np.inf)
+        todo = todo[~out_of_reach(nxt, qn[todo], D[todo, -1], Q.shape[1])]
+    return _rerank(X, q, I, k, cosine, normalize, "auto")[0]

@@ -163,7 +163,7 @@ def test_hard_prune_over_shard_files_ivf_and_resume(tmp_path, monkeypatch):
     for i, (a, b) in enumerate([(0, 500), (500, 700), (700, 4 * N)]):
         np.save(tmp_path / f"emb-{i}.npy", X[a:b])
         np.save(tmp_path / f"s-{i}.npy", s[a:b])
-    kw = dict(knn="ivf", knn_params={"nlist": 6, "nprobe": 2}, rate=0.8)
+    kw = dict(knn="ivf", knn_params={"nlist": 6, "recall": 0.9}, rate=0.8)  # nprobe 'auto'
     want, wi = d2fast.prune(X, s, 5, return_info=True, **kw)
     assert wi["hard_pruned"] == 180  # the rate term 0.15 of 1200 rows (the mode: 160)
     files = dict(emb=sorted(str(p) for p in tmp_path.glob("emb-*.npy")),
@@ -179,6 +179,9 @@ def test_hard_prune_over_shard_files_ivf_and_resume(tmp_path, monkeypatch):
     np.testing.assert_array_equal(got, want)
     assert gi["shards"] == 3 and gi["resumed"] == ["partition", "rows", "graph"]
     assert (gi["hard_prune"], gi["gamma_r"]) == (wi["hard_prune"], wi["gamma_r"])
+    assert gi["knn_auto"] == wi["knn_auto"] and gi["knn_auto"]["recall_target"] == 0.9
+    assert all(gi["knn_params"][key] == wi["knn_params"][key]  # the choice, read back
+               for key in ("nlist", "nprobe", "pool"))
     with pytest.raises(ValueError, match="holds a run of other inputs"):
         distributed.prune(files["emb"], files["scores"], 5, engine="local", workdir=wd,
                           **{**kw, "rate": 0.8, "hard_prune": 0.3})
@@ -480,6 +483,12 @@ def test_ray_equals_local_and_one_machine(ray_cluster):
     np.testing.assert_array_equal(
         distributed.prune(X, s, 5, 0.4, shards=3, engine="ray", **kw),
         d2fast.prune(X, s, 5, 0.4, **kw))
+    # IVF with nprobe='auto' chosen on a Ray worker from every shard's rows
+    got, info = distributed.prune(X, s, 5, 0.4, knn="ivf", shards=3, engine="ray",
+                                  return_info=True)
+    want, wi = d2fast.prune(X, s, 5, 0.4, knn="ivf", return_info=True)
+    np.testing.assert_array_equal(got, want)
+    assert info["knn_auto"] == wi["knn_auto"] and info["knn_auto"]["queries_sampled"] > 0
 
 
 def test_ray_on_two_nodes(ray_cluster, monkeypatch):

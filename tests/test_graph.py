@@ -302,7 +302,7 @@ def test_meta_holds_every_resolved_knn_parameter(knn, params):
     X = data("gauss", 500, 6, seed=7)
     g = d2fast.knn_graph(X, 5, knn=knn, knn_params=params)
     assert g.meta["knn"] == knn and params.items() <= g.meta["knn_params"].items()
-    want = {"ivf": {"nlist", "nprobe", "candidates", "pca", "partition"},
+    want = {"ivf": {"nlist", "nprobe", "pool", "candidates", "pca", "partition"},
             "hnsw": {"M", "ef_construction", "ef_search", "candidates"}}[knn]
     assert set(g.meta["knn_params"]) == want
     h = d2fast.knn_graph(X, 5, knn=knn, knn_params=g.meta["knn_params"])  # the same search

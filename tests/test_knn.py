@@ -70,21 +70,32 @@ def test_pca_is_opt_in():
 
 
 def test_index_bytes():
-    """IVF keeps no copy of the rows: 24 B a row (lists) + a PCA projection + the larger
-    of the assignment's temporaries and a query block's buffers."""
+    """IVF keeps no copy of the rows: 24 B a row (lists; 4 more for nprobe='auto'), a PCA
+    projection, the pool table (16 B an entry) and the larger of the assignment's
+    temporaries and a query block's buffers."""
     from d2fast import _ivf
     from d2fast.partition import assign_bytes
 
+    def table(n, pool):
+        nlist = knn.default_nlist(n)
+        return 16 * nlist * min(nlist, pool)
+
     n, d = 1_000_000, 64
+    rest = max(assign_bytes(d), _ivf.block_bytes(d, 10, 0))
+    assert rest < 2**28
     ivf = knn.index_bytes(n, d, "ivf", None)
-    assert knn.index_bytes(2 * n, d, "ivf", None) - ivf == 24 * n
-    assert ivf - 24 * n == max(assign_bytes(d), _ivf.block_bytes(d, 10, 0)) < 2**28
+    assert ivf == 28 * n + table(n, 8 * 128) + rest  # 'auto': the widest pool it tries
+    assert knn.index_bytes(n, d, "ivf", {"nprobe": 8}) == 24 * n + table(n, 64) + rest
+    assert knn.index_bytes(n, d, "ivf", {"nprobe": 8, "pool": 300}) == \
+        24 * n + table(n, 300) + rest
     # 768-d: the assignment's row copies (measured peak 4.83 GiB at 1M x 768 float16
     # with the float32 rows, 2.86 GiB); before its near-tie blocks were bounded: 11.4 GiB
-    assert knn.index_bytes(n, 768, "ivf", None) - 24 * n == assign_bytes(768) < 2**30
+    assert knn.index_bytes(n, 768, "ivf", {"nprobe": 8}) - 24 * n - table(n, 64) == \
+        assign_bytes(768) < 2**30
     assert knn.index_bytes(n, d, "auto", None) == ivf
     wide, full = (knn.index_bytes(2 * n, 768, "ivf", p) - knn.index_bytes(n, 768, "ivf", p)
-                  for p in ({"pca": 64}, None))
+                  - table(2 * n, 64) + table(n, 64)
+                  for p in ({"pca": 64, "nprobe": 8}, {"nprobe": 8}))
     assert wide == (24 + 4 * 64) * n and full == 24 * n
     assert knn.index_bytes(1000, d, "auto", None) == 0.0  # exact
 

@@ -15,8 +15,9 @@ def _curves(X, part, k, pca=0):
     offsets, members = part.lists()
     space = _ivf._SearchSpace(X, part.centroids, False, pca)
     with faiss_threads() as threads:
-        return _nprobe.recall_curves(X, False, space.rows, space.centroids, offsets, members,
-                                     np.arange(X.shape[0]), part.assign, k, threads)
+        return _nprobe.recall_curves(X, False, part.metric == "cosine", space.rows, space.centroids, part.centroids,
+                                     offsets, members, np.arange(X.shape[0]), part.assign, k,
+                                     threads)
 
 
 def _blobs(blobs: int, size: int, d: int, seed: int) -> np.ndarray:
@@ -64,6 +65,26 @@ def test_a_wide_pool_finds_the_lists_of_split_clusters():
     assert got.meta["knn_auto"]["pool"] == 128
 
 
+@pytest.mark.parametrize("shift, cosine, subset", [(0.0, False, False), (300.0, False, False),
+                                                 (0.0, True, False), (0.0, False, True)])
+def test_sample_search_is_exact(shift, cosine, subset):
+    """The sampled queries' neighbours, read list by list until the Voronoi bound proves
+    the rest too far, are those of exact search (also far from the origin, where float32
+    rounding is largest, and over a subset of the rows as database)."""
+    X = knn.float32_rows(clustered(4000, 16, seed=9) + np.float32(shift), normalize=cosine)
+    db = np.flatnonzero(np.random.default_rng(1).random(4000) < 0.6) if subset else None
+    part = d2fast.ivf_partition(X if db is None else X[db], 60,
+                                metric="cosine" if cosine else "euclidean")
+    offsets, members = part.lists()
+    members = members if db is None else db[members]
+    q = np.arange(0, 4000, 17)
+    with faiss_threads() as threads:
+        got = _nprobe._exact_neighbours(X, False, cosine, q, part.centroids, offsets,
+                                        members, 7, threads)
+    want = knn.search_database(X, q, db, 7, cosine=cosine, method="exact")[0]
+    np.testing.assert_array_equal(got, want)
+
+
 def test_curve_with_pca_bounds_the_recall():
     X = clustered(3000, 24, seed=4)
     part = d2fast.ivf_partition(X, 30)
@@ -82,9 +103,10 @@ def test_auto_takes_the_least_costly_choice_sure_of_the_target(target):
     curves, pairs = _curves(X, part, 10)
     offsets, members = part.lists()
     with faiss_threads() as threads:
-        p, pool, got = _nprobe.auto_nprobe(X, False, lambda ids: X[ids], part.centroids,
-                                           offsets, members, np.arange(X.shape[0]),
-                                           part.assign, 10, target, threads)
+        chosen = _nprobe.auto_nprobe(X, False, False, lambda ids: X[ids], part.centroids,
+                                     part.centroids, offsets, members, np.arange(X.shape[0]),
+                                     part.assign, 10, target, threads)
+    p, pool, got = chosen["nprobe"], chosen["pool"], chosen["recall_sampled"]
     size = X.shape[0] / 1000
     choices = []
     for w, curve in curves.items():

@@ -196,7 +196,8 @@ def test_info_reports_the_resolved_choices():
         "cosine", "l2", "directed", 4)
     assert info["knn"] == "ivf" and info["backend"] == "numpy" and info["hard_pruned"] == 40
     assert info["knn_params"] == {"nlist": d2fast.knn.default_nlist(360), "nprobe": 3,
-                                  "candidates": 13, "pca": 0, "partition": None}
+                                  "pool": None, "candidates": 13, "pca": 0, "partition": None}
+    assert info["knn_auto"] is None
 
 
 def test_info_per_class_with_label_names_and_lowered_k():

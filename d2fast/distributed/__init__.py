@@ -22,13 +22,15 @@ from d2fast.distributed.run import Stats, run
 from d2fast.distributed.shards import ShardFiles, check_matching, open_shards
 from d2fast.distributed.subset import Subset, write_pool
 from d2fast.graph import GRAPHS, METRICS
-from d2fast.knn import EXACT_MAX_ROWS, default_nlist
+from d2fast._nprobe import RECALL
+from d2fast.knn import EXACT_MAX_ROWS, _check_params, default_nlist
 from d2fast.io import atomic_write
 from d2fast.passing import MODES, REVERSE
 
 ENGINES = ("local", "ray")
 KNN = ("auto", "exact", "ivf")
-_IVF_PARAMS = {"nlist": None, "nprobe": 8, "candidates": None, "pca": 0}
+_IVF_PARAMS = {"nlist": None, "nprobe": "auto", "pool": None, "recall": None,
+               "candidates": None, "pca": 0}
 _RESTARTS = 3  # times a run is resumed after a Ray actor died
 _HASH_BLOCK = 1 << 16  # rows hashed at a time
 
@@ -86,17 +88,16 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         'exact': every row is a candidate (the exact kNN graph; O(n^2 d), for tests and
         small data). 'ivf': the search of :func:`d2fast.ivf_knn` over the partition (the
         lists each row probes are read wherever they live), so the graph is
-        ``knn_graph(knn='ivf', knn_params={'partition': ..., 'nprobe': nprobe})`` with
-        the same partition (``d2fast.distributed.partition.load(workdir)`` gives it as a
-        ``d2fast.Partition``).
-        The centroids are trained as one machine trains them (same sample, same seed),
-        so the call equals ``d2fast.prune(..., knn='ivf', knn_params={'nprobe': nprobe})``
-        (one machine's default ``nprobe='auto'`` is not available here yet).
+        ``knn_graph(knn='ivf', knn_params={'partition': ..., 'pca': 0})`` with the same
+        partition (``d2fast.distributed.partition.load(workdir)`` gives it as a
+        ``d2fast.Partition``). The centroids are trained as one machine trains them (same
+        sample, same seed), and ``nprobe='auto'`` is chosen from the same sampled queries
+        (on one shard, reading the lists near them from every shard's rows), so the call
+        equals ``d2fast.prune(..., knn='ivf')``.
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
-        IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` (8; an int:
-        'auto', one machine's default, needs a recall sample over all shards, not built),
-        ``candidates`` (as in ``ivf_knn``); ``pca`` only 0 (no PCA scan here). ``nlist``
+        IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` ('auto' or an
+        int), ``pool``, ``recall``, ``candidates`` (as in ``d2fast.knn_graph``); ``pca`` only 0 (no PCA scan here). ``nlist``
         also sets the partition with ``knn='exact'`` (``shards`` lists must hold rows).
     progress : bool, default=False
         A tqdm bar over the stages and one over the picks of the rounds.
@@ -124,7 +125,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         Kept global row ids in selection order, most important first.
     info : dict, only with ``return_info=True``
         ``n``, ``n_keep``, ``k``, ``metric``, ``graph``, ``knn`` (as resolved) and
-        ``knn_params`` (nlist, nprobe, candidates), ``shards``, ``engine``, ``timings_s``
+        ``knn_params`` (nlist, nprobe, pool, candidates; what nprobe 'auto' chose),
+        ``knn_auto`` (its estimate, as in ``d2fast.prune``; else None), ``shards``,
+        ``engine``, ``timings_s``
         per stage, ``rounds``, ``bytes_sent`` between shards (and ``bytes_by_stage``),
         ``nnz`` (edges), ``gamma_r`` (the value used; None when nothing is kept) and
         ``gamma_r_reason``, ``hard_prune`` (the fraction used), ``hard_prune_reason`` and
@@ -195,7 +198,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
                    **params)
         stats = Stats(P, engine)
         stats.info.update(n=n, n_keep=n_keep, k=int(k), metric=metric, graph=graph, knn=knn,
-                          knn_params={key: params[key] for key in _IVF_PARAMS if key in params},
+                          knn_params={key: params[key] for key in _IVF_PARAMS
+                                      if key in params and key != "recall"}, knn_auto=None,
                           hard_prune=beta, hard_prune_reason=why, hard_pruned=n - m)
         if n_keep == 0 or m < 2:  # no graph (one row left: kept); reported as prune does
             given = not isinstance(gamma_r, str)
@@ -325,13 +329,9 @@ def _ivf_params(knn_params: dict | None, n: int) -> dict:
                          "d2fast.distributed.prune (it scans the lists in the full space): "
                          "pass pca=0 or leave it out")
     params.pop("pca", None)
-    if params.get("nprobe") == "auto":
-        raise ValueError("knn_params['nprobe'] == 'auto' is not supported by "
-                         "d2fast.distributed.prune yet: give an int (default 8)")
-    for name, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= 1")
-    params = {**_IVF_PARAMS, **params}
-    return {"nlist": int(min(n, params["nlist"] or default_nlist(n))),
-            "nprobe": int(params["nprobe"]),
+    params = _check_params("ivf", params)  # one machine's checks of nprobe, pool, recall
+    nprobe = "auto" if isinstance(params["nprobe"], str) else int(params["nprobe"])
+    return {"nlist": int(min(n, params["nlist"] or default_nlist(n))), "nprobe": nprobe,
+            "pool": None if params["pool"] is None else int(params["pool"]),
+            "recall": float(params["recall"] or RECALL) if nprobe == "auto" else None,
             "candidates": None if params["candidates"] is None else int(params["candidates"])}

@@ -21,14 +21,16 @@ from d2fast.distributed import gamma, graph, partition, passing
 
 STEPS: dict[str, Callable] = {
     "assign": partition.assign, "count": partition.count, "number": partition.number,
-    "write_order": partition.write_order, "write_rows": graph.write_rows, "search": graph.search,
+    "write_order": partition.write_order, "write_rows": graph.write_rows,
+    "choose_nprobe": graph.choose_nprobe, "search": graph.search,
     "write_graph": graph.write_graph, "gamma_degrees": gamma.gamma_degrees,
     "gamma_edges": gamma.gamma_edges, "forward_send": passing.forward_send,
     "forward_run": passing.forward_run, "select_open": passing.select_open,
     "pick": passing.pick, "update": passing.update, "rest_size": passing.rest_size,
     "gather": passing.gather}
 STAGE_OF = {"assign": "partition", "count": "partition", "number": "partition",
-            "write_order": "partition", "write_rows": "rows", "search": "graph",
+            "write_order": "partition", "write_rows": "rows", "choose_nprobe": "graph",
+            "search": "graph",
             "write_graph": "graph", "gamma_degrees": "graph", "gamma_edges": "graph",
             "forward_send": "forward", "forward_run": "forward",
             "select_open": "select", "pick": "select", "update": "select",

@@ -94,8 +94,30 @@ def node_dtype(n: int) -> np.dtype:
     return np.dtype(np.int32 if n < 2**31 else np.int64)
 
 
-def search(state: dict, inbox: list):
+def choose_nprobe(state: dict, inbox: list, *, estimate: bool):
+    """Step: ``nprobe='auto'`` (:func:`d2fast._nprobe.auto_nprobe`) on the shard with
+    ``estimate``, from the same sampled queries (global row ids) as one machine, reading
+    the lists near them from every shard's rows; the choice dict goes to the driver."""
+    if not estimate:
+        return state, (None, None)
+    from d2fast._nprobe import auto_nprobe
+    from d2fast._threads import faiss_threads
+
+    cfg, part = state["cfg"], _partition(state)
+    list_offsets = np.asarray(part["list_offsets"])
+    centroids = np.asarray(part["centroids"])
+    rows = _RowsByGid(state)
+    own = np.searchsorted(list_offsets, part["node_of"], "right") - 1  # list of each gid
+    with faiss_threads() as threads:
+        chosen = auto_nprobe(rows, False, cfg["metric"] == "cosine", rows.__getitem__,
+                             centroids, centroids, list_offsets, part["order"],
+                             np.arange(rows.shape[0]), own, cfg["k"], cfg["recall"], threads)
+    return state, (None, chosen)
+
+
+def search(state: dict, inbox: list, *, nprobe: int | None = None, pool: int | None = None):
     """Step: kNN lists of the shard's rows; edges to other shards go there as messages.
+    ``nprobe`` and ``pool``: the IVF search's (an int, as :func:`choose_nprobe` chose).
 
     Kept until ``write_graph``: the neighbours' node ids (``node_dtype``) and distances
     (float32) of each row, (m, k) each, -1 / 0 where fewer than k were found (12 B an
@@ -108,7 +130,8 @@ def search(state: dict, inbox: list):
     step = hi - lo if cfg["knn"] == "exact" else _SEARCH_BLOCK
     for a in range(lo, hi, max(step, 1)):
         b = min(hi, a + step)
-        ids, keys = (_search_exact if cfg["knn"] == "exact" else _search_ivf)(state, a, b)
+        ids, keys = _search_exact(state, a, b) if cfg["knn"] == "exact" else \
+            _search_ivf(state, a, b, nprobe, pool)
         if cfg["metric"] == "euclidean":
             np.sqrt(keys, out=keys)
         nbr[a - lo:b - lo] = ids
@@ -154,7 +177,7 @@ class _RowsByGid:
         return self.rows[self.node_of[gids]]
 
 
-def _search_ivf(state: dict, lo: int, hi: int):
+def _search_ivf(state: dict, lo: int, hi: int, nprobe: int, pool: int | None):
     """IVF kNN of nodes lo:hi (node ids) by :func:`d2fast._ivf.search_lists` (the search of
     ``ivf_knn`` / ``knn_graph(knn='ivf')``) over the partition's lists, in global row ids."""
     from d2fast._ivf import search_lists
@@ -164,8 +187,8 @@ def _search_ivf(state: dict, lo: int, hi: int):
     own = np.searchsorted(list_offsets, np.arange(lo, hi), "right") - 1
     ids, keys = search_lists(_RowsByGid(state), cfg["k"], np.asarray(part["centroids"]),
                              list_offsets, part["order"], part["order"][lo:hi], own,
-                             nprobe=cfg["nprobe"], cosine=cfg["metric"] == "cosine",
-                             normalize=False, candidates=cfg["candidates"], pca=0,
+                             nprobe=nprobe, cosine=cfg["metric"] == "cosine",
+                             normalize=False, candidates=cfg["candidates"], pca=0, pool=pool,
                              backend=cfg["backend"])
     found = ids >= 0
     ids[found] = part["node_of"][ids[found]]

@@ -100,7 +100,11 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
         step("write_order", inboxes)
 
     def do_graph():
-        inboxes, _ = step("search")
+        chosen = {"nprobe": cfg["nprobe"], "pool": cfg["pool"]}
+        if cfg["knn"] == "ivf" and cfg["nprobe"] == "auto":
+            _, values = step("choose_nprobe", args=[{"estimate": p == 0} for p in range(P)])
+            chosen = manifest.record["knn_auto"] = values[0]  # read back on resume
+        inboxes, _ = step("search", args={"nprobe": chosen["nprobe"], "pool": chosen["pool"]})
         _, values = step("write_graph", inboxes)
         manifest.record["nnz"] = int(sum(v["nnz"] for v in values))  # read back on resume
         manifest.record["gamma_r"] = _gamma_r(step, cfg["gamma_r"], emb.n, n_keep,
@@ -119,6 +123,9 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     stage("graph", do_graph)
     gamma_r, reason = manifest.record["gamma_r"]
     stats.info.update(nnz=manifest.record["nnz"], gamma_r=gamma_r, gamma_r_reason=reason)
+    if manifest.record.get("knn_auto"):
+        stats.info["knn_auto"] = chosen = manifest.record["knn_auto"]
+        stats.info["knn_params"].update(nprobe=chosen["nprobe"], pool=chosen["pool"])
     cfg = dict(cfg, gamma_r=gamma_r)
     stage("forward", do_forward)
     result_path = os.path.join(workdir, "result.npy")
