@@ -165,12 +165,14 @@ def search_lists(X: np.ndarray, k: int, centroids: np.ndarray, offsets: np.ndarr
     try:
         with faiss_threads() as threads:
             if isinstance(nprobe, str):  # 'auto'
+                bar.set_description("kNN ivf: choose nprobe")
                 chosen = auto_nprobe(X, normalize, cosine, space.rows, space.centroids,
                                      centroids, offsets, members, queries, own, k, recall,
                                      threads)
                 nprobe, pool = chosen["nprobe"], chosen["pool"]
                 if report is not None:
                     report.update(chosen)
+                bar.set_description(f"kNN ivf: search ({nprobe} lists)")
             nprobe = min(nprobe, nlist)
             width = min(nlist, POOL * nprobe if pool is None else max(pool, nprobe))
             cells = _Cells(space.centroids, width, voronoi=not pca)
