@@ -180,8 +180,8 @@ def test_hard_prune_over_shard_files_ivf_and_resume(tmp_path, monkeypatch):
     assert gi["shards"] == 3 and gi["resumed"] == ["partition", "rows", "graph"]
     assert (gi["hard_prune"], gi["gamma_r"]) == (wi["hard_prune"], wi["gamma_r"])
     assert gi["knn_auto"] == wi["knn_auto"] and gi["knn_auto"]["recall_target"] == 0.9
-    assert all(gi["knn_params"][key] == wi["knn_params"][key]  # the choice, read back
-               for key in ("nlist", "nprobe", "pool"))
+    assert gi["knn_params"] == {key: wi["knn_params"][key]  # the choice, read back
+                                for key in ("nlist", "nprobe", "pool", "candidates")}
     with pytest.raises(ValueError, match="holds a run of other inputs"):
         distributed.prune(files["emb"], files["scores"], 5, engine="local", workdir=wd,
                           **{**kw, "rate": 0.8, "hard_prune": 0.3})

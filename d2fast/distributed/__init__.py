@@ -23,7 +23,7 @@ from d2fast.distributed.shards import ShardFiles, check_matching, open_shards
 from d2fast.distributed.subset import Subset, write_pool
 from d2fast.graph import GRAPHS, METRICS
 from d2fast._nprobe import RECALL
-from d2fast.knn import EXACT_MAX_ROWS, _check_params, default_nlist
+from d2fast.knn import _MARGIN, EXACT_MAX_ROWS, _check_params, default_nlist
 from d2fast.io import atomic_write
 from d2fast.passing import MODES, REVERSE
 
@@ -97,8 +97,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` ('auto' or an
-        int), ``pool``, ``recall``, ``candidates`` (as in ``d2fast.knn_graph``); ``pca`` only 0 (no PCA scan here). ``nlist``
-        also sets the partition with ``knn='exact'`` (``shards`` lists must hold rows).
+        int), ``pool``, ``recall``, ``candidates`` (as in ``d2fast.knn_graph``); ``pca``
+        only 0 (no PCA scan here). ``nlist`` also sets the partition with ``knn='exact'``
+        (``shards`` lists must hold rows).
     progress : bool, default=False
         A tqdm bar over the stages and one over the picks of the rounds.
     shards : int, optional
@@ -198,9 +199,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
                    **params)
         stats = Stats(P, engine)
         stats.info.update(n=n, n_keep=n_keep, k=int(k), metric=metric, graph=graph, knn=knn,
-                          knn_params={key: params[key] for key in _IVF_PARAMS
-                                      if key in params and key != "recall"}, knn_auto=None,
-                          hard_prune=beta, hard_prune_reason=why, hard_pruned=n - m)
+                          knn_params={"nlist": params["nlist"], "nprobe": params["nprobe"],
+                                      "pool": params["pool"],  # candidates as prune reports
+                                      "candidates": params["candidates"]
+                                      or cfg["k"] + 1 + _MARGIN},
+                          knn_auto=None, hard_prune=beta, hard_prune_reason=why,
+                          hard_pruned=n - m)
         if n_keep == 0 or m < 2:  # no graph (one row left: kept); reported as prune does
             given = not isinstance(gamma_r, str)
             stats.info.update(gamma_r=gamma_r if given else None,
