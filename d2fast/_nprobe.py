@@ -137,7 +137,7 @@ def recall_curves(X: Any, normalize: bool, cosine: bool,
     # (float32, as the search's faiss.knn)
     cap = min(nlist, MAX_NPROBE)
     widths = pool_widths(nlist)
-    width = min(nlist, max(POOL * cap, max(w or 0 for w in widths)))
+    width = min(nlist, POOL * cap)  # every pool tried: WIDE <= POOL * MAX_NPROBE
     uo, inv = np.unique(o, return_inverse=True)
     near = faiss.knn(C[uo], C, width)[1][inv]  # (s, width)
     Dq = np.take_along_axis(pairwise_sq(np.ascontiguousarray(search_rows(q)), C), near, 1)

@@ -10,7 +10,7 @@ import mmap
 import numpy as np
 
 from d2fast import _backends
-from d2fast._nprobe import RECALL
+from d2fast._nprobe import MAX_NPROBE, POOL, RECALL
 from d2fast._validate import BLOCK_ROWS
 
 KNN = ("auto", "exact", "hnsw", "ivf")
@@ -42,6 +42,13 @@ def default_nlist(n: int) -> int:
     return max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n))))
 
 
+def _nlist(n: int, params: dict) -> int:
+    """The IVF lists of checked ``params`` for n rows: the partition's, or ``nlist``
+    (default :func:`default_nlist`), at most n."""
+    part = params["partition"]
+    return part.nlist if part is not None else min(n, int(params["nlist"] or default_nlist(n)))
+
+
 def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[str, dict]:
     """What :func:`search` runs for n rows of d dims and k neighbours: the method
     ``'auto'`` becomes and its parameters with every default filled in, JSON-able.
@@ -69,8 +76,7 @@ def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[s
                         "candidates": c}
     from d2fast import _ivf
 
-    part = params["partition"]
-    nlist = part.nlist if part is not None else min(n, int(params["nlist"] or default_nlist(n)))
+    part, nlist = params["partition"], _nlist(n, params)
     pca = pca_dims(d, params["pca"])
     c = int(params["candidates"] or (_ivf.PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN)
     nprobe = "auto" if isinstance(params["nprobe"], str) else min(nlist, int(params["nprobe"]))
@@ -203,12 +209,10 @@ def index_bytes(n: int, d: int, method: str, params: dict | None, k: int = 10) -
     # centroid and pool entry), and the larger of the assignment's temporaries and a
     # query block's candidates and gathered rows (the stages run one after the other)
     from d2fast import _ivf
-    from d2fast._nprobe import MAX_NPROBE, POOL
     from d2fast.partition import assign_bytes
 
     pca = pca_dims(d, params["pca"])
-    part, auto = params["partition"], isinstance(params["nprobe"], str)
-    nlist = part.nlist if part is not None else min(n, int(params["nlist"] or default_nlist(n)))
+    auto, nlist = isinstance(params["nprobe"], str), _nlist(n, params)
     pool = POOL * MAX_NPROBE if auto else params["pool"] or POOL * params["nprobe"]
     return n * (24.0 + 4.0 * auto + 4.0 * pca) + 16.0 * nlist * min(nlist, pool) + \
         max(assign_bytes(d), _ivf.block_bytes(d, k, pca))
@@ -403,8 +407,7 @@ def _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database, rep
     n, d = X_db.shape
     part = params["partition"]
     if part is None:
-        nlist = int(params["nlist"] or default_nlist(n))
-        part = partition_rows(X_db, min(nlist, n), metric="cosine" if cosine else "euclidean",
+        part = partition_rows(X_db, _nlist(n, params), metric="cosine" if cosine else "euclidean",
                               normalize=False, bar=bar)
     else:
         if part.assign.shape != (n,) or part.centroids.shape[1] != d:
