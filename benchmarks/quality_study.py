@@ -37,6 +37,7 @@ deterministic: the same scores, coreset and seed give the same accuracy on one m
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -46,7 +47,7 @@ from fractions import Fraction
 import numpy as np
 
 import d2fast
-from d2fast import budgets, datasets, passing, quality
+from d2fast import baselines, budgets, datasets, passing, quality
 from d2fast._validate import resolve_n_keep
 from d2fast.mixture import high_mode
 from d2fast.scores import Recorder
@@ -150,6 +151,65 @@ def _m_floor(e, s, r, labels, seed):
     return d2fast.prune(e, s, rate=r, gamma_r=0.0 if m_rate >= g.nnz / g.n else "auto")
 
 
+def _cap_strata(e, s, r, labels, seed):
+    """Issue 12 (a), CCS-style (Zheng et al., ICLR 2023): where the outlier mode holds more
+    than half the drop budget ``n - n_keep``, the hard prune drops only the hardest half of
+    it; CCS's stratified sampling on the pool (50 equal-width score strata, equalised
+    budgets, seeded; :func:`d2fast.baselines.ccs`) picks which of the mode's leftover rows
+    are kept, and D2 (``gamma_r="auto"``) chooses the rest of ``n_keep`` among the rows
+    below the mode's valley. Elsewhere prune's defaults."""
+    n, n_keep = s.size, _n_keep(s, r)
+    mode = high_mode(s)
+    if not mode.found or 2 * mode.count <= n - n_keep:
+        return d2fast.prune(e, s, rate=r)
+    pool = budgets.hard_prune_pool(s, budgets.beta_dropping((n - n_keep) // 2, n), n_keep)
+    strata = baselines.ccs_strata(s[pool], 50)
+    quota = baselines.ccs_budgets(np.bincount(strata, minlength=50), n_keep)
+    rng = np.random.default_rng(seed)
+    sampled = np.concatenate([rng.choice(pool[strata == t], quota[t], replace=False)
+                              for t in range(50)])
+    kept_mode = np.sort(sampled[s[sampled] > mode.threshold])
+    rest = pool[s[pool] <= mode.threshold]
+    return np.concatenate([rest[d2fast.prune(e[rest], s[rest], n_keep=n_keep - kept_mode.size,
+                                             hard_prune=0.0)], kept_mode])
+
+
+def _disputed(e, noisy):
+    """Rows whose (noisy) label is shared by fewer than half of their neighbours in the
+    k=5 graph of all rows (deep k-NN filtering, Bahri et al., ICML 2020)."""
+    g = d2fast.knn_graph(e, 5)
+    row = np.repeat(np.arange(g.n), np.diff(g.indptr))
+    same = np.bincount(row, weights=noisy[g.indices] == noisy[row], minlength=g.n)
+    return 2 * same < np.diff(g.indptr)
+
+
+def _knn_rate(e, s, r, labels, seed, noisy):
+    """Issue 12, the rate term checked by the labels: of the hardest rows the rate term of
+    hard_prune="auto" would drop, only those whose label fewer than half of their graph
+    neighbours share (deep k-NN, Bahri et al. 2020) are dropped; the rest stay in D2's pool.
+    The outlier mode is dropped as before. The rate term is insurance against label noise
+    the scores do not separate; on clean data its hardest rows are informative
+    (hardest-first wins on clean digits at 50-70 %). Labels are used for this only (no
+    class balancing)."""
+    n, n_keep = s.size, _n_keep(s, r)
+    mode_drop = min(high_mode(s).count, n - n_keep)
+    rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
+    if rate_drop <= mode_drop or not s.max() > s.min():
+        return d2fast.prune(e, s, rate=r)
+    order = np.lexsort((np.arange(n), -s))
+    drop = np.zeros(n, dtype=bool)
+    drop[order[:mode_drop]] = True
+    top = order[:rate_drop]
+    drop[top[_disputed(e, noisy)[top]]] = True
+    if drop.sum() == rate_drop:  # the same rows as the default
+        return d2fast.prune(e, s, rate=r)
+    pool = np.flatnonzero(~drop)
+    return pool[d2fast.prune(e[pool], s[pool], n_keep=n_keep, hard_prune=0.0)]
+
+
+_knn_rate.uses_noisy_labels = True
+
+
 METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 g0.1": lambda e, s, r, labels, seed: d2fast.prune(e, s, rate=r, gamma_r=0.1),
            "d2 pure g0.1": lambda e, s, r, labels, seed: d2fast.prune(
@@ -160,7 +220,8 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 cap1/2": _cap(0.5), "d2 cap1/3": _cap(1 / 3), "d2 cap3/4": _cap(0.75),
            "d2 cap1/2 median": _cap_clip(0.5),
            "d2 m rate": _m_rows("rate"), "d2 m all": _m_rows("all"),
-           "d2 cap1/2 m rate": _m_rows("rate", 0.5), "d2 m floor": _m_floor}
+           "d2 cap1/2 m rate": _m_rows("rate", 0.5), "d2 m floor": _m_floor,
+           "d2 cap1/2 strata": _cap_strata, "d2 knn rate": _knn_rate}
 
 
 def load(name: str, seed: int):
@@ -285,9 +346,11 @@ def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS),
                 beta = {r: budgets.resolve_hard_prune(scores[s], "auto",
                                                       int(round((1 - r) * len(x))))[0]
                         for r in RATES}
+                chosen = {m: functools.partial(METHODS[m], noisy=noisy)
+                          if getattr(METHODS[m], "uses_noisy_labels", False) else METHODS[m]
+                          for m in methods}  # the training labels, for the rule only
                 rows = quality.compare(emb, scores[s], mlp.train_eval, rates=RATES,
-                                       seeds=(seed,),
-                                       methods={m: METHODS[m] for m in methods})
+                                       seeds=(seed,), methods=chosen)
                 for r in rows:
                     r.update(dataset=name, noise=noise, score=s, auto_beta=beta[r["rate"]],
                              flipped=float((noisy != y).mean()), score_run_s=score_s)
