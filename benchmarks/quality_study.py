@@ -20,7 +20,14 @@ budget n - n_keep, "d2 cap1/2", "d2 cap1/3", "d2 cap3/4", and "d2 cap1/2 median"
 mode's rows left in the pool get a middle score); (b) gamma_r="auto" with m from
 the rows left after the rate term's hard prune only, "d2 m rate", or from all rows, "d2 m
 all"; gamma_r = 0 where the rate term alone gives m >= the mean degree, "d2 m floor"; and
-"d2 cap1/2 m rate". Torch on one thread.
+"d2 cap1/2 m rate". Then (README, "The variants tried"): "d2 cap1/2 strata" (as "d2 cap1/2",
+and CCS's stratified sampling picks which of the mode's leftover rows are kept, D2 the rest
+below the valley) and "d2 knn rate" (the rate term drops only those of its rows whose
+training label fewer than half of their graph neighbours share, deep k-NN filtering; the
+labels serve that rule only); "d2 labels" (prune's defaults with labels=: per-class D2,
+proportional budgets) and "d2 knn rate labels" (the rule of "d2 knn rate" and per-class D2,
+so that classes without score mass still get their share). These three are given the
+training (noisy) labels. Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -183,31 +190,41 @@ def _disputed(e, noisy):
     return 2 * same < np.diff(g.indptr)
 
 
-def _knn_rate(e, s, r, labels, seed, noisy):
+def _knn_rate(balance):
     """Issue 12, the rate term checked by the labels: of the hardest rows the rate term of
     hard_prune="auto" would drop, only those whose label fewer than half of their graph
     neighbours share (deep k-NN, Bahri et al. 2020) are dropped; the rest stay in D2's pool.
     The outlier mode is dropped as before. The rate term is insurance against label noise
     the scores do not separate; on clean data its hardest rows are informative
-    (hardest-first wins on clean digits at 50-70 %). Labels are used for this only (no
-    class balancing)."""
-    n, n_keep = s.size, _n_keep(s, r)
-    mode_drop = min(high_mode(s).count, n - n_keep)
-    rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
-    if rate_drop <= mode_drop or not s.max() > s.min():
-        return d2fast.prune(e, s, rate=r)
-    order = np.lexsort((np.arange(n), -s))
-    drop = np.zeros(n, dtype=bool)
-    drop[order[:mode_drop]] = True
-    top = order[:rate_drop]
-    drop[top[_disputed(e, noisy)[top]]] = True
-    if drop.sum() == rate_drop:  # the same rows as the default
-        return d2fast.prune(e, s, rate=r)
-    pool = np.flatnonzero(~drop)
-    return pool[d2fast.prune(e[pool], s[pool], n_keep=n_keep, hard_prune=0.0)]
+    (hardest-first wins on clean digits at 50-70 %). ``balance``: D2 also gets the labels
+    (per-class budgets, as prune(labels=...)); else the labels serve this rule only."""
+    def select(e, s, r, labels, seed, noisy):
+        n, n_keep = s.size, _n_keep(s, r)
+        given = noisy if balance else None
+        mode_drop = min(high_mode(s).count, n - n_keep)
+        rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
+        if rate_drop <= mode_drop or not s.max() > s.min():
+            return d2fast.prune(e, s, rate=r, labels=given)
+        order = np.lexsort((np.arange(n), -s))
+        drop = np.zeros(n, dtype=bool)
+        drop[order[:mode_drop]] = True
+        top = order[:rate_drop]
+        drop[top[_disputed(e, noisy)[top]]] = True
+        if drop.sum() == rate_drop:  # the same rows as the default
+            return d2fast.prune(e, s, rate=r, labels=given)
+        pool = np.flatnonzero(~drop)
+        return pool[d2fast.prune(e[pool], s[pool], n_keep=n_keep, hard_prune=0.0,
+                                 labels=None if given is None else given[pool])]
+    select.uses_noisy_labels = True
+    return select
 
 
-_knn_rate.uses_noisy_labels = True
+def _with_labels(e, s, r, labels, seed, noisy):
+    """prune's defaults given the training labels (per-class D2, proportional budgets)."""
+    return d2fast.prune(e, s, rate=r, labels=noisy)
+
+
+_with_labels.uses_noisy_labels = True
 
 
 METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
@@ -221,7 +238,8 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 cap1/2 median": _cap_clip(0.5),
            "d2 m rate": _m_rows("rate"), "d2 m all": _m_rows("all"),
            "d2 cap1/2 m rate": _m_rows("rate", 0.5), "d2 m floor": _m_floor,
-           "d2 cap1/2 strata": _cap_strata, "d2 knn rate": _knn_rate}
+           "d2 cap1/2 strata": _cap_strata, "d2 knn rate": _knn_rate(False),
+           "d2 labels": _with_labels, "d2 knn rate labels": _knn_rate(True)}
 
 
 def load(name: str, seed: int):
