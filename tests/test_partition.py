@@ -125,6 +125,31 @@ def test_the_proof_decides_most_clustered_rows(monkeypatch):
     np.testing.assert_array_equal(got, _float64_nearest(X, C))
 
 
+def test_rows_go_to_every_centroid_once_proofs_fail(monkeypatch):
+    """Once most rows seen had no proof, whole blocks are compared with every centroid;
+    the lists stay the float64 brute force's, and clustered rows keep the proof."""
+    seen = []
+    full = _nearest.NearestCentroid._all
+    monkeypatch.setattr(_nearest.NearestCentroid, "_all",
+                        lambda self, x, xc, e: seen.append(len(x)) or full(self, x, xc, e))
+    monkeypatch.setattr(_nearest, "GROUP_MIN", 64)
+    monkeypatch.setattr(_nearest, "SWITCH_ROWS", 1000)
+    rng = np.random.default_rng(3)
+    for kind, switched in [("gaussian", True), ("clustered", False)]:
+        X = _data(kind, 6000, 8, rng)
+        C = X[rng.choice(len(X), 300, replace=False)]
+        nc = _nearest.NearestCentroid(C)
+        seen.clear()
+        got = np.concatenate([nc(X[a:a + 1500]) for a in range(0, len(X), 1500)])
+        np.testing.assert_array_equal(got, _float64_nearest(X, C))
+        assert (nc.unproven > nc.seen / 2) == switched  # a grouped block is counted
+        assert nc.seen == (1500 if switched else len(X))  # switched after the first block
+        if switched:  # blocks 2-4 whole
+            assert seen[-3:] == [1500] * 3 and sum(seen) < len(X)
+        else:
+            assert sum(seen) < 0.01 * len(X)
+
+
 def test_assign_rows_threads_and_memmap(tmp_path):
     """The same lists on 1 and 2 faiss threads, and from a memmap."""
     import faiss
