@@ -106,7 +106,7 @@ def one(args: argparse.Namespace) -> None:
     n = X.shape[0]
     rows = np.arange(n) if n <= args.sample else \
         np.sort(np.random.default_rng(2).choice(n, args.sample, replace=False))
-    params.update({name: chosen[name] for name in ("nprobe", "pool") if name in chosen})
+    params.update({name: chosen[name] for name in ("nlist", "nprobe", "pool") if name in chosen})
     print(json.dumps({"method": args.method, "params": params, "seconds": round(seconds, 1),
                       "recall": round(recall(ids, X, rows, args.k), 4),
                       "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

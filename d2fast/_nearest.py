@@ -138,11 +138,25 @@ class NearestCentroid:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """int64 (m,): the nearest centroid of every float32 row of ``x`` (m, d)."""
+        if not self.grouped or self.proofs_fail():
+            return self._all(x, *self._shifted(x))
+        out, unproven = self.proved(x)
+        with self._count:
+            self.seen += x.shape[0]
+            self.unproven += unproven
+        return out
+
+    def _shifted(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows shifted by the centroids' mean (float32) and their float32 distance
+        error bounds (float64, per row)."""
         xc = np.ascontiguousarray(x - self.mean, dtype=np.float32)
         norms = np.linalg.norm(xc.astype(np.float64), axis=1)
-        e = self.err * (norms + self.cmax) ** 2  # float32 distance error bound, per row
-        if not self.grouped or self._proofs_fail():
-            return self._all(x, xc, e)
+        return xc, self.err * (norms + self.cmax) ** 2
+
+    def proved(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """The nearest centroid of every row of ``x`` by the grouped search (grouped
+        centroids only), and the number of rows it found no proof for."""
+        xc, e = self._shifted(x)
         m, G = x.shape[0], self.gcent.shape[0]
         at = np.arange(m)
         Dg = pairwise_sq(xc, self.gcent)
@@ -181,14 +195,11 @@ class NearestCentroid:
             d2 = ((self.C64[cand] - x[rows, None, :].astype(np.float64)) ** 2).sum(axis=2)
             out[rows] = cand[np.arange(rows.size), d2.argmin(axis=1)]  # ties: the lower
         rest = np.flatnonzero(~ok)  # no proof: compare with every centroid
-        with self._count:
-            self.seen += m
-            self.unproven += rest.size
         if rest.size:
             out[rest] = self._all(x[rest], xc[rest], e[rest])
-        return out
+        return out, rest.size
 
-    def _proofs_fail(self) -> bool:
+    def proofs_fail(self) -> bool:
         """Whether more than ``UNPROVEN_MAX`` of the (at least ``SWITCH_ROWS``) rows seen
         had no proof: then comparing with every centroid is cheaper."""
         with self._count:
@@ -268,16 +279,19 @@ def faiss_pairs(x: np.ndarray, ix: np.ndarray, y: np.ndarray, iy: np.ndarray,
 
 
 _CACHE: dict = {}
+_CACHED = 2  # centroid sets kept (nlist='auto' weighs two partitions, then assigns one)
 _CACHE_LOCK = threading.Lock()
 
 
 def nearest_centroid(centroids: np.ndarray) -> NearestCentroid:
     """The :class:`NearestCentroid` of these centroids, built once and kept for the next
-    call with equal centroids (the distributed build assigns block by block)."""
+    calls with equal centroids (the distributed build assigns block by block; the two
+    latest sets are kept)."""
     C = np.ascontiguousarray(centroids, dtype=np.float32)
     key = (C.shape, hashlib.blake2b(C.tobytes(), digest_size=16).digest())
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE.clear()
+            while len(_CACHE) >= _CACHED:
+                del _CACHE[next(iter(_CACHE))]  # the oldest
             _CACHE[key] = NearestCentroid(C)
         return _CACHE[key]

@@ -68,7 +68,16 @@ def auto_nprobe(X: Any, normalize: bool, cosine: bool,
     :func:`recall_curves`."""
     curves, pairs = recall_curves(X, normalize, cosine, search_rows, C, C_full, offsets,
                                   members, queries, own, k, threads)
-    size = members.size / C.shape[0]  # rows a list on average
+    return cheapest(curves, pairs, members.size / C.shape[0], recall,
+                    int(min(queries.size, SAMPLE)))[0]
+
+
+def cheapest(curves: dict, pairs: int, size: float, recall: float,
+             sampled: int) -> tuple[dict, float]:
+    """:func:`auto_nprobe`'s choice from the curves of :func:`recall_curves` (``pairs``
+    pairs), lists of ``size`` rows on average, ``sampled`` queries; and its cost, the
+    rows and centroids a query compares with (``p size + pool``; inf when no choice is
+    sure)."""
     best = None
     for width, curve in curves.items():
         sure = curve - 2.0 * np.sqrt(curve * (1.0 - curve) / max(1, pairs))
@@ -79,11 +88,11 @@ def auto_nprobe(X: Any, normalize: bool, cosine: bool,
                 best = (cost, p, width)
     if best is None:
         width = max(curves, key=lambda w: -1 if w is None else w)
-        best = (None, curves[width].size, width)
-    _, p, width = best
+        best = (np.inf, curves[width].size, width)
+    cost, p, width = best
     return {"nprobe": p, "pool": width, "recall_target": recall,
             "recall_sampled": float(curves[width][p - 1]),
-            "queries_sampled": int(min(queries.size, SAMPLE))}
+            "queries_sampled": sampled}, float(cost)
 
 
 def sample(m: int) -> np.ndarray:
@@ -122,17 +131,25 @@ def recall_curves(X: Any, normalize: bool, cosine: bool,
     With a PCA search space it counts the neighbours in the probed lists, an upper bound
     of the recall (the scan in the projection may still miss them).
     """
-    import faiss
-
     nlist = C.shape[0]
     pick = sample(queries.size)
     q, o = queries[pick], own[pick]
     truth = _exact_neighbours(X, normalize, cosine, q, C_full, offsets, members, k, threads)
     list_of = np.empty(X.shape[0], dtype=np.int32)
     list_of[members] = np.repeat(np.arange(nlist, dtype=np.int32), np.diff(offsets))
-    found = truth >= 0
-    lists = np.where(found, list_of[np.maximum(truth, 0)], -1)
+    lists = np.where(truth >= 0, list_of[np.maximum(truth, 0)], -1)
     del list_of
+    return curves_of(C, np.ascontiguousarray(search_rows(q)), o, lists)
+
+
+def curves_of(C: np.ndarray, Yq: np.ndarray, o: np.ndarray, lists: np.ndarray
+              ) -> tuple[dict, int]:
+    """:func:`recall_curves` of sampled queries given their rows ``Yq`` (s, d_search) and
+    lists ``o`` (s,), and the lists of their true neighbours ``lists`` (s, k; -1: none)."""
+    import faiss
+
+    nlist = C.shape[0]
+    found = lists >= 0
     # each query's pool, nearest its own centroid first, and its distances to them
     # (float32, as the search's faiss.knn)
     cap = min(nlist, MAX_NPROBE)
@@ -140,7 +157,7 @@ def recall_curves(X: Any, normalize: bool, cosine: bool,
     width = min(nlist, POOL * cap)  # every pool tried: WIDE <= POOL * MAX_NPROBE
     uo, inv = np.unique(o, return_inverse=True)
     near = faiss.knn(C[uo], C, width)[1][inv]  # (s, width)
-    Dq = np.take_along_axis(pairwise_sq(np.ascontiguousarray(search_rows(q)), C), near, 1)
+    Dq = np.take_along_axis(pairwise_sq(Yq, C), near, 1)
     # each neighbour's list: its position in the query's pool (width if absent), distance
     hit = near[:, None, :] == lists[:, :, None]
     pos = np.where(hit.any(axis=2), hit.argmax(axis=2), width)

@@ -388,12 +388,19 @@ def _d2(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: int) -
              info["graph"], info["metric"], info["k"], info["knn"], info["knn_params"],
              info["backend"])
     if info["knn_auto"]:
-        a = info["knn_auto"]
-        log.info("nprobe auto: %d lists among %s centroids: recall@k %.4f on %d sampled "
-                 "queries (target %.4g, with 2 standard errors to spare)", a["nprobe"],
-                 a["pool"] or f"8 x {a['nprobe']}", a["recall_sampled"], a["queries_sampled"],
-                 a["recall_target"])
+        _log_knn_auto(info["knn_auto"])
     return keep
+
+
+def _log_knn_auto(a: dict) -> None:
+    """Log what nlist / nprobe 'auto' chose (``Graph.meta['knn_auto']``)."""
+    if "nlist_auto" in a:
+        log.info("nlist auto: %d of %s lists (estimated distance computations a row: %s)",
+                 a["nlist"], a["nlist_auto"]["choices"], a["nlist_auto"]["work"])
+    log.info("nprobe auto: %d lists among %s centroids: recall@k %.4f on %d sampled "
+             "queries (target %.4g, with 2 standard errors to spare)", a["nprobe"],
+             a["pool"] or f"8 x {a['nprobe']}", a["recall_sampled"], a["queries_sampled"],
+             a["recall_target"])
 
 
 # the prune options each method reads (the rest are errors when given); labels: see below

@@ -419,7 +419,7 @@ def check_prebuilt(graph: Any, n: int, /, **given: Any) -> Graph:
         if name == "knn_params":
             # a Partition is not saved; nprobe='auto' agrees with the value it chose
             wrong = {p: v for p, v in value.items() if p != "partition" and built.get(p) != v
-                     and not (p == "nprobe" and v == "auto")
+                     and not (p in ("nlist", "nprobe") and v == "auto")
                      and not (p == "recall"
                               and graph.meta.get("knn_auto", {}).get("recall_target") == v)}
             if wrong:
@@ -454,7 +454,8 @@ def knn_graph(emb: Any, k: int = 5, *, metric: str = "euclidean", graph: str = "
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
         Parameters of the approximate index: HNSW ``M`` (32), ``ef_construction`` (80),
-        ``ef_search`` (max(64, 4 c)); IVF ``nlist`` (2 sqrt(n)), ``nprobe`` ('auto', or
+        ``ef_search`` (max(64, 4 c)); IVF ``nlist`` ('auto': 2 sqrt(n), or above 1M rows
+        n / 500 where the estimate says those cost half; or an int), ``nprobe`` ('auto', or
         an int), ``pool`` (8 nprobe), ``recall`` (0.99, the target of nprobe 'auto'),
         ``pca`` (0), ``partition`` (a :class:`d2fast.Partition` of these rows, e.g. from
         :func:`d2fast.ivf_partition`); both ``candidates`` (c = k + 9),
@@ -514,8 +515,8 @@ def graph_of_rows(X: np.ndarray, rows: np.ndarray | None, k: int, *, metric: str
     meta = {"metric": metric, "k": k, "graph": graph, "knn": method, "knn_params": resolved,
             "normalization": "l2" if metric == "cosine" else "none",
             "faiss": faiss.__version__}
-    if chosen:  # nprobe='auto': the value chosen goes in knn_params, the estimate beside
-        resolved.update(nprobe=chosen["nprobe"], pool=chosen["pool"])
+    if chosen:  # nlist / nprobe 'auto': the values chosen go in knn_params, the estimate beside
+        resolved.update({p: chosen[p] for p in ("nlist", "nprobe", "pool") if p in chosen})
         meta["knn_auto"] = chosen
     return Graph._trusted(*_backends.get(backend).build_csr(knn_idx, dist, graph == "union"),
                           meta)

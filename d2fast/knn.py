@@ -44,9 +44,23 @@ def default_nlist(n: int) -> int:
 
 def _nlist(n: int, params: dict) -> int:
     """The IVF lists of checked ``params`` for n rows: the partition's, or ``nlist``
-    (default :func:`default_nlist`), at most n."""
-    part = params["partition"]
-    return part.nlist if part is not None else min(n, int(params["nlist"] or default_nlist(n)))
+    (default and 'auto' when :func:`_nlist_auto` is not: :func:`default_nlist`), at
+    most n."""
+    part, nlist = params["partition"], params["nlist"]
+    if part is not None:
+        return part.nlist
+    return min(n, default_nlist(n) if nlist in (None, "auto") else int(nlist))
+
+
+def _nlist_auto(n: int, d: int, params: dict) -> bool:
+    """Whether the IVF search of checked ``params`` over all n rows chooses nlist
+    (:mod:`d2fast._nlist`): ``nlist`` unset or 'auto', with ``nprobe='auto'``, no
+    partition and no PCA, and two list counts to choose between (above 1M rows)."""
+    from d2fast._nlist import nlist_choices
+
+    return (params["nlist"] in (None, "auto") and params["partition"] is None
+            and isinstance(params["nprobe"], str) and not pca_dims(d, params["pca"])
+            and len(nlist_choices(n)) > 1)
 
 
 def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[str, dict]:
@@ -80,6 +94,7 @@ def resolve(n: int, d: int, k: int, method: str, params: dict | None) -> tuple[s
     pca = pca_dims(d, params["pca"])
     c = int(params["candidates"] or (_ivf.PCA_CANDIDATES if pca else 1) * (k + 1) + _MARGIN)
     nprobe = "auto" if isinstance(params["nprobe"], str) else min(nlist, int(params["nprobe"]))
+    nlist = "auto" if _nlist_auto(n, d, params) else nlist
     pool = None if params["pool"] is None else int(params["pool"])
     return method, {"nlist": nlist, "nprobe": nprobe, "pool": pool, "candidates": c, "pca": pca,
                     "partition": None if part is None else "given"}
@@ -133,7 +148,9 @@ def search(X: np.ndarray, k: int, *, cosine: bool, method: str = "auto",
     method : {'auto', 'exact', 'hnsw', 'ivf'}
     params : dict, optional
         HNSW: ``M`` (32), ``ef_construction`` (80), ``ef_search`` (max(64, 4 c));
-        IVF (:func:`d2fast.ivf_knn`): ``nlist`` (2 sqrt(n)), ``nprobe`` ('auto': the
+        IVF (:func:`d2fast.ivf_knn`): ``nlist`` ('auto': 2 sqrt(n), or above 1M rows
+        with nprobe 'auto' and no PCA, lists of 500 rows where the estimate of
+        :mod:`d2fast._nlist` says they cost half; or an int), ``nprobe`` ('auto': the
         fewest lists reaching ``recall`` (0.99) on sampled queries, or an int),
         ``pool`` (8 nprobe: the centroids nearest a query's own that its probes are
         chosen among; chosen with nprobe 'auto'),
@@ -170,7 +187,8 @@ def _check_params(method: str, params: dict | None) -> dict:
             continue
         if value is None and _PARAMS[method][name] is None:  # the default, as resolve writes
             continue
-        if name == "recall" or (name == "nprobe" and isinstance(value, str) and value == "auto"):
+        if name == "recall" or (name in ("nprobe", "nlist") and isinstance(value, str)
+                                and value == "auto"):
             if name == "recall" and (isinstance(value, bool) or not isinstance(
                     value, (int, float, np.integer, np.floating)) or not 0 < value <= 1):
                 raise ValueError(f"knn_params['recall'] == {value!r}, must be a number in "
@@ -180,7 +198,7 @@ def _check_params(method: str, params: dict | None) -> dict:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
             raise ValueError(f"knn_params[{name!r}] == {value!r}, must be an int >= {lo}"
                              + (" or 'auto'" if name == "nprobe" else ""))
-    if params.get("partition") is not None and params.get("nlist") is not None:
+    if params.get("partition") is not None and params.get("nlist") not in (None, "auto"):
         raise ValueError("knn_params has both 'partition' and 'nlist': the partition fixes "
                          "the lists; give one")
     params = {**_PARAMS[method], **params}
@@ -211,8 +229,12 @@ def index_bytes(n: int, d: int, method: str, params: dict | None, k: int = 10) -
     from d2fast import _ivf
     from d2fast.partition import assign_bytes
 
+    from d2fast._nlist import nlist_choices
+
     pca = pca_dims(d, params["pca"])
     auto, nlist = isinstance(params["nprobe"], str), _nlist(n, params)
+    if _nlist_auto(n, d, params):
+        nlist = max(nlist_choices(n))
     pool = POOL * MAX_NPROBE if auto else params["pool"] or POOL * params["nprobe"]
     return n * (24.0 + 4.0 * auto + 4.0 * pca) + 16.0 * nlist * min(nlist, pool) + \
         max(assign_bytes(d), _ivf.block_bytes(d, k, pca))
@@ -402,13 +424,21 @@ def _ivf_search(X, X_db, k, cosine, params, bar, backend, queries, database, rep
     """:func:`_approximate` over an IVF partition of the database rows (``params
     ['partition']`` or one trained here), searched with :func:`d2fast._ivf.search_lists`."""
     from d2fast import _ivf
-    from d2fast.partition import assign_rows, partition_rows
+    from d2fast._nlist import choose_nlist
+    from d2fast.partition import Partition, assign_rows, partition_rows
 
     n, d = X_db.shape
-    part = params["partition"]
-    if part is None:
-        part = partition_rows(X_db, _nlist(n, params), metric="cosine" if cosine else "euclidean",
-                              normalize=False, bar=bar)
+    part, metric = params["partition"], "cosine" if cosine else "euclidean"
+    if part is None and database is None and _nlist_auto(n, d, params):
+        bar.set_description("kNN ivf: choose nlist")
+        centroids, chosen = choose_nlist(X, k, cosine, params["recall"] or RECALL, backend)
+        if report is not None:
+            report.update(nlist=chosen.pop("nlist"), nlist_auto=chosen)
+        bar.set_description(f"kNN ivf: assign rows to {centroids.shape[0]} lists")
+        part = Partition(centroids=centroids, assign=assign_rows(X, centroids, False, bar),
+                         metric=metric)
+    elif part is None:
+        part = partition_rows(X_db, _nlist(n, params), metric=metric, normalize=False, bar=bar)
     else:
         if part.assign.shape != (n,) or part.centroids.shape[1] != d:
             raise ValueError(f"knn_params['partition'] is of {part.assign.shape[0]} rows of "

@@ -92,16 +92,23 @@ def partition_rows(X: np.ndarray, nlist: int, *, metric: str, normalize: bool, s
     """:func:`ivf_partition` of checked rows; ``normalize``: unit rows are made on reading
     (False when X already holds them). ``bar``: an open tqdm bar, told the stage and
     advanced by the rows assigned."""
-    n, d = X.shape
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
     if bar is not None:
-        bar.set_description(f"kNN ivf: k-means of {sample.size} rows into {nlist} lists")
-    centroids = _train(float32_rows(np.asarray(X[sample]), normalize=normalize), nlist, seed)
+        bar.set_description(f"kNN ivf: k-means of {min(X.shape[0], _TRAIN_PER_LIST * nlist)} "
+                            f"rows into {nlist} lists")
+    centroids = train_centroids(X, nlist, normalize, seed)
     if bar is not None:
         bar.set_description(f"kNN ivf: assign rows to {nlist} lists")
     return Partition(centroids=centroids, assign=assign_rows(X, centroids, normalize, bar),
                      metric=metric)
+
+
+def train_centroids(X: np.ndarray, nlist: int, normalize: bool, seed: int = 0) -> np.ndarray:
+    """float32 (nlist, d): the IVF centroids of :func:`partition_rows`, trained on a seeded
+    sample of ``_TRAIN_PER_LIST`` (40) rows a list (:func:`_train`)."""
+    n = X.shape[0]
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, min(n, _TRAIN_PER_LIST * nlist), replace=False))
+    return _train(float32_rows(np.asarray(X[sample]), normalize=normalize), nlist, seed)
 
 
 def _kmeans(x: np.ndarray, nlist: int, seed: int) -> np.ndarray:

@@ -1,0 +1,99 @@
+"""``nlist='auto'``: 2 sqrt(n) IVF lists, or lists of about 500 rows where those cost half.
+
+Above a million rows the IVF search of :func:`d2fast.knn.search` can split the rows into
+``2 sqrt(n)`` lists (:func:`d2fast.knn.default_nlist`) or into lists of about
+``LIST_ROWS`` rows (``n / 500``, at most ``FINE_MAX`` lists, so that the work a row grows
+no more with n). Which is faster depends on the data (10M x 64, one run each):
+
+- rows around 10000 evenly spread centres (clusters of 1000 rows): 2 sqrt(n) = 6324
+  lists straddle clusters, the search needs a pool of 1024 centroids and the exact
+  assignment proves few rows; n / 500 = 20000 lists took 152 s, 2 sqrt(n) about 300 s;
+- rows around 1000 centres (clusters of 10000 rows): a query's neighbours spread over
+  its whole cluster, 20 lists of 500 rows, so lists of 500 rows need nprobe 17; 2 sqrt(n)
+  took about 200 s, n / 500 lists 273 s.
+
+The choice estimates the distance computations a row costs with either partition. Both
+sets of centroids are trained (as :func:`d2fast.partition.partition_rows` would train
+them), the exact k nearest neighbours of the ``nprobe='auto'`` sample of queries are found
+by brute force, and each query and neighbour is put in its list. Per partition:
+
+- the search: at the cheapest (nprobe, pool) sure of the recall target, as
+  :mod:`d2fast._nprobe` chooses it, ``nprobe`` times the mean list size plus the pool;
+- the assignment (:mod:`d2fast._nearest`): the group centres and two groups' centroids,
+  plus every centroid for the sampled rows without a proof (every centroid for all rows
+  when more than half have none).
+
+The fixed-size lists are taken when their estimate is at most half of the other's
+(``MARGIN``): the estimate leaves out two costs that weigh on small lists, measured on
+the second data set above: a probed list whose Voronoi cell is provably too far is not
+read (30 % of the rows of the 2 sqrt(n) lists' probes were skipped, 7 % of the 500-row
+lists'), and every probed list starts a query's top-c merge afresh (17 lists a query
+against 8).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+LIST_ROWS = 500  # rows a list of the fixed-size partition
+FINE_MAX = 1 << 16  # ... at most this many lists (the centroid tables grow as nlist^2)
+MARGIN = 2.0  # the fixed-size lists must cost at most 1 / MARGIN of the 2 sqrt(n) ones
+
+
+def nlist_choices(n: int) -> list:
+    """The list counts ``nlist='auto'`` chooses among for n rows: ``[2 sqrt(n)]``, and
+    ``n / LIST_ROWS`` (at most ``FINE_MAX``) when that is more lists."""
+    from d2fast.knn import default_nlist
+
+    coarse, fine = default_nlist(n), min(n // LIST_ROWS, FINE_MAX)
+    return [coarse, fine] if fine > coarse else [coarse]
+
+
+def choose_nlist(X: np.ndarray, k: int, cosine: bool, recall: float,
+                 backend: str = "auto") -> tuple[np.ndarray, dict]:
+    """The centroids of the chosen partition of the float32 rows X (n, d; unit rows for
+    cosine) and what was chosen: ``{"nlist", "choices", "work"}`` (the list counts
+    weighed and the distance computations a row estimated for each).
+
+    The centroids are those of ``partition_rows(X, nlist)``; the search then runs as with
+    ``knn_params={'nlist': nlist}``.
+    """
+    from d2fast._nearest import nearest_centroid
+    from d2fast._nprobe import cheapest, curves_of, sample
+    from d2fast.knn import _exact
+    from d2fast.partition import train_centroids
+
+    n = X.shape[0]
+    choices = nlist_choices(n)
+    q = sample(n).astype(np.int64)  # the queries nprobe='auto' samples (all rows queried)
+    truth = _exact(X, k, cosine, False, backend, queries=q)[0]  # (s, k), brute force
+    found = truth >= 0
+    rows = np.concatenate([q, truth[found]])
+    cents, work = [], []
+    for nlist in choices:
+        C = train_centroids(X, nlist, normalize=False)
+        nc = nearest_centroid(C)
+        x = np.ascontiguousarray(X[rows])
+        at, unproven = nc.proved(x) if nc.grouped else (nc(x), rows.size)
+        lists = np.full(truth.shape, -1, dtype=np.int64)
+        lists[found] = at[q.size:]
+        curves, pairs = curves_of(C, np.ascontiguousarray(X[q]), at[:q.size], lists)
+        search = cheapest(curves, pairs, n / nlist, recall, q.size)[1]
+        cents.append(C)
+        work.append(search + _assign_work(nc, unproven / rows.size))
+    pick = 1 if len(choices) > 1 and MARGIN * work[1] <= work[0] else 0
+    return cents[pick], {"nlist": choices[pick], "choices": choices,
+                         "work": [round(w, 1) for w in work]}
+
+
+def _assign_work(nc: Any, unproven: float) -> float:
+    """Centroids a row is compared with by the exact assignment of ``nc``
+    (:class:`d2fast._nearest.NearestCentroid`) when a share ``unproven`` of the rows has
+    no proof."""
+    from d2fast._nearest import PROBE_GROUPS, UNPROVEN_MAX
+
+    if not nc.grouped or unproven > UNPROVEN_MAX:
+        return float(nc.nlist)
+    groups = nc.gcent.shape[0]
+    return groups + PROBE_GROUPS * nc.nlist / groups + unproven * nc.nlist
