@@ -35,10 +35,10 @@ _TRAIN_ITERATIONS = 10  # k-means iterations: an IVF partition needs no converge
 def default_nlist(n: int) -> int:
     """IVF lists for n rows: ``2 sqrt(n)``, at most n // 40 (k-means sample), at least 1.
 
-    Lists of a fixed size (500 rows, nlist proportional to n) were measured and not taken:
-    at 10M rows around 1000 centres they cut recall@10 to 0.795 (a query's neighbours
-    spread over its whole blob, 20 lists of it; 0.998 with 2 sqrt(n)). The assignment's
-    cost a row no longer grows with nlist (see the README's kNN section, issue 13)."""
+    Lists of a fixed size (500 rows, nlist proportional to n) suit evenly dense data but
+    not data whose clusters are much larger than a list (at 10M rows around 1000 centres
+    a query's neighbours spread over its whole cluster, 20 such lists); above 1M rows
+    ``nlist='auto'`` weighs both from a sample (:mod:`d2fast._nlist`)."""
     return max(1, min(n // _TRAIN_PER_LIST, int(2 * np.sqrt(n))))
 
 

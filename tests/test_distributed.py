@@ -527,3 +527,13 @@ def test_ray_resumes_after_a_killed_actor(ray_cluster, monkeypatch, tmp_path):
                                   workdir=str(tmp_path), return_info=True)
     np.testing.assert_array_equal(got, _single(X, s))
     assert info["restarts"] == 1 and info["resumed"][-1] == "round 1"
+
+
+def test_nlist_auto_is_2_sqrt_n():
+    """The distributed build takes nlist='auto' (one machine's default) as 2 sqrt(n): it
+    does not weigh lists of 500 rows."""
+    from d2fast.distributed import _ivf_params
+
+    for params in (None, {"nlist": "auto"}, {"nlist": None}):
+        assert _ivf_params(params, 10_000_000)["nlist"] == 6324
+    assert _ivf_params({"nlist": 20000}, 10_000_000)["nlist"] == 20000

@@ -93,10 +93,13 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``d2fast.Partition``). The centroids are trained as one machine trains them (same
         sample, same seed), and ``nprobe='auto'`` is chosen from the same sampled queries
         (on one shard, reading the lists near them from every shard's rows), so the call
-        equals ``d2fast.prune(..., knn='ivf')``.
+        equals ``d2fast.prune(..., knn='ivf')`` up to 1M rows; above, one machine's
+        ``nlist='auto'`` may take lists of 500 rows (:mod:`d2fast._nlist`), which this
+        build does not weigh: it equals with ``knn_params={'nlist': ...}`` given.
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
-        IVF: ``nlist`` (default ``d2fast.knn.default_nlist(n)``), ``nprobe`` ('auto' or an
+        IVF: ``nlist`` (default and 'auto': ``d2fast.knn.default_nlist(n)``, 2 sqrt(n)),
+        ``nprobe`` ('auto' or an
         int), ``pool``, ``recall``, ``candidates`` (as in ``d2fast.knn_graph``); ``pca``
         only 0 (no PCA scan here). ``nlist`` also sets the partition with ``knn='exact'``
         (``shards`` lists must hold rows).
@@ -335,7 +338,8 @@ def _ivf_params(knn_params: dict | None, n: int) -> dict:
     params.pop("pca", None)
     params = _check_params("ivf", params)  # one machine's checks of nprobe, pool, recall
     nprobe = "auto" if isinstance(params["nprobe"], str) else int(params["nprobe"])
-    return {"nlist": int(min(n, params["nlist"] or default_nlist(n))), "nprobe": nprobe,
+    nlist = default_nlist(n) if params["nlist"] in (None, "auto") else int(params["nlist"])
+    return {"nlist": min(n, nlist), "nprobe": nprobe,
             "pool": None if params["pool"] is None else int(params["pool"]),
             "recall": float(params["recall"] or RECALL) if nprobe == "auto" else None,
             "candidates": None if params["candidates"] is None else int(params["candidates"])}
