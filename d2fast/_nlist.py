@@ -39,6 +39,7 @@ import numpy as np
 LIST_ROWS = 500  # rows a list of the fixed-size partition
 FINE_MAX = 1 << 16  # ... at most this many lists (the centroid tables grow as nlist^2)
 MARGIN = 2.0  # the fixed-size lists must cost at most 1 / MARGIN of the 2 sqrt(n) ones
+_CHUNK = 1 << 22  # distances of the sampled queries computed at once (float32: 16 MiB)
 
 
 def nlist_choices(n: int) -> list:
@@ -61,13 +62,12 @@ def choose_nlist(X: np.ndarray, k: int, cosine: bool, recall: float,
     """
     from d2fast._nearest import nearest_centroid
     from d2fast._nprobe import cheapest, curves_of, sample
-    from d2fast.knn import _exact
     from d2fast.partition import train_centroids
 
     n = X.shape[0]
     choices = nlist_choices(n)
     q = sample(n).astype(np.int64)  # the queries nprobe='auto' samples (all rows queried)
-    truth = _exact(X, k, cosine, False, backend, queries=q)[0]  # (s, k), brute force
+    truth = sample_neighbours(X, q, k, cosine, backend)
     found = truth >= 0
     rows = np.concatenate([q, truth[found]])
     cents, work = [], []
@@ -97,3 +97,47 @@ def _assign_work(nc: Any, unproven: float) -> float:
         return float(nc.nlist)
     groups = nc.gcent.shape[0]
     return groups + PROBE_GROUPS * nc.nlist / groups + unproven * nc.nlist
+
+
+def sample_neighbours(X: np.ndarray, q: np.ndarray, k: int, cosine: bool,
+                      backend: str = "auto") -> np.ndarray:
+    """int64 (s, k): the k nearest other rows of the rows ``q`` (s,) of the float32 rows X
+    by brute force, -1 padded: the k + 9 nearest by float32 squared L2 (faiss's BLAS
+    distances to chunks of ``_CHUNK / s`` rows, in parallel, merged by ``topk_merge``),
+    re-ranked by exact float64 key (``cosine``: 1 - cos of unit rows), ties to the lower
+    id, as :func:`d2fast._nprobe.recall_curves`' sample search over the lists."""
+    import threading
+
+    from d2fast import _backends
+    from d2fast._ivf import _rerank
+    from d2fast._threads import faiss_threads, pairwise_sq, run
+    from d2fast.knn import _MARGIN
+
+    kernels = _backends.get(backend)
+    n, s = X.shape[0], q.size
+    Q = np.ascontiguousarray(X[q])
+    c = min(n, k + 1 + _MARGIN)  # the query itself may be among them
+    step = max(1, _CHUNK // s)
+    starts = range(0, n, step)
+    D = np.full((len(starts) * s, c), np.inf, dtype=np.float32)  # s rows a chunk
+    I = np.full(D.shape, -1, dtype=np.int64)
+    scratch = threading.local()
+
+    def scan(t: int, a: int) -> None:
+        b = min(n, a + step)
+        if not hasattr(scratch, "dist"):
+            scratch.dist = np.empty(s * step, dtype=np.float32)
+        dist = pairwise_sq(Q, np.ascontiguousarray(X[a:b]),
+                           scratch.dist[:s * (b - a)].reshape(s, b - a))
+        kernels.topk_merge(dist, np.arange(a, b, dtype=np.int64),
+                           np.arange(t * s, (t + 1) * s, dtype=np.int64), D, I)
+
+    with faiss_threads() as threads:
+        run(threads, [(scan, t, a) for t, a in enumerate(starts)])
+    by_query = (len(starts), s, c)
+    best_D = np.full((s, c), np.inf, dtype=np.float32)
+    best_I = np.full((s, c), -1, dtype=np.int64)
+    kernels.topk_merge(np.ascontiguousarray(D.reshape(by_query).transpose(1, 0, 2).reshape(s, -1)),
+                       np.ascontiguousarray(I.reshape(by_query).transpose(1, 0, 2).reshape(s, -1)),
+                       np.arange(s, dtype=np.int64), best_D, best_I)
+    return _rerank(X, q, best_I, k, cosine, False, backend)[0]

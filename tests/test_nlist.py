@@ -130,3 +130,17 @@ def test_cli_log_line(caplog):
     assert "nlist auto: 4000 of [400, 4000] lists (estimated distance computations a row: " \
         "[1264.0, 604.8])" in caplog.text
     assert "nprobe auto: 2 lists among 8 x 2 centroids" in caplog.text
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_sample_neighbours_are_exact(cosine, monkeypatch):
+    """The estimate's brute-force sample search equals the exact search, chunked finely
+    (many chunks merged) and on tied rows."""
+    monkeypatch.setattr(_nlist, "_CHUNK", 256 * 700)
+    X = _data("big", n=6000)
+    X[3000:3100] = X[:100]  # duplicated rows: ties to the lower id
+    if cosine:
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+    q = np.sort(np.random.default_rng(0).choice(len(X), 256, replace=False))
+    np.testing.assert_array_equal(_nlist.sample_neighbours(X, q, 10, cosine),
+                                  knn._exact(X, 10, cosine, False, "auto", queries=q)[0])
