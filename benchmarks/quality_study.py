@@ -29,8 +29,17 @@ proportional budgets) and "d2 knn rate labels" (the rule of "d2 knn rate" and pe
 so that classes without score mass still get their share); "d2 knn rate even" (as "d2 knn
 rate", but the rescue is class-balanced: every class keeps the same number of the rate
 term's agreed rows, as many as the class with the fewest, so that the difficulty it adds
-does not pull D2's picks into a few classes; D2 runs without labels). These four are given
-the training (noisy) labels. Torch on one thread.
+does not pull D2's picks into a few classes; D2 runs without labels). Two more answers to
+that class collapse (clean digits forgetting at 90 %, where the rescued rows are the only
+rows with a forgetting count above 0 and lie in few classes): "d2 knn rate graded" rescues
+only where the score grades the default's pool (at least n_keep of the rows left after the
+rate term score strictly above the median row; otherwise D2 there chooses among tied rows
+by coverage, and a rescue would make the rescued rows the pool's only score mass, which the
+forward pass spreads into their classes); "d2 knn rate median" rescues as "d2 knn rate",
+but a rescued row enters D2's pool with the score of the median agreed row of the pool: the
+kNN check says the row is probably not a label error, not that it deserves priority, so it
+is kept where it covers a region, not first. These six are given the training (noisy)
+labels. Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
