@@ -29,8 +29,17 @@ proportional budgets) and "d2 knn rate labels" (the rule of "d2 knn rate" and pe
 so that classes without score mass still get their share); "d2 knn rate even" (as "d2 knn
 rate", but the rescue is class-balanced: every class keeps the same number of the rate
 term's agreed rows, as many as the class with the fewest, so that the difficulty it adds
-does not pull D2's picks into a few classes; D2 runs without labels). These four are given
-the training (noisy) labels. Torch on one thread.
+does not pull D2's picks into a few classes; D2 runs without labels). Two more answers to
+that class collapse (clean digits forgetting at 90 %, where the rescued rows are the only
+rows with a forgetting count above 0 and lie in few classes): "d2 knn rate graded" rescues
+only where the score grades the default's pool (at least n_keep of the rows left after the
+rate term score strictly above the median row; otherwise D2 there chooses among tied rows
+by coverage, and a rescue would make the rescued rows the pool's only score mass, which the
+forward pass spreads into their classes); "d2 knn rate median" rescues as "d2 knn rate",
+but a rescued row enters D2's pool with the score of the median agreed row of the pool: the
+kNN check says the row is probably not a label error, not that it deserves priority, so it
+is kept where it covers a region, not first. These six are given the training (noisy)
+labels. Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -261,6 +270,70 @@ def _knn_rate_even(e, s, r, labels, seed, noisy):
 _knn_rate_even.uses_noisy_labels = True
 
 
+def _knn_rate_graded(e, s, r, labels, seed, noisy):
+    """Issue 12, "d2 knn rate" only where the score grades the default's pool. The rescue
+    puts back, at the top of D2's order, rows of the rate term's share that the kNN check
+    finds not to be label errors; that refines a difficulty-led selection. Whether D2 is
+    difficulty-led on the default's pool (the rows left after the rate term) depends on
+    how many of its rows the score tells apart from the bulk: rows with a score strictly
+    above the median row's score. If fewer than ``n_keep`` such rows are left (a
+    degenerate score: forgetting counts are 0 for about 80 % of the clean digits rows and
+    the rate term takes nearly all the others), D2 there picks among tied rows, by
+    coverage alone, and the rescued rows would be the pool's only score mass: the forward
+    pass spreads it to their neighbours and the picks go to their few classes (clean
+    forgetting at 90 %: 80.62 vs 88.64). The rescue would then change the selection's
+    regime rather than refine a ranking, so it is skipped (prune's defaults). With
+    continuous scores (AUM, EL2N) at least half the rows are above the median, so the
+    gate passes whenever the rate term drops at most ``n/2 - n_keep`` rows (always here:
+    270 + 135 <= 674 on digits at 90 %) and the rule is "d2 knn rate"."""
+    n, n_keep = s.size, _n_keep(s, r)
+    rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
+    order = np.lexsort((np.arange(n), -s))
+    graded = int(np.sum(s[order[rate_drop:]] > np.median(s)))
+    if graded < n_keep:
+        return d2fast.prune(e, s, rate=r)
+    return _knn_rate(False)(e, s, r, labels, seed, noisy)
+
+
+_knn_rate_graded.uses_noisy_labels = True
+
+
+def _knn_rate_median(e, s, r, labels, seed, noisy):
+    """Issue 12, "d2 knn rate" with the rescued rows kept for coverage, not first. The kNN
+    check tells that a row of the rate term's share is probably not a label error; it does
+    not tell that the row deserves priority. In "d2 knn rate" the rescued rows keep their
+    own (the highest) scores, so D2 picks them and their neighbourhoods first; where they
+    lie in few classes (clean digits forgetting at 90 %: the rows with a count above 0)
+    that takes the picks from the other classes. Here a rescued row enters D2's pool with
+    the score of the median agreed row of the pool (rows kept by the rate term or rescued,
+    whose label their neighbours share): it can still be picked where it covers a region
+    no other row covers (the rate term's pure-insurance cost on clean data), but it does
+    not carry score mass that the forward pass spreads into its few classes. With a
+    degenerate score the median is the bulk's value (0 for forgetting), and D2 chooses by
+    coverage over all agreed rows, as the default does over its pool."""
+    n, n_keep = s.size, _n_keep(s, r)
+    mode_drop = min(high_mode(s).count, n - n_keep)
+    rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
+    if rate_drop <= mode_drop or not s.max() > s.min():
+        return d2fast.prune(e, s, rate=r)
+    order = np.lexsort((np.arange(n), -s))
+    disputed = _disputed(e, noisy)
+    top = order[mode_drop:rate_drop]
+    rescued = top[~disputed[top]]
+    if rescued.size == 0:  # the same rows as the default
+        return d2fast.prune(e, s, rate=r)
+    drop = np.zeros(n, dtype=bool)
+    drop[order[:rate_drop]] = True
+    drop[rescued] = False
+    pool = np.flatnonzero(~drop)
+    score = s.astype(np.float64, copy=True)
+    score[rescued] = np.median(s[pool[~disputed[pool]]])
+    return pool[d2fast.prune(e[pool], score[pool], n_keep=n_keep, hard_prune=0.0)]
+
+
+_knn_rate_median.uses_noisy_labels = True
+
+
 def _with_labels(e, s, r, labels, seed, noisy):
     """prune's defaults given the training labels (per-class D2, proportional budgets)."""
     return d2fast.prune(e, s, rate=r, labels=noisy)
@@ -282,7 +355,8 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 cap1/2 m rate": _m_rows("rate", 0.5), "d2 m floor": _m_floor,
            "d2 cap1/2 strata": _cap_strata, "d2 knn rate": _knn_rate(False),
            "d2 labels": _with_labels, "d2 knn rate labels": _knn_rate(True),
-           "d2 knn rate even": _knn_rate_even}
+           "d2 knn rate even": _knn_rate_even, "d2 knn rate graded": _knn_rate_graded,
+           "d2 knn rate median": _knn_rate_median}
 
 
 def load(name: str, seed: int):
