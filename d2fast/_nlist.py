@@ -7,10 +7,10 @@ no more with n). Which is faster depends on the data (10M x 64, one run each):
 
 - rows around 10000 evenly spread centres (clusters of 1000 rows): 2 sqrt(n) = 6324
   lists straddle clusters, the search needs a pool of 1024 centroids and the exact
-  assignment proves few rows; n / 500 = 20000 lists took 152 s, 2 sqrt(n) about 300 s;
+  assignment proves few rows; n / 500 = 20000 lists took 150 s, 2 sqrt(n) 295 s;
 - rows around 1000 centres (clusters of 10000 rows): a query's neighbours spread over
   its whole cluster, 20 lists of 500 rows, so lists of 500 rows need nprobe 17; 2 sqrt(n)
-  took about 200 s, n / 500 lists 273 s.
+  took about 220 s, n / 500 lists 273 s.
 
 The choice estimates the distance computations a row costs with either partition. Both
 sets of centroids are trained (as :func:`d2fast.partition.partition_rows` would train
@@ -103,9 +103,11 @@ def sample_neighbours(X: np.ndarray, q: np.ndarray, k: int, cosine: bool,
                       backend: str = "auto") -> np.ndarray:
     """int64 (s, k): the k nearest other rows of the rows ``q`` (s,) of the float32 rows X
     by brute force, -1 padded: the k + 9 nearest by float32 squared L2 (faiss's BLAS
-    distances to chunks of ``_CHUNK / s`` rows, in parallel, merged by ``topk_merge``),
-    re-ranked by exact float64 key (``cosine``: 1 - cos of unit rows), ties to the lower
-    id, as :func:`d2fast._nprobe.recall_curves`' sample search over the lists."""
+    distances to chunks of ``_CHUNK / s`` rows, in parallel, each thread merging into its
+    own top list with ``topk_merge``: the (distance, id) order makes the result the same
+    on any number of threads), re-ranked by exact float64 key (``cosine``: 1 - cos of
+    unit rows), ties to the lower id, as :func:`d2fast._nprobe.recall_curves`' sample
+    search over the lists."""
     import threading
 
     from d2fast import _backends
@@ -118,26 +120,26 @@ def sample_neighbours(X: np.ndarray, q: np.ndarray, k: int, cosine: bool,
     Q = np.ascontiguousarray(X[q])
     c = min(n, k + 1 + _MARGIN)  # the query itself may be among them
     step = max(1, _CHUNK // s)
-    starts = range(0, n, step)
-    D = np.full((len(starts) * s, c), np.inf, dtype=np.float32)  # s rows a chunk
-    I = np.full(D.shape, -1, dtype=np.int64)
-    scratch = threading.local()
+    mine, tops = threading.local(), []  # a thread's distance buffer and top lists
+    lock = threading.Lock()
 
-    def scan(t: int, a: int) -> None:
+    def scan(a: int) -> None:
+        if not hasattr(mine, "top"):
+            mine.dist = np.empty(s * step, dtype=np.float32)
+            mine.top = (np.full((s, c), np.inf, dtype=np.float32),
+                        np.full((s, c), -1, dtype=np.int64))
+            with lock:
+                tops.append(mine.top)
         b = min(n, a + step)
-        if not hasattr(scratch, "dist"):
-            scratch.dist = np.empty(s * step, dtype=np.float32)
         dist = pairwise_sq(Q, np.ascontiguousarray(X[a:b]),
-                           scratch.dist[:s * (b - a)].reshape(s, b - a))
+                           mine.dist[:s * (b - a)].reshape(s, b - a))
         kernels.topk_merge(dist, np.arange(a, b, dtype=np.int64),
-                           np.arange(t * s, (t + 1) * s, dtype=np.int64), D, I)
+                           np.arange(s, dtype=np.int64), *mine.top)
 
     with faiss_threads() as threads:
-        run(threads, [(scan, t, a) for t, a in enumerate(starts)])
-    by_query = (len(starts), s, c)
-    best_D = np.full((s, c), np.inf, dtype=np.float32)
-    best_I = np.full((s, c), -1, dtype=np.int64)
-    kernels.topk_merge(np.ascontiguousarray(D.reshape(by_query).transpose(1, 0, 2).reshape(s, -1)),
-                       np.ascontiguousarray(I.reshape(by_query).transpose(1, 0, 2).reshape(s, -1)),
-                       np.arange(s, dtype=np.int64), best_D, best_I)
-    return _rerank(X, q, best_I, k, cosine, False, backend)[0]
+        run(threads, [(scan, a) for a in range(0, n, step)])
+    best = (np.full((s, c), np.inf, dtype=np.float32), np.full((s, c), -1, dtype=np.int64))
+    kernels.topk_merge(np.concatenate([D for D, _ in tops], axis=1),
+                       np.concatenate([I for _, I in tops], axis=1),
+                       np.arange(s, dtype=np.int64), *best)
+    return _rerank(X, q, best[1], k, cosine, False, backend)[0]

@@ -4,6 +4,7 @@ Above 1M rows only; here the fixed list size is made small (LIST_ROWS = 10, so 4
 weigh 400 against 4000 lists)."""
 import logging
 
+import faiss
 import numpy as np
 import pytest
 
@@ -142,5 +143,11 @@ def test_sample_neighbours_are_exact(cosine, monkeypatch):
     if cosine:
         X /= np.linalg.norm(X, axis=1, keepdims=True)
     q = np.sort(np.random.default_rng(0).choice(len(X), 256, replace=False))
-    np.testing.assert_array_equal(_nlist.sample_neighbours(X, q, 10, cosine),
-                                  knn._exact(X, 10, cosine, False, "auto", queries=q)[0])
+    want = knn._exact(X, 10, cosine, False, "auto", queries=q)[0]
+    before = faiss.omp_get_max_threads()
+    try:
+        for threads in (1, 2):  # each thread merges its own chunks: the same result
+            faiss.omp_set_num_threads(threads)
+            np.testing.assert_array_equal(_nlist.sample_neighbours(X, q, 10, cosine), want)
+    finally:
+        faiss.omp_set_num_threads(before)
