@@ -202,6 +202,19 @@ def _disputed(e, noisy):
     return 2 * same < np.diff(g.indptr)
 
 
+def _rate_split(s, r):
+    """``(n, n_keep, order, mode_drop, rate_drop)``: the rows hardest first (ties to the
+    lower index) and how many of them the outlier mode and the rate term of
+    hard_prune="auto" drop (each at most ``n - n_keep``); None where the rate term drops
+    no row beyond the mode, or the scores are constant (then prune's defaults)."""
+    n, n_keep = s.size, _n_keep(s, r)
+    mode_drop = min(high_mode(s).count, n - n_keep)
+    rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
+    if rate_drop <= mode_drop or not s.max() > s.min():
+        return None
+    return n, n_keep, np.lexsort((np.arange(n), -s)), mode_drop, rate_drop
+
+
 def _knn_rate(balance):
     """Issue 12, the rate term checked by the labels: of the hardest rows the rate term of
     hard_prune="auto" would drop, only those whose label fewer than half of their graph
@@ -211,13 +224,11 @@ def _knn_rate(balance):
     (hardest-first wins on clean digits at 50-70 %). ``balance``: D2 also gets the labels
     (per-class budgets, as prune(labels=...)); else the labels serve this rule only."""
     def select(e, s, r, labels, seed, noisy):
-        n, n_keep = s.size, _n_keep(s, r)
         given = noisy if balance else None
-        mode_drop = min(high_mode(s).count, n - n_keep)
-        rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
-        if rate_drop <= mode_drop or not s.max() > s.min():
+        split = _rate_split(s, r)
+        if split is None:
             return d2fast.prune(e, s, rate=r, labels=given)
-        order = np.lexsort((np.arange(n), -s))
+        n, n_keep, order, mode_drop, rate_drop = split
         drop = np.zeros(n, dtype=bool)
         drop[order[:mode_drop]] = True
         top = order[:rate_drop]
@@ -247,12 +258,10 @@ def _knn_rate_even(e, s, r, labels, seed, noisy):
     labels decide the pool only; D2 itself runs without them, on one graph of the pool.
     Under label noise the rate term's rows are nearly all disputed and the rule is
     prune's defaults, as "d2 knn rate"."""
-    n, n_keep = s.size, _n_keep(s, r)
-    mode_drop = min(high_mode(s).count, n - n_keep)
-    rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
-    if rate_drop <= mode_drop or not s.max() > s.min():
+    split = _rate_split(s, r)
+    if split is None:
         return d2fast.prune(e, s, rate=r)
-    order = np.lexsort((np.arange(n), -s))
+    n, n_keep, order, mode_drop, rate_drop = split
     top = order[mode_drop:rate_drop]  # the rate term's rows beyond the outlier mode
     agreed = top[~_disputed(e, noisy)[top]]  # hardest first
     classes = np.unique(noisy)
@@ -311,12 +320,10 @@ def _knn_rate_median(e, s, r, labels, seed, noisy):
     not carry score mass that the forward pass spreads into its few classes. With a
     degenerate score the median is the bulk's value (0 for forgetting), and D2 chooses by
     coverage over all agreed rows, as the default does over its pool."""
-    n, n_keep = s.size, _n_keep(s, r)
-    mode_drop = min(high_mode(s).count, n - n_keep)
-    rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
-    if rate_drop <= mode_drop or not s.max() > s.min():
+    split = _rate_split(s, r)
+    if split is None:
         return d2fast.prune(e, s, rate=r)
-    order = np.lexsort((np.arange(n), -s))
+    n, n_keep, order, mode_drop, rate_drop = split
     disputed = _disputed(e, noisy)
     top = order[mode_drop:rate_drop]
     rescued = top[~disputed[top]]
