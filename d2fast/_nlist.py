@@ -69,19 +69,18 @@ def choose_nlist(X: np.ndarray, k: int, cosine: bool, recall: float,
     q = sample(n).astype(np.int64)  # the queries nprobe='auto' samples (all rows queried)
     truth = sample_neighbours(X, q, k, cosine, backend)
     found = truth >= 0
-    rows = np.concatenate([q, truth[found]])
+    x = np.ascontiguousarray(X[np.concatenate([q, truth[found]])])  # queries, neighbours
     cents, work = [], []
     for nlist in choices:
         C = train_centroids(X, nlist, normalize=False)
         nc = nearest_centroid(C)
-        x = np.ascontiguousarray(X[rows])
-        at, unproven = nc.proved(x) if nc.grouped else (nc(x), rows.size)
+        at, unproven = nc.proved(x) if nc.grouped else (nc(x), x.shape[0])
         lists = np.full(truth.shape, -1, dtype=np.int64)
         lists[found] = at[q.size:]
-        curves, pairs = curves_of(C, np.ascontiguousarray(X[q]), at[:q.size], lists)
+        curves, pairs = curves_of(C, x[:q.size], at[:q.size], lists)
         search = cheapest(curves, pairs, n / nlist, recall, q.size)[1]
         cents.append(C)
-        work.append(search + _assign_work(nc, unproven / rows.size))
+        work.append(search + _assign_work(nc, unproven / x.shape[0]))
     pick = 1 if len(choices) > 1 and MARGIN * work[1] <= work[0] else 0
     return cents[pick], {"nlist": choices[pick], "choices": choices,
                          "work": [round(w, 1) for w in work]}

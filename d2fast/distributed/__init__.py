@@ -23,7 +23,7 @@ from d2fast.distributed.shards import ShardFiles, check_matching, open_shards
 from d2fast.distributed.subset import Subset, write_pool
 from d2fast.graph import GRAPHS, METRICS
 from d2fast._nprobe import RECALL
-from d2fast.knn import _MARGIN, EXACT_MAX_ROWS, _check_params, default_nlist
+from d2fast.knn import _MARGIN, EXACT_MAX_ROWS, _check_params, _nlist
 from d2fast.io import atomic_write
 from d2fast.passing import MODES, REVERSE
 
@@ -338,8 +338,7 @@ def _ivf_params(knn_params: dict | None, n: int) -> dict:
     params.pop("pca", None)
     params = _check_params("ivf", params)  # one machine's checks of nprobe, pool, recall
     nprobe = "auto" if isinstance(params["nprobe"], str) else int(params["nprobe"])
-    nlist = default_nlist(n) if params["nlist"] in (None, "auto") else int(params["nlist"])
-    return {"nlist": min(n, nlist), "nprobe": nprobe,
+    return {"nlist": _nlist(n, params), "nprobe": nprobe,
             "pool": None if params["pool"] is None else int(params["pool"]),
             "recall": float(params["recall"] or RECALL) if nprobe == "auto" else None,
             "candidates": None if params["candidates"] is None else int(params["candidates"])}
