@@ -93,6 +93,73 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
     return beta, f"auto: {beta:.4f} = drop {drop} of {n} rows; " + "; ".join(parts)
 
 
+def rate_term_rows(scores: np.ndarray, n_keep: int) -> np.ndarray:
+    """The rows (ids, hardest first) that the rate term of :func:`auto_hard_prune` drops
+    beyond its outlier mode: ``order[mode_drop:rate_drop]`` of the rows hardest first (ties:
+    lower index first), each count capped at ``n - n_keep``. Empty when every row is kept,
+    the scores are constant or the mode drops at least as many rows as the rate term.
+    These are the rows :func:`label_checked_pool` checks against the labels."""
+    n = scores.size
+    if n == 0 or n_keep >= n or not scores.max() > scores.min():
+        return np.empty(0, dtype=np.int64)
+    mode_drop = min(high_mode(scores).count, n - n_keep)
+    rate_drop = min(rate_term_drop(n, n_keep), n - n_keep)
+    if rate_drop <= mode_drop:
+        return np.empty(0, dtype=np.int64)
+    return np.lexsort((np.arange(n), -scores))[mode_drop:rate_drop].astype(np.int64)
+
+
+def disputed_labels(graph: Any, labels: np.ndarray) -> np.ndarray:
+    """bool of shape (n,): rows whose label fewer than half of their graph neighbours share
+    (deep k-NN filtering, Bahri et al., ICML 2020). ``graph``: a :class:`d2fast.Graph` of
+    all n rows (CSR ``indptr``, ``indices``); ``labels``: int class ids of shape (n,). A
+    row without neighbours is not disputed."""
+    degree = np.diff(graph.indptr)
+    row = np.repeat(np.arange(graph.n, dtype=np.int64), degree)
+    same = np.bincount(row, weights=labels[graph.indices] == labels[row], minlength=graph.n)
+    return 2 * same < degree
+
+
+def label_checked_pool(scores: np.ndarray, pool: np.ndarray, rows: np.ndarray,
+                       disputed: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """``hard_prune="auto"`` with labels: the rate term drops only its disputed rows.
+
+    Of the rate term's ``rows`` (:func:`rate_term_rows`, all outside ``pool``), those whose
+    label their neighbours share (``~disputed``) are rescued: they return to the pool with
+    the median score of the pool's agreed rows (the pool's rows and the rescued ones that
+    are not disputed). The kNN check says a row is probably not a label error, not that it
+    deserves priority, so a rescued row is kept where it covers a region, not first
+    (README, "The label check"). The outlier mode's rows stay dropped.
+
+    Parameters
+    ----------
+    scores : float64 of shape (n,), higher = harder
+    pool : int64 of shape (m,), sorted: the rows left by ``hard_prune="auto"``
+    rows : int64, the rate term's rows beyond the outlier mode
+    disputed : bool of shape (n,), :func:`disputed_labels`
+
+    Returns
+    -------
+    pool : int64, sorted: ``pool`` plus the rescued rows
+    scores : float64 of shape (n,): ``scores``, or a copy with the rescued rows' scores set
+        to the median
+    rescued : int, rows rescued
+    reason : str, one line for logs and sidecars
+    """
+    rescued = rows[~disputed[rows]]
+    if rescued.size == 0:
+        return pool, scores, 0, (f"label check: all {rows.size} rows of the rate term are "
+                                 "disputed by their neighbours, all dropped")
+    pool = np.sort(np.concatenate([pool, rescued]))
+    median = float(np.median(scores[pool[~disputed[pool]]]))
+    scores = scores.copy()
+    scores[rescued] = median
+    return pool, scores, int(rescued.size), (
+        f"label check: {rescued.size} of the rate term's {rows.size} rows kept (their label "
+        f"shared by at least half of their graph neighbours) with score {median:.4g} (the "
+        f"median of the pool's agreed rows), {rows.size - rescued.size} disputed rows dropped")
+
+
 def rate_term_drop(n: int, n_keep: int) -> int:
     """Rows the rate term of :func:`auto_hard_prune` drops:
     ``floor(max(0, (n - n_keep) - RATE_FREE * n) * RATE_SLOPE)``."""

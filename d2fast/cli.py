@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(higher = harder). Writes the kept row ids in selection order.")
     _input(p, "emb", "embeddings (n, d); with --graph only its row count is used")
     _input(p, "scores", "difficulty scores (n,), higher = harder")
-    _input(p, "labels", "integer classes (n,): class-balanced selection", optional=True)
+    _input(p, "labels", "training labels (n,): hard_prune auto's label check, and class-"
+           "balanced selection unless --class-budget none", optional=True)
     _graph_options(p, None)
     p.add_argument("--rate", type=float, default=0.5, help="fraction removed (default 0.5)")
     p.add_argument("--n-keep", type=int, help="rows kept (instead of --rate)")
@@ -145,11 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "sum to n / n_keep - 1 on average, -v logs its choice)")
     p.add_argument("--mode", choices=MODES, help="forward aggregation (default sum)")
     p.add_argument("--reverse", choices=REVERSE, help="reverse update (default weighted)")
-    p.add_argument("--class-budget", choices=BUDGETS,
-                   help="with --labels: per-class budgets (default proportional)")
+    p.add_argument("--class-budget", choices=(*BUDGETS, "none"),
+                   help="with --labels: per-class budgets (default proportional); none: "
+                   "one graph, the labels serve hard_prune auto's label check only")
     p.add_argument("--hard-prune", type=_auto_or_float, metavar="BETA|auto",
                    help="drop this fraction of hardest rows first (d2: auto = a separate mode "
-                   "of high scores or max(0, rate - 0.5) / 2, -v logs its choice; also with "
+                   "of high scores or max(0, rate - 0.5) / 2, with --labels only the rows of the "
+                   "latter whose label their neighbours dispute, -v logs its choice; also with "
                    "--graph, as in Python; 0 = pure D2; ccs: 0.1)")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
                    help="reuse a graph saved by 'd2fast graph' (with --labels / --hard-prune: "
@@ -370,8 +373,9 @@ def _d2(args: argparse.Namespace, run: _Run, emb, scores, labels, n_keep: int) -
         keep, info = d2fast.prune(
             emb, scores, args.k, n_keep=n_keep, gamma_f=args.gamma_f, gamma_r=args.gamma_r,
             metric=args.metric, graph=graph, mode=args.mode, reverse=args.reverse,
-            labels=labels, class_budget=args.class_budget, knn=args.knn or "auto",
-            knn_params=knn_params, dedup=args.dedup, backend=args.backend,
+            labels=labels, class_budget=None if args.class_budget == "none" else
+            args.class_budget, knn=args.knn or "auto", knn_params=knn_params,
+            dedup=args.dedup, backend=args.backend,
             progress=not args.quiet, return_info=True, **optional)
     stages = {"knn": "knn_graph", "dedup": "dedup", "forward": "forward", "select": "select"}
     for name, stage in stages.items():

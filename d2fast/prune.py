@@ -10,8 +10,9 @@ import numpy as np
 from d2fast import _backends
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
                               check_scores, label_names, resolve_n_keep)
-from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool,
-                            merge_balanced, resolve_hard_prune)
+from d2fast.budgets import (BUDGETS, by_class, class_budgets, disputed_labels, hard_prune_pool,
+                            label_checked_pool, merge_balanced, rate_term_rows,
+                            resolve_hard_prune)
 from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, graph_of_rows
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, underflow
@@ -20,7 +21,8 @@ from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, u
 def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
           n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: Any = "auto",
           metric: str | None = None, graph: str | Graph = "union", mode: str = "sum",
-          reverse: str = "weighted", labels: Any = None, class_budget: str = "proportional",
+          reverse: str = "weighted", labels: Any = None,
+          class_budget: str | None = "proportional",
           hard_prune: Any = "auto", knn: str = "auto", knn_params: dict | None = None,
           dedup: float | None = None, backend: str = "auto", progress: bool = False,
           return_info: bool = False) -> np.ndarray | tuple[np.ndarray, dict]:
@@ -66,19 +68,29 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     mode : {'sum', 'product'}, default='sum'
     reverse : {'weighted', 'absolute'}, default='weighted'
     labels : array-like of shape (n,), optional
-        Class of each row (integers, or strings/objects: classes in sorted order):
-        class-balanced selection with one graph per class and per-class budgets that sum
-        to ``n_keep``. The classes' picks are merged so that every prefix of the ranking
-        stays balanced (the t-th pick of a class with budget b sits at (t + 0.5) / b).
-    class_budget : {'proportional', 'uniform'}, default='proportional'
+        Class of each row, the training labels (integers, or strings/objects: classes in
+        sorted order). Two uses: ``hard_prune="auto"``'s label check (below), and, unless
+        ``class_budget=None``, class-balanced selection with one graph per class and
+        per-class budgets that sum to ``n_keep``. The classes' picks are merged so that
+        every prefix of the ranking stays balanced (the t-th pick of a class with budget b
+        sits at (t + 0.5) / b).
+    class_budget : {'proportional', 'uniform'} or None, default='proportional'
         Proportional: each class keeps its share of the rows (largest remainder).
         Uniform: equal budgets, capped at the class size, the rest redistributed.
+        None: no per-class selection; the labels serve the label check only, and D2 runs
+        on one graph (the best-measured use of labels: README, "The label check").
     hard_prune : float or 'auto', default='auto'
         Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower index
         first) before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
         ``'auto'``: the larger of the fraction of rows in a separate mode of high scores
         (mislabelled rows) and ``max(0, rate - 0.5) / 2``, capped so that ``n_keep``
-        rows remain; see :func:`d2fast.budgets.auto_hard_prune`. ``0.0`` is pure D2.
+        rows remain; see :func:`d2fast.budgets.auto_hard_prune`. With ``labels``, the
+        rate term's rows beyond the outlier mode are checked against them: a row whose
+        label at least half of its neighbours in the graph of all rows share is kept, with
+        the median score of the pool's agreed rows
+        (:func:`d2fast.budgets.label_checked_pool`); that graph is the prebuilt ``graph``
+        or one more kNN graph built as the selection's (k, metric, knn). ``0.0`` is pure
+        D2.
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional
@@ -89,11 +101,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         id. Only graph edges are compared (a duplicate is found when it is among a row's
         k nearest, as exact duplicates are: distance ties go to the lower index); groups
         are chained, so a group can span more than ``dedup``; with ``labels``, rows of
-        different classes are never grouped. Budgets count the rows left; ``n_keep`` must
-        not exceed them.
+        different classes are never grouped (unless ``class_budget=None``). Budgets count
+        the rows left; ``n_keep`` must not exceed them.
     backend : {'auto', 'cpp', 'numba', 'cuda', 'numpy'}, default='auto'
     progress : bool, default=False
-        Show a progress bar: the kNN search's, or with ``labels`` one bar over the classes.
+        Show a progress bar: the kNN search's, or with per-class selection one bar over
+        the classes.
     return_info : bool, default=False
         Also return a dict of the choices made and the time taken (see Returns).
 
@@ -111,10 +124,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         recall_target, recall_sampled, queries_sampled; else None), ``faiss`` (version)
         -- None where a prebuilt graph's ``meta``
         does not say; ``classes``: one dict per class (one in all without labels) with
-        ``label`` (name or id; None without labels), ``rows`` (after hard pruning and
+        ``label`` (name or id; None without per-class selection), ``rows`` (after hard pruning and
         dedup), ``n_keep``, ``k`` (lowered to rows - 1 in a small class; None for an
-        induced subgraph), ``knn``, ``knn_params``; ``hard_prune`` (the fraction used),
-        ``hard_prune_reason``, ``hard_pruned`` (rows dropped); ``gamma_r`` (the value
+        induced subgraph), ``knn``, ``knn_params``; ``hard_prune`` (the fraction of
+        hardest rows the rule takes), ``hard_prune_reason``, ``hard_pruned`` (rows
+        dropped), ``hard_prune_rescued`` (rows of that fraction the label check kept; 0
+        without it); ``gamma_r`` (the value
         used; None when ``'auto'`` chose one per class: each class's ``gamma_r`` and
         ``gamma_r_reason`` are in ``classes``, None for a class without a graph),
         ``gamma_r_reason``; ``zero_distance_rows``
@@ -122,7 +137,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``dedup_groups`` (int64 (n,): the kept row that represents each row -- itself
         unless it was removed as a duplicate; -1 for hard-pruned rows; None without
         dedup), ``dedup_removed``; ``backend`` (the one used); ``timings_s`` with ``knn``
-        (search and CSR build, or cutting subgraphs of a given graph), ``dedup``,
+        (search and CSR build, or cutting subgraphs of a given graph; with the label
+        check, its graph of all rows too), ``dedup``,
         ``forward``, ``select``, ``total``.
 
     Warns
@@ -170,7 +186,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         check_choice(graph, "graph", GRAPHS)
         check_choice(knn, "knn", KNN)
     n_keep = resolve_n_keep(n, rate, n_keep)
-    class_budget = check_choice(class_budget, "class_budget", BUDGETS)
+    if class_budget is not None:
+        class_budget = check_choice(class_budget, "class_budget", BUDGETS)
     check_real(gamma_f, "gamma_f")
     if isinstance(gamma_r, str):
         if gamma_r != "auto":
@@ -184,14 +201,28 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     beta, reason = resolve_hard_prune(scores, hard_prune, n_keep)
     pool = hard_prune_pool(scores, beta, n_keep)
     ids = None if labels is None else check_labels(labels, n)
-    names = None if labels is None else label_names(labels)
-    groups = [pool] if ids is None else by_class(ids, pool)
-    shown = [None] if ids is None else [
-        _label(ids[rows[0]], names) for rows in groups]
-    if ids is not None:
+    checked = ids is not None and isinstance(hard_prune, str)
+    if ids is not None and class_budget is None and not checked:
+        raise ValueError(f"labels with class_budget=None serve only hard_prune='auto' (its "
+                         f"label check), but hard_prune={hard_prune!r}")
+    times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
+    rescued, top = 0, rate_term_rows(scores, n_keep) if checked else None
+    if checked and top.size:
+        t = time.perf_counter()
+        g = _group_graph(X, np.arange(n), graph, k, metric, knn, knn_params, progress,
+                         backend)
+        pool, scores, rescued, why = label_checked_pool(scores, pool, top,
+                                                        disputed_labels(g, ids))
+        del g
+        reason += "; " + why
+        times["knn"] += time.perf_counter() - t
+    balanced = ids is not None and class_budget is not None
+    names = label_names(labels) if balanced else None
+    groups = by_class(ids, pool) if balanced else [pool]
+    shown = [_label(ids[rows[0]], names) for rows in groups] if balanced else [None]
+    if balanced:
         _warn_small_classes(shown, groups, class_budgets(
             [g.size for g in groups], n_keep, class_budget), k if not given else None)
-    times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
     from tqdm.auto import tqdm
 
     # with labels, one bar for the run (a class a step, its label names the stage) instead
@@ -222,7 +253,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         if sum(g.size for g in groups) < n_keep:
             raise ValueError(f"dedup={eps} leaves {sum(g.size for g in groups)} rows, fewer "
                              f"than n_keep={n_keep}")
-    budgets = class_budgets([g.size for g in groups], n_keep, class_budget)
+    budgets = class_budgets([g.size for g in groups], n_keep, class_budget or "proportional")
     picks, weak, metas, gammas = [], [], [], []
     for rows, g, budget, name in zip(groups, graphs, budgets, shown):
         if eps is None:
@@ -266,6 +297,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         info.update(gamma_r=None, gamma_r_reason=f"auto per class: {low:.4g} to {high:.4g} "
                     f"over {len(used)} classes (each class's value and reason in 'classes')")
     info.update(hard_prune=beta, hard_prune_reason=reason, hard_pruned=n - pool.size,
+                hard_prune_rescued=rescued,
                 zero_distance_rows=zero_rows, dedup=eps, dedup_groups=rep,
                 dedup_removed=0 if rep is None else int((pool.size - sum(
                     g.size for g in groups))),

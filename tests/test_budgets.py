@@ -1,4 +1,5 @@
-"""hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases."""
+"""hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases; its
+label check (rate_term_rows, disputed_labels, label_checked_pool)."""
 from fractions import Fraction
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 
 import d2fast
 from d2fast.budgets import (RATE_FREE, RATE_SLOPE, auto_hard_prune, beta_dropping,
-                            hard_prune_pool, rate_term_drop, resolve_hard_prune)
+                            disputed_labels, hard_prune_pool, label_checked_pool,
+                            rate_term_drop, rate_term_rows, resolve_hard_prune)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -155,3 +157,60 @@ def test_auto_with_labels_and_tiny_classes():
     keep = d2fast.prune(emb, scores, k=1, rate=0.7, labels=labels)
     assert keep.size == 180 and np.unique(keep).size == 180
     assert not np.isin(np.arange(540, 600), keep).any()
+
+
+# -- hard_prune="auto" with labels: the rate term checked against them ---------------------
+
+def test_rate_term_rows_are_the_rate_terms_hardest_beyond_the_mode():
+    scores = noisy()  # 2000 rows, a mode of 200
+    order = np.lexsort((np.arange(2000), -scores))
+    mode = dropped(scores, auto_hard_prune(scores, 1000)[0])  # rate 0.5: the mode alone
+    assert 150 <= mode <= 250
+    top = rate_term_rows(scores, 200)  # rate 0.9: the rate term drops 400
+    assert top.dtype == np.int64
+    np.testing.assert_array_equal(top, order[mode:400])
+
+
+@pytest.mark.parametrize("scores, n_keep", [
+    (np.random.default_rng(0).random(1000), 1000),  # nothing to drop
+    (np.random.default_rng(0).random(1000), 500),  # rate 0.5: no rate term
+    (np.full(1000, 2.0), 100),  # constant scores
+    (noisy(), 700),  # the mode (200) drops more than the rate term (150)
+    (np.empty(0), 0)])
+def test_rate_term_rows_empty(scores, n_keep):
+    assert rate_term_rows(scores, n_keep).size == 0
+
+
+def test_rate_term_rows_ties_go_to_the_lower_index_first():
+    scores = np.repeat([0.0, 1.0], 50)  # 50 ties at the top
+    np.testing.assert_array_equal(rate_term_rows(scores, 10), np.arange(50, 70))
+
+
+def test_disputed_labels_is_fewer_than_half_agreeing():
+    # row 0: 1 of 3 neighbours agree; row 1: 1 of 2 (half: not disputed); row 2: none
+    g = d2fast.Graph([0, 3, 5, 5, 6], [1, 2, 3, 0, 3, 2], np.ones(6))
+    labels = np.array([0, 1, 0, 1])
+    np.testing.assert_array_equal(disputed_labels(g, labels), [True, False, False, True])
+
+
+def test_label_checked_pool_rescues_the_agreed_rows_at_the_median():
+    scores = np.arange(10.0)  # row 9 hardest
+    pool = np.arange(6)  # the rate term dropped 6..9
+    disputed = np.zeros(10, dtype=bool)
+    disputed[[8, 1]] = True  # row 8 dropped; row 1 is in the pool but not agreed
+    given = scores.copy()
+    new_pool, new_scores, rescued, reason = label_checked_pool(scores, pool,
+                                                               np.array([9, 8, 7, 6]), disputed)
+    np.testing.assert_array_equal(new_pool, [0, 1, 2, 3, 4, 5, 6, 7, 9])
+    median = np.median([0, 2, 3, 4, 5, 6, 7, 9.0])  # the pool's agreed rows: 4.5
+    np.testing.assert_array_equal(new_scores, [0, 1, 2, 3, 4, 5, median, median, 8, median])
+    np.testing.assert_array_equal(scores, given)  # the caller's array is not changed
+    assert rescued == 3 and "3 of the rate term's 4 rows kept" in reason
+    assert "1 disputed rows dropped" in reason
+
+
+def test_label_checked_pool_with_every_row_disputed_drops_them_all():
+    scores, pool = np.arange(10.0), np.arange(6)
+    out = label_checked_pool(scores, pool, np.array([9, 8, 7, 6]), np.ones(10, dtype=bool))
+    assert out[0] is pool and out[1] is scores and out[2] == 0
+    assert "all 4 rows of the rate term are disputed" in out[3]

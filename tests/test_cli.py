@@ -475,3 +475,16 @@ def test_dedup_option(files):
     assert keep.size == 180 and (keep < 300).all()  # the lower id of each pair
     resolved = json.loads((folder / "dd.npy.json").read_text())["resolved"]
     assert resolved["dedup"] == 0.0 and resolved["dedup_removed"] == 300
+
+
+def test_class_budget_none_gives_the_labels_to_the_label_check_only(files):
+    folder, emb, scores, labels = files
+    run("prune", "emb.npy", "scores.npy", "--labels", "labels.npy", "--class-budget", "none",
+        "--rate", 0.9, "-q", "-o", "keep.npy", cwd=folder)
+    want, info = d2fast.prune(emb, scores, rate=0.9, labels=labels, class_budget=None,
+                              return_info=True)
+    np.testing.assert_array_equal(np.load(folder / "keep.npy"), want)
+    resolved = json.loads((folder / "keep.npy.json").read_text())["resolved"]
+    assert resolved["hard_prune_rescued"] == info["hard_prune_rescued"] > 0
+    assert "label check" in resolved["hard_prune_reason"]
+    assert [c["label"] for c in resolved["classes"]] == [None]

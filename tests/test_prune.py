@@ -361,3 +361,91 @@ def test_gamma_r_auto_is_the_default_computed_per_class_and_reported():
         d2fast.prune(emb, scores, gamma_r="fixed")
     with pytest.raises(ValueError, match="gamma_r == -1.0"):
         d2fast.prune(emb, scores, gamma_r=-1)
+
+
+# -- hard_prune="auto" with labels: the label check -------------------------------------------
+
+def noisy_labels(n=600, seed=4):
+    """Clustered rows whose label is their cluster, 20 % flipped (harder on average);
+    returns emb, scores, labels, the true labels."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(6, 8)) * 4
+    truth = rng.integers(0, 6, n)
+    emb = (centers[truth] + rng.normal(size=(n, 8))).astype(np.float32)
+    labels = truth.copy()
+    flip = rng.random(n) < 0.2
+    labels[flip] = (labels[flip] + rng.integers(1, 6, flip.sum())) % 6
+    scores = rng.random(n) + 0.3 * flip  # not a separate mode
+    return emb, scores, labels, truth
+
+
+def checked_by_hand(emb, scores, labels, rate, graph=None):
+    """The label check's pool and scores, composed from the budgets module."""
+    from d2fast import budgets
+
+    n = scores.size
+    n_keep = int(round((1 - rate) * n))
+    beta, _ = budgets.resolve_hard_prune(scores, "auto", n_keep)
+    pool = budgets.hard_prune_pool(scores, beta, n_keep)
+    g = d2fast.knn_graph(emb, 5) if graph is None else graph
+    return budgets.label_checked_pool(scores, pool, budgets.rate_term_rows(scores, n_keep),
+                                      budgets.disputed_labels(g, labels))[:2] + (n_keep,)
+
+
+@pytest.mark.parametrize("rate", [0.7, 0.9])
+def test_label_check_with_one_graph_is_d2_on_the_checked_pool(rate):
+    emb, scores, labels, truth = noisy_labels()
+    given = scores.copy()
+    pool, checked, n_keep = checked_by_hand(emb, scores, labels, rate)
+    keep, info = d2fast.prune(emb, scores, rate=rate, labels=labels, class_budget=None,
+                              return_info=True)
+    np.testing.assert_array_equal(keep, pool[d2fast.prune(emb[pool], checked[pool],
+                                                          n_keep=n_keep, hard_prune=0.0)])
+    np.testing.assert_array_equal(scores, given)  # the caller's scores are not changed
+    assert 0 < info["hard_prune_rescued"] < int(info["hard_prune"] * 600)
+    assert info["hard_pruned"] == int(info["hard_prune"] * 600) - info["hard_prune_rescued"]
+    assert "label check:" in info["hard_prune_reason"]
+    assert len(info["classes"]) == 1 and info["classes"][0]["label"] is None
+    dropped = np.setdiff1d(np.arange(600), pool)  # the check drops flipped rows
+    assert dropped.size and np.mean(labels[dropped] != truth[dropped]) > 0.8
+
+
+def test_label_check_with_class_budgets_is_per_class_d2_on_the_checked_pool():
+    emb, scores, labels, _ = noisy_labels(seed=5)
+    pool, checked, n_keep = checked_by_hand(emb, scores, labels, 0.9)
+    keep, info = d2fast.prune(emb, scores, rate=0.9, labels=labels, class_budget="uniform",
+                              return_info=True)
+    np.testing.assert_array_equal(keep, pool[d2fast.prune(
+        emb[pool], checked[pool], n_keep=n_keep, hard_prune=0.0, labels=labels[pool],
+        class_budget="uniform")])
+    assert info["hard_prune_rescued"] > 0 and len(info["classes"]) == 6
+
+
+def test_label_check_reads_a_prebuilt_graph():
+    emb, scores, labels, _ = noisy_labels(seed=6)
+    g = d2fast.knn_graph(emb, 4, graph="directed")
+    pool, checked, n_keep = checked_by_hand(emb, scores, labels, 0.8, graph=g)
+    keep = d2fast.prune(emb, scores, rate=0.8, labels=labels, class_budget=None, graph=g)
+    np.testing.assert_array_equal(keep, pool[d2fast.prune(
+        emb[pool], checked[pool], n_keep=n_keep, hard_prune=0.0, graph=g.subgraph(pool))])
+
+
+@pytest.mark.parametrize("rate, scores", [(0.5, None), (0.9, np.full(600, 1.0))])
+def test_label_check_changes_nothing_without_a_rate_term(rate, scores):
+    emb, s, labels, _ = noisy_labels(seed=7)
+    s = s if scores is None else scores
+    keep, info = d2fast.prune(emb, s, rate=rate, labels=labels, class_budget=None,
+                              return_info=True)
+    np.testing.assert_array_equal(keep, d2fast.prune(emb, s, rate=rate))
+    assert info["hard_prune_rescued"] == 0 and "label check" not in info["hard_prune_reason"]
+
+
+def test_labels_only_for_the_check_need_hard_prune_auto():
+    emb, scores, labels, _ = noisy_labels()
+    with pytest.raises(ValueError, match="class_budget=None serve only hard_prune='auto'"):
+        d2fast.prune(emb, scores, rate=0.9, labels=labels, class_budget=None, hard_prune=0.1)
+    info = d2fast.prune(emb, scores, rate=0.9, labels=labels, hard_prune=0.1,
+                        return_info=True)[1]
+    assert info["hard_prune_rescued"] == 0 and info["hard_pruned"] == 60  # as given
+    without = d2fast.prune(emb, scores, rate=0.9, class_budget=None, return_info=True)[1]
+    assert without["hard_prune_rescued"] == 0
