@@ -3,7 +3,8 @@
 For every seed: train a small MLP while :class:`d2fast.scores.Recorder` records training
 dynamics (optionally on noisy labels), take the network's L2-normalised penultimate-layer
 embeddings, and select coresets at several rates with D2 (:func:`d2fast.prune` with its
-defaults), D2 on scores extrapolated from a run on 10 % of the rows
+defaults), D2 given the training labels for ``hard_prune="auto"``'s label check
+(``labels=y, class_budget=None``), D2 on scores extrapolated from a run on 10 % of the rows
 (:func:`d2fast.extrapolate`), random, hardest-first and CCS (:mod:`d2fast.baselines`);
 retrain a fresh network on every coreset for the same number of steps and report the test
 accuracy as mean ± std over the seeds (:mod:`d2fast.quality`). Falls back to
@@ -22,7 +23,7 @@ import d2fast
 from d2fast import datasets, quality
 from d2fast._validate import check_int, resolve_n_keep
 
-METHODS = ("d2", "d2 extrap", "random", "hardest", "ccs")
+METHODS = ("d2", "d2 labels", "d2 extrap", "random", "hardest", "ccs")
 BASELINES = ("random", "hardest", "ccs")
 SCORE = "aum"  # difficulty("aum") = max(aum) - aum; see run_demo's Notes
 SUBSET = 0.1  # fraction of rows of the scoring run whose scores are extrapolated
@@ -87,7 +88,9 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
     Scores are the Area Under the Margin over the scoring run, turned into a difficulty
     (``max(aum) - aum``). Embeddings are the L2-normalised penultimate-layer activations
     (distances in [0, 2]); D2 runs with :func:`d2fast.prune`'s defaults, hard_prune="auto"
-    and gamma_r="auto" included. "d2 extrap" trains the same network on a random 10 % of the rows only, takes
+    and gamma_r="auto" included. "d2 labels" also gives ``prune`` the training labels (the
+    flipped ones with ``label_noise``) with ``class_budget=None``: they serve
+    hard_prune="auto"'s label check only (one graph, no class budgets). "d2 extrap" trains the same network on a random 10 % of the rows only, takes
     its embeddings of all rows, predicts the other 90 % of the scores with
     ``d2fast.extrapolate`` (kNN) and runs D2 on those. Torch trains on one thread
     (restored afterwards): on a shared 2-core machine two threads were 6-30x slower per
@@ -175,7 +178,7 @@ def _one_seed(summary, data, setting, n, n_sub, classes, rates, seed, label_nois
     torch.set_num_threads(threads)
     chosen: list = []
     rows = quality.compare(emb, scores, train_eval, rates=rates, seeds=(seed,),
-                           methods=selectors(emb_sub, extrapolated, chosen))
+                           methods=selectors(emb_sub, extrapolated, ytr, chosen))
     summary["recipe"]["auto"] += chosen
     for r in rows:  # each selection's settings, as in the sidecar of `d2fast prune`
         r["recipe"] = recipe(r["method"], r["rate"], seed)
@@ -184,32 +187,38 @@ def _one_seed(summary, data, setting, n, n_sub, classes, rates, seed, label_nois
 
 def recipe(method: str, rate: float, seed: int) -> dict:
     """The options of the call that selects ``method`` (defaults spelled out)."""
-    if method in ("d2", "d2 extrap"):
+    if method in ("d2", "d2 labels", "d2 extrap"):
         return {"k": 5, "metric": "euclidean", "graph": "union", "knn": "auto",
-                "gamma_f": 1.0, "gamma_r": "auto", "hard_prune": "auto"}
+                "gamma_f": 1.0, "gamma_r": "auto", "hard_prune": "auto",
+                **({"labels": "the training labels", "class_budget": None}
+                   if method == "d2 labels" else {})}
     return {"random": {"seed": seed}, "hardest": {"hardest": True},
             "ccs": {"hard_prune": 0.1, "n_strata": 50, "seed": seed}}[method]
 
 
-def selectors(emb_sub: np.ndarray, extrapolated: np.ndarray,
+def selectors(emb_sub: np.ndarray, extrapolated: np.ndarray, labels: np.ndarray,
               chosen: list | None = None) -> dict:
     """The demo's methods for :func:`d2fast.quality.compare`: D2 with ``prune``'s defaults
-    on the full run's (emb, scores); the same on the 10 % run's embeddings and extrapolated
-    scores; random, hardest-first and CCS as in :data:`d2fast.quality.SELECTORS`. Each D2
-    selection appends to ``chosen`` what ``prune``'s "auto" defaults became: ``seed``,
-    ``rate``, ``method``, ``hard_prune``, ``hard_prune_reason``, ``gamma_r``,
-    ``gamma_r_reason`` (from its info)."""
-    def d2(method: str, fixed: tuple | None):
-        def select(e, s, r, labels, seed):
-            keep, info = d2fast.prune(*(fixed or (e, s)), rate=r, return_info=True)
+    on the full run's (emb, scores); the same given the training ``labels`` (n,) for the
+    label check only (``class_budget=None``); D2 on the 10 % run's embeddings and
+    extrapolated scores; random, hardest-first and CCS as in
+    :data:`d2fast.quality.SELECTORS`. Each D2 selection appends to ``chosen`` what
+    ``prune``'s "auto" defaults became: ``seed``, ``rate``, ``method``, ``hard_prune``,
+    ``hard_prune_reason``, ``hard_prune_rescued``, ``gamma_r``, ``gamma_r_reason`` (from
+    its info)."""
+    def d2(method: str, fixed: tuple | None, **options):
+        def select(e, s, r, _, seed):
+            keep, info = d2fast.prune(*(fixed or (e, s)), rate=r, return_info=True, **options)
             if chosen is not None:
-                chosen.append({"seed": seed, "rate": r, "method": method,
-                               **{k: info[k] for k in ("hard_prune", "hard_prune_reason",
-                                                       "gamma_r", "gamma_r_reason")}})
+                chosen.append({"seed": seed, "rate": r, "method": method, **{
+                    k: info[k] for k in ("hard_prune", "hard_prune_reason",
+                                         "hard_prune_rescued", "gamma_r", "gamma_r_reason")}})
             return keep
         return select
 
-    return {"d2": d2("d2", None), "d2 extrap": d2("d2 extrap", (emb_sub, extrapolated)),
+    return {"d2": d2("d2", None),
+            "d2 labels": d2("d2 labels", None, labels=labels, class_budget=None),
+            "d2 extrap": d2("d2 extrap", (emb_sub, extrapolated)),
             **{m: quality.SELECTORS[m] for m in BASELINES}}
 
 

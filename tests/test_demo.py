@@ -56,7 +56,7 @@ def test_run_demo_falls_back_to_digits(tmp_path, capsys):
     assert all(s["full_s"] > 0 and s["subset_s"] > 0 for s in summary["scoring"])
     chosen = summary["recipe"]["auto"]
     assert [(c["seed"], c["method"]) for c in chosen] == [
-        (s, m) for s in (0, 1) for m in ("d2", "d2 extrap")]
+        (s, m) for s in (0, 1) for m in ("d2", "d2 labels", "d2 extrap")]
     assert all(c["hard_prune_reason"].startswith("auto: ") and c["gamma_r"] >= 0
                and c["gamma_r_reason"].startswith("auto: ") for c in chosen)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -75,12 +75,21 @@ def test_selectors_call_prune_with_its_defaults():
     rng = np.random.default_rng(0)
     emb, scores = rng.normal(size=(400, 6)), rng.random(400)
     emb_sub, extrapolated = rng.normal(size=(400, 6)), np.r_[rng.random(360), 5 + rng.random(40)]
+    labels = rng.integers(0, 4, 400)
     auto: list = []
-    chosen = demo.selectors(emb_sub, extrapolated, auto)
+    chosen = demo.selectors(emb_sub, extrapolated, labels, auto)
     assert tuple(chosen) == demo.METHODS
     for rate in (0.3, 0.9):
         np.testing.assert_array_equal(chosen["d2"](emb, scores, rate, None, 0),
                                       d2fast.prune(emb, scores, rate=rate))
+        np.testing.assert_array_equal(chosen["d2 labels"](emb, scores, rate, None, 0),
+                                      d2fast.prune(emb, scores, rate=rate, labels=labels,
+                                                   class_budget=None))
+        recipe = demo.recipe("d2 labels", rate, 0)
+        assert recipe.pop("labels") == "the training labels"
+        np.testing.assert_array_equal(chosen["d2 labels"](emb, scores, rate, None, 0),
+                                      d2fast.prune(emb, scores, rate=rate, labels=labels,
+                                                   **recipe))
         np.testing.assert_array_equal(chosen["d2 extrap"](emb, scores, rate, None, 0),
                                       d2fast.prune(emb_sub, extrapolated, rate=rate))
         np.testing.assert_array_equal(chosen["random"](emb, scores, rate, None, 4),
@@ -104,10 +113,12 @@ def test_selectors_call_prune_with_its_defaults():
                                                             **demo.recipe("hardest", rate, 4)))
     # what the "auto" defaults chose, as prune's info says, once per D2 selection
     _, info = d2fast.prune(emb_sub, extrapolated, rate=0.9, return_info=True)
-    assert auto[4] == {"seed": 0, "rate": 0.9, "method": "d2 extrap",
-                       **{k: info[k] for k in ("hard_prune", "hard_prune_reason", "gamma_r",
+    assert auto[8] == {"seed": 0, "rate": 0.9, "method": "d2 extrap",
+                       **{k: info[k] for k in ("hard_prune", "hard_prune_reason",
+                                               "hard_prune_rescued", "gamma_r",
                                                "gamma_r_reason")}}
-    assert len(auto) == 6  # 2 rates x (d2, d2 extrap, d2 via its recipe)
+    assert auto[6]["method"] == "d2 labels" and auto[6]["hard_prune_rescued"] > 0
+    assert len(auto) == 10  # 2 rates x (d2, d2 labels x 2, d2 extrap, d2 via its recipe)
 
 
 def test_flip_labels():
