@@ -38,8 +38,9 @@ by coverage, and a rescue would make the rescued rows the pool's only score mass
 forward pass spreads into their classes); "d2 knn rate median" rescues as "d2 knn rate",
 but a rescued row enters D2's pool with the score of the median agreed row of the pool: the
 kNN check says the row is probably not a label error, not that it deserves priority, so it
-is kept where it covers a region, not first. These six are given the training (noisy)
-labels. Torch on one thread.
+is kept where it covers a region, not first; "d2 knn rate median labels" is its rule with
+per-class D2 at the end (proportional budgets, as "d2 labels"). These seven are given the
+training (noisy) labels. Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -307,7 +308,7 @@ def _knn_rate_graded(e, s, r, labels, seed, noisy):
 _knn_rate_graded.uses_noisy_labels = True
 
 
-def _knn_rate_median(e, s, r, labels, seed, noisy):
+def _knn_rate_median(balance):
     """Issue 12, "d2 knn rate" with the rescued rows kept for coverage, not first. The kNN
     check tells that a row of the rate term's share is probably not a label error; it does
     not tell that the row deserves priority. In "d2 knn rate" the rescued rows keep their
@@ -319,26 +320,30 @@ def _knn_rate_median(e, s, r, labels, seed, noisy):
     no other row covers (the rate term's pure-insurance cost on clean data), but it does
     not carry score mass that the forward pass spreads into its few classes. With a
     degenerate score the median is the bulk's value (0 for forgetting), and D2 chooses by
-    coverage over all agreed rows, as the default does over its pool."""
-    split = _rate_split(s, r)
-    if split is None:
-        return d2fast.prune(e, s, rate=r)
-    n, n_keep, order, mode_drop, rate_drop = split
-    disputed = _disputed(e, noisy)
-    top = order[mode_drop:rate_drop]
-    rescued = top[~disputed[top]]
-    if rescued.size == 0:  # the same rows as the default
-        return d2fast.prune(e, s, rate=r)
-    drop = np.zeros(n, dtype=bool)
-    drop[order[:rate_drop]] = True
-    drop[rescued] = False
-    pool = np.flatnonzero(~drop)
-    score = s.astype(np.float64, copy=True)
-    score[rescued] = np.median(s[pool[~disputed[pool]]])
-    return pool[d2fast.prune(e[pool], score[pool], n_keep=n_keep, hard_prune=0.0)]
-
-
-_knn_rate_median.uses_noisy_labels = True
+    coverage over all agreed rows, as the default does over its pool. ``balance``: D2 also
+    gets the labels (per-class D2, proportional budgets, as prune(labels=...)), also where
+    the rule falls back to prune's defaults; else the labels serve this rule only."""
+    def select(e, s, r, labels, seed, noisy):
+        given = noisy if balance else None
+        split = _rate_split(s, r)
+        if split is None:
+            return d2fast.prune(e, s, rate=r, labels=given)
+        n, n_keep, order, mode_drop, rate_drop = split
+        disputed = _disputed(e, noisy)
+        top = order[mode_drop:rate_drop]
+        rescued = top[~disputed[top]]
+        if rescued.size == 0:  # the same rows as the default
+            return d2fast.prune(e, s, rate=r, labels=given)
+        drop = np.zeros(n, dtype=bool)
+        drop[order[:rate_drop]] = True
+        drop[rescued] = False
+        pool = np.flatnonzero(~drop)
+        score = s.astype(np.float64, copy=True)
+        score[rescued] = np.median(s[pool[~disputed[pool]]])
+        return pool[d2fast.prune(e[pool], score[pool], n_keep=n_keep, hard_prune=0.0,
+                                 labels=None if given is None else given[pool])]
+    select.uses_noisy_labels = True
+    return select
 
 
 def _with_labels(e, s, r, labels, seed, noisy):
@@ -363,7 +368,8 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 cap1/2 strata": _cap_strata, "d2 knn rate": _knn_rate(False),
            "d2 labels": _with_labels, "d2 knn rate labels": _knn_rate(True),
            "d2 knn rate even": _knn_rate_even, "d2 knn rate graded": _knn_rate_graded,
-           "d2 knn rate median": _knn_rate_median}
+           "d2 knn rate median": _knn_rate_median(False),
+           "d2 knn rate median labels": _knn_rate_median(True)}
 
 
 def load(name: str, seed: int):
