@@ -24,7 +24,7 @@ all"; gamma_r = 0 where the rate term alone gives m >= the mean degree, "d2 m fl
 and CCS's stratified sampling picks which of the mode's leftover rows are kept, D2 the rest
 below the valley) and "d2 knn rate" (the rate term drops only those of its rows whose
 training label fewer than half of their graph neighbours share, deep k-NN filtering; the
-labels serve that rule only); "d2 labels" (prune's defaults with labels=: per-class D2,
+labels serve that rule only); "d2 labels" (prune's defaults with labels= before stop 22: per-class D2,
 proportional budgets) and "d2 knn rate labels" (the rule of "d2 knn rate" and per-class D2,
 so that classes without score mass still get their share); "d2 knn rate even" (as "d2 knn
 rate", but the rescue is class-balanced: every class keeps the same number of the rate
@@ -223,22 +223,23 @@ def _knn_rate(balance):
     The outlier mode is dropped as before. The rate term is insurance against label noise
     the scores do not separate; on clean data its hardest rows are informative
     (hardest-first wins on clean digits at 50-70 %). ``balance``: D2 also gets the labels
-    (per-class budgets, as prune(labels=...)); else the labels serve this rule only."""
+    (per-class budgets, class_budget="proportional"); else the labels serve this rule only."""
     def select(e, s, r, labels, seed, noisy):
         given = noisy if balance else None
         split = _rate_split(s, r)
         if split is None:
-            return d2fast.prune(e, s, rate=r, labels=given)
+            return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         n, n_keep, order, mode_drop, rate_drop = split
         drop = np.zeros(n, dtype=bool)
         drop[order[:mode_drop]] = True
         top = order[:rate_drop]
         drop[top[_disputed(e, noisy)[top]]] = True
         if drop.sum() == rate_drop:  # the same rows as the default
-            return d2fast.prune(e, s, rate=r, labels=given)
+            return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         pool = np.flatnonzero(~drop)
         return pool[d2fast.prune(e[pool], s[pool], n_keep=n_keep, hard_prune=0.0,
-                                 labels=None if given is None else given[pool])]
+                                 labels=None if given is None else given[pool],
+                                 class_budget="proportional")]
     select.uses_noisy_labels = True
     return select
 
@@ -321,19 +322,19 @@ def _knn_rate_median(balance):
     not carry score mass that the forward pass spreads into its few classes. With a
     degenerate score the median is the bulk's value (0 for forgetting), and D2 chooses by
     coverage over all agreed rows, as the default does over its pool. ``balance``: D2 also
-    gets the labels (per-class D2, proportional budgets, as prune(labels=...)), also where
+    gets the labels (per-class D2, class_budget="proportional"), also where
     the rule falls back to prune's defaults; else the labels serve this rule only."""
     def select(e, s, r, labels, seed, noisy):
         given = noisy if balance else None
         split = _rate_split(s, r)
         if split is None:
-            return d2fast.prune(e, s, rate=r, labels=given)
+            return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         n, n_keep, order, mode_drop, rate_drop = split
         disputed = _disputed(e, noisy)
         top = order[mode_drop:rate_drop]
         rescued = top[~disputed[top]]
         if rescued.size == 0:  # the same rows as the default
-            return d2fast.prune(e, s, rate=r, labels=given)
+            return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         drop = np.zeros(n, dtype=bool)
         drop[order[:rate_drop]] = True
         drop[rescued] = False
@@ -341,14 +342,18 @@ def _knn_rate_median(balance):
         score = s.astype(np.float64, copy=True)
         score[rescued] = np.median(s[pool[~disputed[pool]]])
         return pool[d2fast.prune(e[pool], score[pool], n_keep=n_keep, hard_prune=0.0,
-                                 labels=None if given is None else given[pool])]
+                                 labels=None if given is None else given[pool],
+                                 class_budget="proportional")]
     select.uses_noisy_labels = True
     return select
 
 
 def _with_labels(e, s, r, labels, seed, noisy):
-    """prune's defaults given the training labels (per-class D2, proportional budgets)."""
-    return d2fast.prune(e, s, rate=r, labels=noisy)
+    """prune's defaults given the training labels before stop 22: per-class D2,
+    proportional budgets, hard_prune="auto" without the label check."""
+    beta = budgets.resolve_hard_prune(s, "auto", _n_keep(s, r))[0]
+    return d2fast.prune(e, s, rate=r, labels=noisy, class_budget="proportional",
+                        hard_prune=beta)
 
 
 _with_labels.uses_noisy_labels = True

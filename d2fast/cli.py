@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(higher = harder). Writes the kept row ids in selection order.")
     _input(p, "emb", "embeddings (n, d); with --graph only its row count is used")
     _input(p, "scores", "difficulty scores (n,), higher = harder")
-    _input(p, "labels", "training labels (n,): hard_prune auto's label check, and class-"
-           "balanced selection unless --class-budget none", optional=True)
+    _input(p, "labels", "training labels (n,): d2: hard_prune auto's label check, and "
+           "class-balanced selection with --class-budget; baselines: per class", optional=True)
     _graph_options(p, None)
     p.add_argument("--rate", type=float, default=0.5, help="fraction removed (default 0.5)")
     p.add_argument("--n-keep", type=int, help="rows kept (instead of --rate)")
@@ -147,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, help="forward aggregation (default sum)")
     p.add_argument("--reverse", choices=REVERSE, help="reverse update (default weighted)")
     p.add_argument("--class-budget", choices=(*BUDGETS, "none"),
-                   help="with --labels: per-class budgets (default proportional); none: "
-                   "one graph, the labels serve hard_prune auto's label check only")
+                   help="with --labels: class-balanced selection, one graph per class with "
+                   "these budgets (default none: one graph, the labels serve hard_prune "
+                   "auto's label check only)")
     p.add_argument("--hard-prune", type=_auto_or_float, metavar="BETA|auto",
                    help="drop this fraction of hardest rows first (d2: auto = a separate mode "
                    "of high scores or max(0, rate - 0.5) / 2, with --labels only the rows of the "
@@ -413,7 +414,7 @@ _USES = {"d2": {"k", "metric", "graph_kind", "knn", "knn_param", "gamma_f", "gam
          "random": {"seed"}, "topk": set(), "ccs": {"seed", "hard_prune"}, "moderate": set(),
          "kcenter": {"seed", "metric"}}
 _DEFAULTS = {"gamma_f": 1.0, "gamma_r": "auto", "mode": "sum", "reverse": "weighted",
-             "class_budget": "proportional", "seed": 0}
+             "class_budget": "none", "seed": 0}
 
 
 def _check_applicable(args: argparse.Namespace) -> None:

@@ -3,8 +3,8 @@
 For every seed: train a small MLP while :class:`d2fast.scores.Recorder` records training
 dynamics (optionally on noisy labels), take the network's L2-normalised penultimate-layer
 embeddings, and select coresets at several rates with D2 (:func:`d2fast.prune` with its
-defaults), D2 given the training labels for ``hard_prune="auto"``'s label check
-(``labels=y, class_budget=None``), D2 on scores extrapolated from a run on 10 % of the rows
+defaults), the same given the training labels (``labels=y``: ``hard_prune="auto"``'s label
+check), D2 on scores extrapolated from a run on 10 % of the rows
 (:func:`d2fast.extrapolate`), random, hardest-first and CCS (:mod:`d2fast.baselines`);
 retrain a fresh network on every coreset for the same number of steps and report the test
 accuracy as mean ± std over the seeds (:mod:`d2fast.quality`). Falls back to
@@ -89,10 +89,10 @@ def run_demo(data_dir: str | None = None, quick: bool = False,
     (``max(aum) - aum``). Embeddings are the L2-normalised penultimate-layer activations
     (distances in [0, 2]); D2 runs with :func:`d2fast.prune`'s defaults, hard_prune="auto"
     and gamma_r="auto" included. "d2 labels" also gives ``prune`` the training labels (the
-    flipped ones with ``label_noise``) with ``class_budget=None``: they serve
-    hard_prune="auto"'s label check only (one graph, no class budgets). "d2 extrap" trains the same network on a random 10 % of the rows only, takes
-    its embeddings of all rows, predicts the other 90 % of the scores with
-    ``d2fast.extrapolate`` (kNN) and runs D2 on those. Torch trains on one thread
+    flipped ones with ``label_noise``): by default they serve hard_prune="auto"'s label
+    check only (one graph, no class budgets). "d2 extrap" trains the same network on a
+    random 10 % of the rows only, takes its embeddings of all rows, predicts the other 90 %
+    of the scores with ``d2fast.extrapolate`` (kNN) and runs D2 on those. Torch trains on one thread
     (restored afterwards): on a shared 2-core machine two threads were 6-30x slower per
     step. The selections run with the caller's thread count.
     """
@@ -199,8 +199,8 @@ def recipe(method: str, rate: float, seed: int) -> dict:
 def selectors(emb_sub: np.ndarray, extrapolated: np.ndarray, labels: np.ndarray,
               chosen: list | None = None) -> dict:
     """The demo's methods for :func:`d2fast.quality.compare`: D2 with ``prune``'s defaults
-    on the full run's (emb, scores); the same given the training ``labels`` (n,) for the
-    label check only (``class_budget=None``); D2 on the 10 % run's embeddings and
+    on the full run's (emb, scores); the same given the training ``labels`` (n,) (the label
+    check); D2 on the 10 % run's embeddings and
     extrapolated scores; random, hardest-first and CCS as in
     :data:`d2fast.quality.SELECTORS`. Each D2 selection appends to ``chosen`` what
     ``prune``'s "auto" defaults became: ``seed``, ``rate``, ``method``, ``hard_prune``,
@@ -217,7 +217,7 @@ def selectors(emb_sub: np.ndarray, extrapolated: np.ndarray, labels: np.ndarray,
         return select
 
     return {"d2": d2("d2", None),
-            "d2 labels": d2("d2 labels", None, labels=labels, class_budget=None),
+            "d2 labels": d2("d2 labels", None, labels=labels),
             "d2 extrap": d2("d2 extrap", (emb_sub, extrapolated)),
             **{m: quality.SELECTORS[m] for m in BASELINES}}
 

@@ -22,7 +22,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
           n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: Any = "auto",
           metric: str | None = None, graph: str | Graph = "union", mode: str = "sum",
           reverse: str = "weighted", labels: Any = None,
-          class_budget: str | None = "proportional",
+          class_budget: str | None = None,
           hard_prune: Any = "auto", knn: str = "auto", knn_params: dict | None = None,
           dedup: float | None = None, backend: str = "auto", progress: bool = False,
           return_info: bool = False) -> np.ndarray | tuple[np.ndarray, dict]:
@@ -69,16 +69,19 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     reverse : {'weighted', 'absolute'}, default='weighted'
     labels : array-like of shape (n,), optional
         Class of each row, the training labels (integers, or strings/objects: classes in
-        sorted order). Two uses: ``hard_prune="auto"``'s label check (below), and, unless
-        ``class_budget=None``, class-balanced selection with one graph per class and
-        per-class budgets that sum to ``n_keep``. The classes' picks are merged so that
-        every prefix of the ranking stays balanced (the t-th pick of a class with budget b
-        sits at (t + 0.5) / b).
-    class_budget : {'proportional', 'uniform'} or None, default='proportional'
-        Proportional: each class keeps its share of the rows (largest remainder).
-        Uniform: equal budgets, capped at the class size, the rest redistributed.
-        None: no per-class selection; the labels serve the label check only, and D2 runs
-        on one graph (the best-measured use of labels: README, "The label check").
+        sorted order). They serve ``hard_prune="auto"``'s label check (below) and, with
+        ``class_budget``, class-balanced selection.
+    class_budget : {'proportional', 'uniform'}, optional
+        With ``labels``: class-balanced selection, one graph per class and per-class
+        budgets that sum to ``n_keep``. Proportional: each class keeps its share of the
+        rows (largest remainder). Uniform: equal budgets, capped at the class size, the
+        rest redistributed. The classes' picks are merged so that every prefix of the
+        ranking stays balanced (the t-th pick of a class with budget b sits at
+        (t + 0.5) / b). Default None: one graph of all rows, the labels serve the label
+        check only. (SPEC 5 makes ``labels`` mean class-balanced selection, with
+        'proportional' the default; until stop 22 it was. Per-class D2 lost to one graph
+        on Fashion-MNIST and digits with 0-40 % label noise, 3 seeds, 84 cells: README,
+        "The label check and class budgets".)
     hard_prune : float or 'auto', default='auto'
         Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower index
         first) before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
@@ -101,7 +104,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         id. Only graph edges are compared (a duplicate is found when it is among a row's
         k nearest, as exact duplicates are: distance ties go to the lower index); groups
         are chained, so a group can span more than ``dedup``; with ``labels``, rows of
-        different classes are never grouped (unless ``class_budget=None``). Budgets count
+        different classes are never grouped (with ``class_budget``). Budgets count
         the rows left; ``n_keep`` must not exceed them.
     backend : {'auto', 'cpp', 'numba', 'cuda', 'numpy'}, default='auto'
     progress : bool, default=False
@@ -203,8 +206,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     ids = None if labels is None else check_labels(labels, n)
     checked = ids is not None and isinstance(hard_prune, str)
     if ids is not None and class_budget is None and not checked:
-        raise ValueError(f"labels with class_budget=None serve only hard_prune='auto' (its "
-                         f"label check), but hard_prune={hard_prune!r}")
+        raise ValueError(f"labels without class_budget serve only hard_prune='auto' (its "
+                         f"label check), but hard_prune={hard_prune!r}: pass class_budget="
+                         f"'proportional' or 'uniform' for class-balanced selection")
     times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
     rescued, top = 0, rate_term_rows(scores, n_keep) if checked else None
     if checked and top.size:

@@ -26,8 +26,7 @@ from d2fast import baselines
 # name -> (emb, scores, rate, labels, seed) -> kept row ids
 SELECTORS: dict[str, Callable[..., np.ndarray]] = {
     "d2": lambda e, s, r, labels, seed: d2fast.prune(e, s, rate=r, labels=labels),
-    "d2 pure": lambda e, s, r, labels, seed: d2fast.prune(e, s, rate=r, labels=labels,
-                                                          hard_prune=0.0),
+    "d2 pure": lambda e, s, r, labels, seed: d2fast.prune(e, s, rate=r, hard_prune=0.0),
     "random": lambda e, s, r, labels, seed: baselines.random(e, s, r, labels=labels, seed=seed),
     "hardest": lambda e, s, r, labels, seed: baselines.topk(e, s, r, labels=labels),
     "easiest": lambda e, s, r, labels, seed: baselines.topk(e, s, r, hardest=False,
@@ -51,7 +50,8 @@ def compare(emb: Any, scores: Any, train_eval: Callable[[np.ndarray, int], float
         Trains a fresh model on rows ``keep`` (int64, shape (n_keep,)) with ``seed`` and
         returns its test accuracy (or any metric, higher = better).
     labels : array-like of shape (n,), optional
-        Passed to the methods that balance classes (d2, random, hardest, easiest).
+        The training labels: d2 gets them for ``hard_prune="auto"``'s label check; random,
+        hardest and easiest select per class; d2 pure (no hard prune) and ccs ignore them.
     rates : tuple of float
         Pruning rates (fraction removed).
     seeds : tuple of int

@@ -151,10 +151,10 @@ def test_auto_with_labels_and_tiny_classes():
     labels[:2] = 7  # a class of two rows
     labels[2:5] = 8  # and one of three
     with pytest.warns(UserWarning, match="class"):
-        keep = d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels)
+        keep = d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels, class_budget="proportional")
     assert keep.size == 300 and np.unique(keep).size == 300
     assert not np.isin(np.arange(540, 600), keep).any()
-    keep = d2fast.prune(emb, scores, k=1, rate=0.7, labels=labels)
+    keep = d2fast.prune(emb, scores, k=1, rate=0.7, labels=labels, class_budget="proportional")
     assert keep.size == 180 and np.unique(keep).size == 180
     assert not np.isin(np.arange(540, 600), keep).any()
 

@@ -83,8 +83,7 @@ def test_selectors_call_prune_with_its_defaults():
         np.testing.assert_array_equal(chosen["d2"](emb, scores, rate, None, 0),
                                       d2fast.prune(emb, scores, rate=rate))
         np.testing.assert_array_equal(chosen["d2 labels"](emb, scores, rate, None, 0),
-                                      d2fast.prune(emb, scores, rate=rate, labels=labels,
-                                                   class_budget=None))
+                                      d2fast.prune(emb, scores, rate=rate, labels=labels))
         recipe = demo.recipe("d2 labels", rate, 0)
         assert recipe.pop("labels") == "the training labels"
         np.testing.assert_array_equal(chosen["d2 labels"](emb, scores, rate, None, 0),

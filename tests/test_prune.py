@@ -163,12 +163,14 @@ def test_k_above_a_class_size_warns_once_naming_the_class():
     emb, scores = rng.normal(size=(60, 4)), rng.random(60)
     labels = np.array(["big"] * 55 + ["tiny"] * 5)
     with pytest.warns(UserWarning, match=r"k=5 is not below the size of class\(es\) tiny ") as rec:
-        d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels, hard_prune=0)
+        d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels,
+                     class_budget="proportional", hard_prune=0)
     assert len([w for w in rec if "class(es)" in str(w.message)]) == 1
     assert rec[0].filename == __file__  # points at the caller, not at prune.py
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        d2fast.prune(emb, scores, k=4, rate=0.5, labels=labels, hard_prune=0)
+        d2fast.prune(emb, scores, k=4, rate=0.5, labels=labels,
+                     class_budget="proportional", hard_prune=0)
 
 
 def test_info_reports_the_resolved_choices():
@@ -204,7 +206,8 @@ def test_info_per_class_with_label_names_and_lowered_k():
     emb, scores = clustered(100, 3, seed=9)
     labels = np.array(["cat"] * 60 + ["dog"] * 36 + ["emu"] * 4)
     with pytest.warns(UserWarning, match="emu"):
-        _, info = d2fast.prune(emb, scores, rate=0.5, labels=labels, hard_prune=0,
+        _, info = d2fast.prune(emb, scores, rate=0.5, labels=labels,
+                               class_budget="proportional", hard_prune=0,
                                return_info=True)
     assert [(c["label"], c["rows"], c["n_keep"], c["k"]) for c in info["classes"]] == [
         ("cat", 60, 30, 5), ("dog", 36, 18, 5), ("emu", 4, 2, 3)]
@@ -230,7 +233,8 @@ def test_prebuilt_graph_with_labels_and_hard_prune_uses_induced_subgraphs():
     emb, scores = clustered(400, 5, seed=11)
     labels = np.repeat([3, 7], [150, 250])
     g = d2fast.knn_graph(emb, 8)
-    keep = d2fast.prune(emb, scores, rate=0.5, graph=g, labels=labels, hard_prune=0.1)
+    keep = d2fast.prune(emb, scores, rate=0.5, graph=g, labels=labels,
+                        class_budget="proportional", hard_prune=0.1)
     hardest = np.argsort(-scores, kind="stable")[:40]
     classes = [np.setdiff1d(np.flatnonzero(labels == c), hardest) for c in (3, 7)]
     budgets = class_budgets([rows.size for rows in classes], 200, "proportional")
@@ -305,7 +309,8 @@ def test_underflow_warning_names_the_class():
     scores = rng.random(63)
     labels = np.array(["bird"] * 60 + ["tiny"] * 3)
     with pytest.warns(UserWarning) as rec:
-        d2fast.prune(emb, scores, 3, rate=0.5, labels=labels, hard_prune=0)
+        d2fast.prune(emb, scores, 3, rate=0.5, labels=labels,
+                     class_budget="proportional", hard_prune=0)
     [w] = [w for w in rec if "underflow" in str(w.message)]
     assert "forward weights underflow in class 'tiny' (3 rows, not more than k=3: its graph " \
            "uses k=2, so each row's neighbours are the class's other rows" in str(w.message)
@@ -331,7 +336,8 @@ def test_progress_with_labels_is_one_bar(monkeypatch):
     rng = np.random.default_rng(0)
     emb, scores = rng.normal(size=(300, 4)), rng.random(300)
     labels = np.repeat(["cat", "dog", "eel"], 100)
-    keep = d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels, progress=True)
+    keep = d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels,
+                        class_budget="proportional", progress=True)
     assert made == ["prune"] and keep.size == 150
     made.clear()
     d2fast.prune(emb, scores, k=5, rate=0.5, progress=True)  # no labels: the kNN bar
@@ -347,11 +353,13 @@ def test_gamma_r_auto_is_the_default_computed_per_class_and_reported():
     np.testing.assert_array_equal(keep, d2fast.prune(emb, scores, rate=0.5, hard_prune=0.0,
                                                      gamma_r=gamma))
     labels = np.repeat([0, 1, 2], [300, 200, 100])
-    _, info = d2fast.prune(emb, scores, rate=0.5, labels=labels, return_info=True)
+    _, info = d2fast.prune(emb, scores, rate=0.5, labels=labels,
+                           class_budget="proportional", return_info=True)
     assert info["gamma_r"] is None and info["gamma_r_reason"].startswith("auto per class")
     assert all(c["gamma_r"] > 0 and c["gamma_r_reason"].startswith("auto: ")
                for c in info["classes"])
     _, info = d2fast.prune(emb, scores, rate=0.5, gamma_r=0.1, labels=labels,
+                           class_budget="proportional",
                            return_info=True)
     assert (info["gamma_r"], info["gamma_r_reason"]) == (0.1, "given: 0.1")
     assert {c["gamma_r"] for c in info["classes"]} == {0.1}
@@ -442,10 +450,11 @@ def test_label_check_changes_nothing_without_a_rate_term(rate, scores):
 
 def test_labels_only_for_the_check_need_hard_prune_auto():
     emb, scores, labels, _ = noisy_labels()
-    with pytest.raises(ValueError, match="class_budget=None serve only hard_prune='auto'"):
-        d2fast.prune(emb, scores, rate=0.9, labels=labels, class_budget=None, hard_prune=0.1)
+    with pytest.raises(ValueError, match="labels without class_budget serve only "
+                       "hard_prune='auto'.*hard_prune=0.1: pass class_budget="):
+        d2fast.prune(emb, scores, rate=0.9, labels=labels, hard_prune=0.1)
     info = d2fast.prune(emb, scores, rate=0.9, labels=labels, hard_prune=0.1,
-                        return_info=True)[1]
+                        class_budget="proportional", return_info=True)[1]
     assert info["hard_prune_rescued"] == 0 and info["hard_pruned"] == 60  # as given
     without = d2fast.prune(emb, scores, rate=0.9, class_budget=None, return_info=True)[1]
     assert without["hard_prune_rescued"] == 0

@@ -30,8 +30,9 @@ def test_compare_runs_every_method_rate_and_seed(data):
     d2 = [k for r, (k, _) in zip(rows, seen) if r["method"] == "d2" and r["seed"] == 3]
     np.testing.assert_array_equal(d2[0], d2fast.prune(emb, scores, rate=0.5, labels=labels))
     pure = [k for r, (k, _) in zip(rows, seen) if r["method"] == "d2 pure"]
-    np.testing.assert_array_equal(pure[0], d2fast.prune(emb, scores, rate=0.5, labels=labels,
-                                                        hard_prune=0.0))
+    np.testing.assert_array_equal(pure[0], d2fast.prune(emb, scores, rate=0.5, hard_prune=0.0))
+    d2 = [k for r, (k, _) in zip(rows, seen) if r["method"] == "d2" and r["rate"] == 0.9]
+    np.testing.assert_array_equal(d2[0], d2fast.prune(emb, scores, rate=0.9, labels=labels))
 
 
 def test_compare_takes_own_methods(data):

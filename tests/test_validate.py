@@ -132,8 +132,10 @@ def test_string_labels_map_to_sorted_ids(names):
         else names[ids]
     as_ids = np.array([1, 0, 2])[ids]  # sorted: cat=0, dog=1, emu=2
     np.testing.assert_array_equal(
-        d2fast.prune(EMB, SCORES, k=3, rate=0.5, labels=labels, hard_prune=0.1),
-        d2fast.prune(EMB, SCORES, k=3, rate=0.5, labels=as_ids, hard_prune=0.1))
+        d2fast.prune(EMB, SCORES, k=3, rate=0.5, labels=labels,
+                     class_budget="proportional", hard_prune=0.1),
+        d2fast.prune(EMB, SCORES, k=3, rate=0.5, labels=as_ids,
+                     class_budget="proportional", hard_prune=0.1))
     for method in ("random", "topk", "moderate"):
         fn = getattr(d2fast.baselines, method)
         np.testing.assert_array_equal(fn(EMB, SCORES, rate=0.5, labels=labels),

@@ -38,7 +38,7 @@ _HASH_BLOCK = 1 << 16  # rows hashed at a time
 def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
           n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: Any = "auto",
           metric: str | None = None, graph: str = "union", mode: str = "sum",
-          reverse: str = "weighted", labels: Any = None, class_budget: str = "proportional",
+          reverse: str = "weighted", labels: Any = None, class_budget: str | None = None,
           hard_prune: Any = "auto", knn: str = "auto", knn_params: dict | None = None,
           dedup: float | None = None, backend: str = "auto", progress: bool = False,
           return_info: bool = False, shards: int | None = None, workdir: str | None = None,
@@ -74,8 +74,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         on the same graph; it is kept with the graph stage's checkpoint.
     graph : {'union', 'directed'}, default='union'
         The kind of graph built (a prebuilt ``Graph`` is not supported here).
-    labels, class_budget : None, 'proportional'
-        Class-balanced selection is not supported here: run one call per class.
+    labels, class_budget : None
+        Labels (the label check, class-balanced selection) are not supported here: run
+        one call per class, or :func:`d2fast.prune`.
     hard_prune : float in [0, 1) or 'auto', default='auto'
         As in :func:`d2fast.prune` (:func:`d2fast.budgets.resolve_hard_prune`): the
         hardest rows are dropped before the partition and the graph, which are then
@@ -152,7 +153,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     if labels is not None:
         raise ValueError("labels is not supported by d2fast.distributed.prune "
                          "(class-balanced selection): run one call per class")
-    check_choice(class_budget, "class_budget", BUDGETS)
+    if class_budget is not None:
+        check_choice(class_budget, "class_budget", BUDGETS)
     if dedup is not None:
         raise ValueError("dedup is not supported by d2fast.distributed.prune; pass dedup=None")
     if not isinstance(graph, str):
