@@ -5,11 +5,14 @@
     /usr/bin/time -v python benchmarks/scale.py  # + peak RSS ("Maximum resident set size")
     /usr/bin/time -v python benchmarks/scale.py --n 10000000 --memmap /tmp/emb10m.npy \\
         --dtype float16 --prune                  # the public prune() on a float16 memmap
+    python benchmarks/scale.py --prune --labels  # prune(labels=): + the label check
 
 Default: the steps of ``knn_graph`` (the same ``d2fast.knn.search`` that ``prune`` runs,
 then the union CSR), ``forward`` and ``select``, each timed, and recall@k of the kNN lists
 against exact search on a sample of rows (faiss brute force over database blocks, so a
-memmap is never loaded whole). ``--prune``: one ``d2fast.prune`` call, timed, no recall.
+memmap is never loaded whole). ``--prune``: one ``d2fast.prune`` call, timed, no recall;
+``--labels`` gives it labels (each row's argmax over its first 10 coordinates, classes
+that neighbours mostly share), so that hard_prune="auto" runs its label check.
 """
 from __future__ import annotations
 
@@ -81,6 +84,7 @@ def main() -> None:
     ap.add_argument("--memmap", help=".npy file holding the embeddings (written if missing)")
     ap.add_argument("--dtype", default="float32", choices=["float16", "float32"])
     ap.add_argument("--prune", action="store_true", help="time one d2fast.prune call")
+    ap.add_argument("--labels", action="store_true", help="with --prune: labels= too")
     ap.add_argument("--sample", type=int, default=2000, help="rows for the recall check")
     args = ap.parse_args()
     params = {name: v for name, v in [("M", args.M), ("ef_construction", args.ef_construction),
@@ -100,9 +104,17 @@ def main() -> None:
 
     t0 = time.perf_counter()
     if args.prune:
-        keep = d2fast.prune(X, scores, args.k, n_keep=n_keep, knn=args.knn,
-                            knn_params=params or None, progress=True)
-        print(f"prune {time.perf_counter() - t0:.1f} s; kept {keep.size}")
+        labels = np.concatenate([np.argmax(X[a:a + BLOCK, :10], axis=1)
+                                 for a in range(0, args.n, BLOCK)]) if args.labels else None
+        t0 = time.perf_counter()
+        keep, info = d2fast.prune(X, scores, args.k, n_keep=n_keep, knn=args.knn,
+                                  knn_params=params or None, labels=labels, progress=True,
+                                  return_info=True)
+        checked = (f"; the label check kept {info['hard_prune_rescued']} of the "
+                   f"{int(info['hard_prune'] * args.n)} rows of the hard prune" if args.labels
+                   else "")
+        print(f"prune {time.perf_counter() - t0:.1f} s (kNN graphs "
+              f"{info['timings_s']['knn']:.1f} s); kept {keep.size}{checked}")
         return
     X32 = knn_mod.float32_rows(X, normalize=False)
     ids, keys = knn_mod.search(X32, args.k, cosine=False, method=args.knn,

@@ -26,9 +26,14 @@ class Prune(Slow):
         require_backend()
         self.emb = embeddings(n, D_PRUNE)
         self.scores = scores(n)
+        self.labels = self.emb[:, :4].argmax(axis=1)  # classes that neighbours share
 
     def time_prune(self, n):
         d2fast.prune(self.emb, self.scores, k=K, rate=RATE)
+
+    def time_prune_labels(self, n):
+        """With ``labels=``: hard_prune="auto"'s label check adds a graph of all rows."""
+        d2fast.prune(self.emb, self.scores, k=K, rate=RATE, labels=self.labels)
 
     def time_faiss_knn(self, n):
         _faiss_search(self.emb)
