@@ -39,8 +39,10 @@ forward pass spreads into their classes); "d2 knn rate median" rescues as "d2 kn
 but a rescued row enters D2's pool with the score of the median agreed row of the pool: the
 kNN check says the row is probably not a label error, not that it deserves priority, so it
 is kept where it covers a region, not first; "d2 knn rate median labels" is its rule with
-per-class D2 at the end (proportional budgets, as "d2 labels"). These seven are given the
-training (noisy) labels. Torch on one thread.
+per-class D2 at the end (proportional budgets, as "d2 labels"); "d2 knn rate median sub" is
+its rule on one graph, as prune(..., labels=) with a prebuilt graph: D2 runs on the subgraph
+of the check's k=5 graph of all rows induced by the pool, not on a new kNN graph of the
+pool. These eight are given the training (noisy) labels. Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -194,10 +196,11 @@ def _cap_strata(e, s, r, labels, seed):
                                              hard_prune=0.0)], kept_mode])
 
 
-def _disputed(e, noisy):
+def _disputed(e, noisy, g=None):
     """Rows whose (noisy) label is shared by fewer than half of their neighbours in the
-    k=5 graph of all rows (deep k-NN filtering, Bahri et al., ICML 2020)."""
-    g = d2fast.knn_graph(e, 5)
+    k=5 graph of all rows ``g`` (built if None; deep k-NN filtering, Bahri et al., ICML
+    2020)."""
+    g = d2fast.knn_graph(e, 5) if g is None else g
     row = np.repeat(np.arange(g.n), np.diff(g.indptr))
     same = np.bincount(row, weights=noisy[g.indices] == noisy[row], minlength=g.n)
     return 2 * same < np.diff(g.indptr)
@@ -309,7 +312,7 @@ def _knn_rate_graded(e, s, r, labels, seed, noisy):
 _knn_rate_graded.uses_noisy_labels = True
 
 
-def _knn_rate_median(balance):
+def _knn_rate_median(balance, sub=False):
     """Issue 12, "d2 knn rate" with the rescued rows kept for coverage, not first. The kNN
     check tells that a row of the rate term's share is probably not a label error; it does
     not tell that the row deserves priority. In "d2 knn rate" the rescued rows keep their
@@ -323,17 +326,21 @@ def _knn_rate_median(balance):
     degenerate score the median is the bulk's value (0 for forgetting), and D2 chooses by
     coverage over all agreed rows, as the default does over its pool. ``balance``: D2 also
     gets the labels (per-class D2, class_budget="proportional"), also where
-    the rule falls back to prune's defaults; else the labels serve this rule only."""
+    the rule falls back to prune's defaults; else the labels serve this rule only.
+    ``sub``: one kNN graph, as prune with a prebuilt graph: D2 runs on the subgraph of the
+    check's graph of all rows induced by the pool (also where nothing is rescued), not on
+    a new kNN graph of the pool."""
     def select(e, s, r, labels, seed, noisy):
         given = noisy if balance else None
         split = _rate_split(s, r)
         if split is None:
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         n, n_keep, order, mode_drop, rate_drop = split
-        disputed = _disputed(e, noisy)
+        g = d2fast.knn_graph(e, 5) if sub else None
+        disputed = _disputed(e, noisy, g)
         top = order[mode_drop:rate_drop]
         rescued = top[~disputed[top]]
-        if rescued.size == 0:  # the same rows as the default
+        if rescued.size == 0 and not sub:  # the same rows as the default
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         drop = np.zeros(n, dtype=bool)
         drop[order[:rate_drop]] = True
@@ -342,6 +349,7 @@ def _knn_rate_median(balance):
         score = s.astype(np.float64, copy=True)
         score[rescued] = np.median(s[pool[~disputed[pool]]])
         return pool[d2fast.prune(e[pool], score[pool], n_keep=n_keep, hard_prune=0.0,
+                                 graph=g.subgraph(pool) if sub else "union",
                                  labels=None if given is None else given[pool],
                                  class_budget="proportional")]
     select.uses_noisy_labels = True
@@ -374,7 +382,8 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 labels": _with_labels, "d2 knn rate labels": _knn_rate(True),
            "d2 knn rate even": _knn_rate_even, "d2 knn rate graded": _knn_rate_graded,
            "d2 knn rate median": _knn_rate_median(False),
-           "d2 knn rate median labels": _knn_rate_median(True)}
+           "d2 knn rate median labels": _knn_rate_median(True),
+           "d2 knn rate median sub": _knn_rate_median(False, sub=True)}
 
 
 def load(name: str, seed: int):
