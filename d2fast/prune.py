@@ -21,8 +21,7 @@ from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, u
 def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
           n_keep: int | None = None, gamma_f: float = 1.0, gamma_r: Any = "auto",
           metric: str | None = None, graph: str | Graph = "union", mode: str = "sum",
-          reverse: str = "weighted", labels: Any = None,
-          class_budget: str | None = None,
+          reverse: str = "weighted", labels: Any = None, class_budget: str | None = None,
           hard_prune: Any = "auto", knn: str = "auto", knn_params: dict | None = None,
           dedup: float | None = None, backend: str = "auto", progress: bool = False,
           return_info: bool = False) -> np.ndarray | tuple[np.ndarray, dict]:
@@ -103,9 +102,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``dedup=0`` joins exact duplicates only), and each group keeps only its lowest row
         id. Only graph edges are compared (a duplicate is found when it is among a row's
         k nearest, as exact duplicates are: distance ties go to the lower index); groups
-        are chained, so a group can span more than ``dedup``; with ``labels``, rows of
-        different classes are never grouped (with ``class_budget``). Budgets count
-        the rows left; ``n_keep`` must not exceed them.
+        are chained, so a group can span more than ``dedup``; with per-class selection
+        (``class_budget``), rows of different classes are never grouped. Budgets count the
+        rows left; ``n_keep`` must not exceed them.
     backend : {'auto', 'cpp', 'numba', 'cuda', 'numpy'}, default='auto'
     progress : bool, default=False
         Show a progress bar: the kNN search's, or with per-class selection one bar over
@@ -127,8 +126,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         recall_target, recall_sampled, queries_sampled; else None), ``faiss`` (version)
         -- None where a prebuilt graph's ``meta``
         does not say; ``classes``: one dict per class (one in all without labels) with
-        ``label`` (name or id; None without per-class selection), ``rows`` (after hard pruning and
-        dedup), ``n_keep``, ``k`` (lowered to rows - 1 in a small class; None for an
+        ``label`` (name or id; None without per-class selection), ``rows`` (after hard
+        pruning and dedup), ``n_keep``, ``k`` (lowered to rows - 1 in a small class; None for an
         induced subgraph), ``knn``, ``knn_params``; ``hard_prune`` (the fraction of
         hardest rows the rule takes), ``hard_prune_reason``, ``hard_pruned`` (rows
         dropped), ``hard_prune_rescued`` (rows of that fraction the label check kept; 0
@@ -210,15 +209,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
                          f"label check), but hard_prune={hard_prune!r}: pass class_budget="
                          f"'proportional' or 'uniform' for class-balanced selection")
     times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
-    rescued, top = 0, rate_term_rows(scores, n_keep) if checked else None
-    if checked and top.size:
+    rescued = 0
+    if checked:
         t = time.perf_counter()
-        g = _group_graph(X, np.arange(n), graph, k, metric, knn, knn_params, progress,
-                         backend)
-        pool, scores, rescued, why = label_checked_pool(scores, pool, top,
-                                                        disputed_labels(g, ids))
-        del g
-        reason += "; " + why
+        pool, scores, rescued, why = _label_check(X, scores, pool, ids, n_keep, graph, k,
+                                                  metric, knn, knn_params, progress, backend)
+        reason += why
         times["knn"] += time.perf_counter() - t
     balanced = ids is not None and class_budget is not None
     names = label_names(labels) if balanced else None
@@ -329,6 +325,22 @@ def _group_graph(X: np.ndarray, rows: np.ndarray, graph: str | Graph, k: int | N
     return graph_of_rows(X, None if rows.size == X.shape[0] else rows, min(k, rows.size - 1),
                          metric=metric, graph=graph, knn=knn, knn_params=knn_params,
                          progress=progress, backend=backend)
+
+
+def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.ndarray,
+                 n_keep: int, graph: str | Graph, k: int | None, metric: str | None, knn: str,
+                 knn_params: dict | None, progress: bool,
+                 backend: str) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """hard_prune="auto" with labels: (pool, scores, rows rescued, "; reason" or "") after
+    checking the rate term's rows (:func:`d2fast.budgets.rate_term_rows`) against the
+    labels ``ids`` on the graph of all rows (``graph`` when prebuilt, else built)."""
+    top = rate_term_rows(scores, n_keep)
+    if top.size == 0:
+        return pool, scores, 0, ""
+    g = _group_graph(X, np.arange(X.shape[0]), graph, k, metric, knn, knn_params, progress,
+                     backend)
+    pool, scores, rescued, why = label_checked_pool(scores, pool, top, disputed_labels(g, ids))
+    return pool, scores, rescued, "; " + why
 
 
 def _zero_rows(g: Graph) -> int:
