@@ -207,7 +207,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     if ids is not None and class_budget is None and not checked:
         raise ValueError(f"labels without class_budget serve only hard_prune='auto' (its "
                          f"label check), but hard_prune={hard_prune!r}: pass class_budget="
-                         f"'proportional' or 'uniform' for class-balanced selection")
+                         f"'proportional' or 'uniform' (CLI: --class-budget) for "
+                         f"class-balanced selection")
     times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
     rescued = 0
     if checked:
