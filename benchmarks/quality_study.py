@@ -42,7 +42,12 @@ is kept where it covers a region, not first; "d2 knn rate median labels" is its 
 per-class D2 at the end (proportional budgets, as "d2 labels"); "d2 knn rate median sub" is
 its rule on one graph, as prune(..., labels=) with a prebuilt graph: D2 runs on the subgraph
 of the check's k=5 graph of all rows induced by the pool, not on a new kNN graph of the
-pool. These eight are given the training (noisy) labels. Torch on one thread.
+pool. "d2 knn half" extends the check of "d2 knn rate median" to more of the hardest rows
+(deep k-NN filtering drops all disputed rows, whatever their difficulty): the rows beyond
+the outlier mode up to at least half of the drop budget left after it are checked, the
+disputed ones dropped, the agreed ones beyond the rate term's share kept with their own
+scores; "d2 knn quarter" checks up to a quarter of that budget. These ten are given the
+training (noisy) labels. Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -206,17 +211,20 @@ def _disputed(e, noisy, g=None):
     return 2 * same < np.diff(g.indptr)
 
 
-def _rate_split(s, r):
-    """``(n, n_keep, order, mode_drop, rate_drop)``: the rows hardest first (ties to the
-    lower index) and how many of them the outlier mode and the rate term of
-    hard_prune="auto" drop (each at most ``n - n_keep``); None where the rate term drops
-    no row beyond the mode, or the scores are constant (then prune's defaults)."""
+def _rate_split(s, r, share=0.0):
+    """``(n, n_keep, order, mode_drop, rate_drop, checked)``: the rows hardest first (ties
+    to the lower index), how many of them the outlier mode and the rate term of
+    hard_prune="auto" drop (each at most ``n - n_keep``), and how many the label check
+    covers: the rate term's, and at least the mode's plus ``share`` of the drop budget
+    left after it; None where no row beyond the mode is checked, or the scores are
+    constant (then prune's defaults)."""
     n, n_keep = s.size, _n_keep(s, r)
     mode_drop = min(high_mode(s).count, n - n_keep)
     rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
-    if rate_drop <= mode_drop or not s.max() > s.min():
+    checked = max(rate_drop, mode_drop + int(share * (n - n_keep - mode_drop)))
+    if checked <= mode_drop or not s.max() > s.min():
         return None
-    return n, n_keep, np.lexsort((np.arange(n), -s)), mode_drop, rate_drop
+    return n, n_keep, np.lexsort((np.arange(n), -s)), mode_drop, rate_drop, checked
 
 
 def _knn_rate(balance):
@@ -232,7 +240,7 @@ def _knn_rate(balance):
         split = _rate_split(s, r)
         if split is None:
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
-        n, n_keep, order, mode_drop, rate_drop = split
+        n, n_keep, order, mode_drop, rate_drop, _ = split
         drop = np.zeros(n, dtype=bool)
         drop[order[:mode_drop]] = True
         top = order[:rate_drop]
@@ -266,7 +274,7 @@ def _knn_rate_even(e, s, r, labels, seed, noisy):
     split = _rate_split(s, r)
     if split is None:
         return d2fast.prune(e, s, rate=r)
-    n, n_keep, order, mode_drop, rate_drop = split
+    n, n_keep, order, mode_drop, rate_drop, _ = split
     top = order[mode_drop:rate_drop]  # the rate term's rows beyond the outlier mode
     agreed = top[~_disputed(e, noisy)[top]]  # hardest first
     classes = np.unique(noisy)
@@ -312,7 +320,7 @@ def _knn_rate_graded(e, s, r, labels, seed, noisy):
 _knn_rate_graded.uses_noisy_labels = True
 
 
-def _knn_rate_median(balance, sub=False):
+def _knn_rate_median(balance, sub=False, share=0.0):
     """Issue 12, "d2 knn rate" with the rescued rows kept for coverage, not first. The kNN
     check tells that a row of the rate term's share is probably not a label error; it does
     not tell that the row deserves priority. In "d2 knn rate" the rescued rows keep their
@@ -329,22 +337,29 @@ def _knn_rate_median(balance, sub=False):
     the rule falls back to prune's defaults; else the labels serve this rule only.
     ``sub``: one kNN graph, as prune with a prebuilt graph: D2 runs on the subgraph of the
     check's graph of all rows induced by the pool (also where nothing is rescued), not on
-    a new kNN graph of the pool."""
+    a new kNN graph of the pool. ``share``: the check also covers the hardest rows beyond
+    the rate term's share, up to the mode's plus ``share`` of the drop budget left after
+    it (:func:`_rate_split`; also at 30-50 %, where the rate term drops nothing), and
+    drops the disputed ones (deep k-NN filtering drops all disputed rows); the agreed ones
+    there are in the default's pool anyway and keep their own scores."""
     def select(e, s, r, labels, seed, noisy):
         given = noisy if balance else None
-        split = _rate_split(s, r)
+        split = _rate_split(s, r, share)
         if split is None:
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
-        n, n_keep, order, mode_drop, rate_drop = split
+        n, n_keep, order, mode_drop, rate_drop, checked = split
         g = d2fast.knn_graph(e, 5) if sub else None
         disputed = _disputed(e, noisy, g)
         top = order[mode_drop:rate_drop]
         rescued = top[~disputed[top]]
-        if rescued.size == 0 and not sub:  # the same rows as the default
+        beyond = order[max(mode_drop, rate_drop):checked]
+        dropped = beyond[disputed[beyond]]
+        if rescued.size == dropped.size == 0 and not sub:  # the same rows as the default
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         drop = np.zeros(n, dtype=bool)
-        drop[order[:rate_drop]] = True
+        drop[order[:max(mode_drop, rate_drop)]] = True
         drop[rescued] = False
+        drop[dropped] = True
         pool = np.flatnonzero(~drop)
         score = s.astype(np.float64, copy=True)
         score[rescued] = np.median(s[pool[~disputed[pool]]])
@@ -383,7 +398,9 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 knn rate even": _knn_rate_even, "d2 knn rate graded": _knn_rate_graded,
            "d2 knn rate median": _knn_rate_median(False),
            "d2 knn rate median labels": _knn_rate_median(True),
-           "d2 knn rate median sub": _knn_rate_median(False, sub=True)}
+           "d2 knn rate median sub": _knn_rate_median(False, sub=True),
+           "d2 knn half": _knn_rate_median(False, share=0.5),
+           "d2 knn quarter": _knn_rate_median(False, share=0.25)}
 
 
 def load(name: str, seed: int):
