@@ -129,7 +129,7 @@ def label_checked_pool(scores: np.ndarray, pool: np.ndarray, rows: np.ndarray,
     the median score of the pool's agreed rows (the pool's rows and the rescued ones that
     are not disputed). The kNN check says a row is probably not a label error, not that it
     deserves priority, so a rescued row is kept where it covers a region, not first
-    (README, "The label check"). The outlier mode's rows stay dropped.
+    (README, "The label check and class budgets"). The outlier mode's rows stay dropped.
 
     Parameters
     ----------
