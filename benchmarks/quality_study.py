@@ -46,8 +46,11 @@ pool. "d2 knn half" extends the check of "d2 knn rate median" to more of the har
 (deep k-NN filtering drops all disputed rows, whatever their difficulty): the rows beyond
 the outlier mode up to at least half of the drop budget left after it are checked, the
 disputed ones dropped, the agreed ones beyond the rate term's share kept with their own
-scores; "d2 knn quarter" checks up to a quarter of that budget. These ten are given the
-training (noisy) labels. Torch on one thread.
+scores; "d2 knn quarter" checks up to a quarter of that budget. "d2 knn half strict" is
+"d2 knn half" dropping a checked row beyond the rate term's share only where none of its
+neighbours shares its label (a label error sits inside another class, an informative
+boundary row has a mixed neighbourhood); "d2 knn full strict" extends that check to the
+whole drop budget. These twelve are given the training (noisy) labels. Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -201,14 +204,21 @@ def _cap_strata(e, s, r, labels, seed):
                                              hard_prune=0.0)], kept_mode])
 
 
+def _agreeing(e, noisy, g=None):
+    """``(same, degree)`` per row: how many of its neighbours in the k=5 graph of all rows
+    ``g`` (built if None) share its (noisy) label, and how many neighbours it has."""
+    g = d2fast.knn_graph(e, 5) if g is None else g
+    row = np.repeat(np.arange(g.n), np.diff(g.indptr))
+    same = np.bincount(row, weights=noisy[g.indices] == noisy[row], minlength=g.n)
+    return same, np.diff(g.indptr)
+
+
 def _disputed(e, noisy, g=None):
     """Rows whose (noisy) label is shared by fewer than half of their neighbours in the
     k=5 graph of all rows ``g`` (built if None; deep k-NN filtering, Bahri et al., ICML
     2020)."""
-    g = d2fast.knn_graph(e, 5) if g is None else g
-    row = np.repeat(np.arange(g.n), np.diff(g.indptr))
-    same = np.bincount(row, weights=noisy[g.indices] == noisy[row], minlength=g.n)
-    return 2 * same < np.diff(g.indptr)
+    same, degree = _agreeing(e, noisy, g)
+    return 2 * same < degree
 
 
 def _rate_split(s, r, share=0.0):
@@ -320,7 +330,7 @@ def _knn_rate_graded(e, s, r, labels, seed, noisy):
 _knn_rate_graded.uses_noisy_labels = True
 
 
-def _knn_rate_median(balance, sub=False, share=0.0):
+def _knn_rate_median(balance, sub=False, share=0.0, strict=False):
     """Issue 12, "d2 knn rate" with the rescued rows kept for coverage, not first. The kNN
     check tells that a row of the rate term's share is probably not a label error; it does
     not tell that the row deserves priority. In "d2 knn rate" the rescued rows keep their
@@ -341,7 +351,10 @@ def _knn_rate_median(balance, sub=False, share=0.0):
     the rate term's share, up to the mode's plus ``share`` of the drop budget left after
     it (:func:`_rate_split`; also at 30-50 %, where the rate term drops nothing), and
     drops the disputed ones (deep k-NN filtering drops all disputed rows); the agreed ones
-    there are in the default's pool anyway and keep their own scores."""
+    there are in the default's pool anyway and keep their own scores. ``strict``: of those
+    rows beyond the rate term's share, only the ones no neighbour agrees with are dropped
+    (a label error sits inside another class; an informative boundary row has a mixed
+    neighbourhood); the rate term's share keeps the fewer-than-half rule."""
     def select(e, s, r, labels, seed, noisy):
         given = noisy if balance else None
         split = _rate_split(s, r, share)
@@ -349,11 +362,12 @@ def _knn_rate_median(balance, sub=False, share=0.0):
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         n, n_keep, order, mode_drop, rate_drop, checked = split
         g = d2fast.knn_graph(e, 5) if sub else None
-        disputed = _disputed(e, noisy, g)
+        same, degree = _agreeing(e, noisy, g)
+        disputed = 2 * same < degree
         top = order[mode_drop:rate_drop]
         rescued = top[~disputed[top]]
         beyond = order[max(mode_drop, rate_drop):checked]
-        dropped = beyond[disputed[beyond]]
+        dropped = beyond[same[beyond] == 0 if strict else disputed[beyond]]
         if rescued.size == dropped.size == 0 and not sub:  # the same rows as the default
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         drop = np.zeros(n, dtype=bool)
@@ -400,7 +414,9 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 knn rate median labels": _knn_rate_median(True),
            "d2 knn rate median sub": _knn_rate_median(False, sub=True),
            "d2 knn half": _knn_rate_median(False, share=0.5),
-           "d2 knn quarter": _knn_rate_median(False, share=0.25)}
+           "d2 knn quarter": _knn_rate_median(False, share=0.25),
+           "d2 knn half strict": _knn_rate_median(False, share=0.5, strict=True),
+           "d2 knn full strict": _knn_rate_median(False, share=1.0, strict=True)}
 
 
 def load(name: str, seed: int):
