@@ -25,8 +25,8 @@ and CCS's stratified sampling picks which of the mode's leftover rows are kept, 
 below the valley) and "d2 knn rate" (the rate term drops only those of its rows whose
 training label fewer than half of their graph neighbours share, deep k-NN filtering; the
 labels serve that rule only); "d2 labels" (prune's defaults with labels= before stop 22:
-per-class D2, proportional budgets) and "d2 knn rate labels" (the rule of "d2 knn rate" and per-class D2,
-so that classes without score mass still get their share); "d2 knn rate even" (as "d2 knn
+per-class D2, proportional budgets) and "d2 knn rate labels" (the rule of "d2 knn rate"
+and per-class D2, so that classes without score mass still get their share); "d2 knn rate even" (as "d2 knn
 rate", but the rescue is class-balanced: every class keeps the same number of the rate
 term's agreed rows, as many as the class with the fewest, so that the difficulty it adds
 does not pull D2's picks into a few classes; D2 runs without labels). Two more answers to
