@@ -45,7 +45,8 @@ def main(argv=None) -> None:
     p.add_argument("emb")
     p.add_argument("scores")
     p.add_argument("--train-eval", required=True, metavar="MODULE:FUNCTION")
-    p.add_argument("--labels", help="integer classes (n,): class-balanced d2/random/topk")
+    p.add_argument("--labels", help="training labels (n,): d2's label check; random / hardest / "
+                   "easiest per class")
     p.add_argument("--rates", default="0.3,0.5,0.7,0.9")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--methods", default=",".join(quality.METHODS),
