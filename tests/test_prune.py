@@ -458,3 +458,31 @@ def test_labels_only_for_the_check_need_hard_prune_auto():
     assert info["hard_prune_rescued"] == 0 and info["hard_pruned"] == 60  # as given
     without = d2fast.prune(emb, scores, rate=0.9, class_budget=None, return_info=True)[1]
     assert without["hard_prune_rescued"] == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("rate", [0.6, 0.8, 0.95])
+def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
+    """An independent, loop-by-loop reading of the rule: the outlier mode's rows and the
+    rate term's rows whose label fewer than half of their graph neighbours share are
+    dropped, nothing else."""
+    from d2fast.mixture import high_mode
+
+    emb, scores, labels, _ = noisy_labels(n=400, seed=seed)
+    if seed % 2:  # a separate mode of 40 high scores, as mislabelled rows make
+        scores = scores.copy()
+        scores[::10] = 5 + 0.3 * np.random.default_rng(seed).normal(size=40)
+    keep, info = d2fast.prune(emb, scores, rate=rate, labels=labels, return_info=True)
+    n, n_keep = 400, keep.size
+    g = d2fast.knn_graph(emb, 5)
+    order = sorted(range(n), key=lambda i: (-scores[i], i))
+    mode_drop = min(high_mode(scores).count, n - n_keep)
+    rate_drop = min(int(max(0.0, (n - n_keep) - 0.5 * n) * 0.5), n - n_keep)
+    dropped = set(order[:mode_drop])
+    for i in order[mode_drop:rate_drop]:
+        near = g.indices[g.indptr[i]:g.indptr[i + 1]]
+        if 2 * sum(labels[j] == labels[i] for j in near) < len(near):
+            dropped.add(i)
+    assert info["hard_pruned"] == len(dropped) and not dropped & set(keep.tolist())
+    assert info["hard_prune_rescued"] == max(0, rate_drop - mode_drop) - (len(dropped) -
+                                                                          mode_drop)
