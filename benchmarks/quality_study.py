@@ -50,7 +50,12 @@ scores; "d2 knn quarter" checks up to a quarter of that budget. "d2 knn half str
 "d2 knn half" dropping a checked row beyond the rate term's share only where none of its
 neighbours shares its label (a label error sits inside another class, an informative
 boundary row has a mixed neighbourhood); "d2 knn full strict" extends that check to the
-whole drop budget. These twelve are given the training (noisy) labels. Torch on one thread.
+whole drop budget. "d2 knn half easy" is "d2 knn half" dropping a disputed row beyond the
+rate term's share only where the median score of its disagreeing neighbours is below the
+median score of all rows (a label error sits among easy rows of another class, an informative
+boundary row among hard rows of confusable classes); "d2 knn full easy" extends that check
+to the whole drop budget. These fourteen are given the training (noisy) labels. Torch on one
+thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -330,7 +335,18 @@ def _knn_rate_graded(e, s, r, labels, seed, noisy):
 _knn_rate_graded.uses_noisy_labels = True
 
 
-def _knn_rate_median(balance, sub=False, share=0.0, strict=False):
+def _easy_against(s, noisy, g, rows):
+    """Per row of ``rows`` (disputed ones, so each has a neighbour of another label):
+    whether the median score of its neighbours in ``g`` whose (noisy) label differs from
+    its own is below the median score of all rows."""
+    easy = np.zeros(rows.size, dtype=bool)
+    for j, i in enumerate(rows):
+        nb = g.indices[g.indptr[i]:g.indptr[i + 1]]
+        easy[j] = np.median(s[nb[noisy[nb] != noisy[i]]]) < np.median(s)
+    return easy
+
+
+def _knn_rate_median(balance, sub=False, share=0.0, strict=False, easy=False):
     """Issue 12, "d2 knn rate" with the rescued rows kept for coverage, not first. The kNN
     check tells that a row of the rate term's share is probably not a label error; it does
     not tell that the row deserves priority. In "d2 knn rate" the rescued rows keep their
@@ -354,20 +370,25 @@ def _knn_rate_median(balance, sub=False, share=0.0, strict=False):
     there are in the default's pool anyway and keep their own scores. ``strict``: of those
     rows beyond the rate term's share, only the ones no neighbour agrees with are dropped
     (a label error sits inside another class; an informative boundary row has a mixed
-    neighbourhood); the rate term's share keeps the fewer-than-half rule."""
+    neighbourhood); the rate term's share keeps the fewer-than-half rule. ``easy``: of
+    those rows, a disputed one is dropped only where its disagreeing neighbours are easy
+    (:func:`_easy_against`: a label error sits among easy rows of another class, an
+    informative boundary row among hard rows of confusable classes)."""
     def select(e, s, r, labels, seed, noisy):
         given = noisy if balance else None
         split = _rate_split(s, r, share)
         if split is None:
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         n, n_keep, order, mode_drop, rate_drop, checked = split
-        g = d2fast.knn_graph(e, 5) if sub else None
+        g = d2fast.knn_graph(e, 5) if sub or easy else None
         same, degree = _agreeing(e, noisy, g)
         disputed = 2 * same < degree
         top = order[mode_drop:rate_drop]
         rescued = top[~disputed[top]]
         beyond = order[max(mode_drop, rate_drop):checked]
         dropped = beyond[same[beyond] == 0 if strict else disputed[beyond]]
+        if easy:
+            dropped = dropped[_easy_against(s, noisy, g, dropped)]
         if rescued.size == dropped.size == 0 and not sub:  # the same rows as the default
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         drop = np.zeros(n, dtype=bool)
@@ -416,7 +437,9 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 knn half": _knn_rate_median(False, share=0.5),
            "d2 knn quarter": _knn_rate_median(False, share=0.25),
            "d2 knn half strict": _knn_rate_median(False, share=0.5, strict=True),
-           "d2 knn full strict": _knn_rate_median(False, share=1.0, strict=True)}
+           "d2 knn full strict": _knn_rate_median(False, share=1.0, strict=True),
+           "d2 knn half easy": _knn_rate_median(False, share=0.5, easy=True),
+           "d2 knn full easy": _knn_rate_median(False, share=1.0, easy=True)}
 
 
 def load(name: str, seed: int):
