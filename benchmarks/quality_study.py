@@ -27,8 +27,8 @@ training label fewer than half of their graph neighbours share, deep k-NN filter
 labels serve that rule only); "d2 labels" (prune's defaults with labels= before stop 22:
 per-class D2, proportional budgets) and "d2 knn rate labels" (the rule of "d2 knn rate"
 and per-class D2, so that classes without score mass still get their share); "d2 knn rate
-even" (as "d2 knn rate", but the rescue is class-balanced: every class keeps the same number of the rate
-term's agreed rows, as many as the class with the fewest, so that the difficulty it adds
+even" (as "d2 knn rate", but the rescue is class-balanced: every class keeps the same number of
+the rate term's agreed rows, as many as the class with the fewest, so that the difficulty it adds
 does not pull D2's picks into a few classes; D2 runs without labels). Two more answers to
 that class collapse (clean digits forgetting at 90 %, where the rescued rows are the only
 rows with a forgetting count above 0 and lie in few classes): "d2 knn rate graded" rescues
