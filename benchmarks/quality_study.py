@@ -63,6 +63,7 @@ thread.
     python benchmarks/quality_study.py --table   # the tables from the saved results
     python benchmarks/quality_study.py --summary --reference "d2 g0.1"  # any method vs baselines
     python benchmarks/quality_study.py --versus "d2 m rate"  # cell by cell vs the default
+    python benchmarks/quality_study.py --summary --seeds 3 4 5  # only these seeds' records
 
 Results go to benchmarks/results/quality_study_<dataset>.json (one record per run; reruns
 skip the (noise, seed, score) chunks already there, so new methods go to a new --part).
@@ -601,23 +602,27 @@ def tables() -> str:
     return "\n".join(out)
 
 
-def _records() -> list:
-    """All saved records, one per (dataset, noise, seed, score, method, rate)."""
+def _records(seeds=None) -> list:
+    """All saved records, one per (dataset, noise, seed, score, method, rate); only those of
+    ``seeds`` if given."""
     import glob
     unique = {}
     for path in sorted(glob.glob(RESULTS.format("*"))):
         for r in json.load(open(path)):
+            if seeds is not None and r["seed"] not in seeds:
+                continue
             unique.setdefault((r["dataset"], r["noise"], r["seed"], r["score"], r["method"],
                                r["rate"]), r)
     return list(unique.values())
 
 
-def summary(reference: str = "d2") -> str:
+def summary(reference: str = "d2", seeds=None) -> str:
     """``reference`` (default: prune's defaults) minus random and minus the best baseline,
     mean over seeds, in points, with the spread (the larger std of the two methods
     compared); then how many (dataset, score, noise, rate) cells meet issue 12's
-    acceptance: >= random - 0.2 points and >= the best baseline - 0.5 points."""
-    records = _records()
+    acceptance: >= random - 0.2 points and >= the best baseline - 0.5 points. ``seeds``:
+    only the records of these seeds (default all)."""
+    records = _records(seeds)
     lines = [f"{'dataset':<8}{'score':<11}{'noise':>6}{'seeds':>6}   "
              + "".join(f"{f'd2-rand {100 * r:g}%':>14}" for r in RATES)
              + "".join(f"{f'd2-best {100 * r:g}%':>14}" for r in RATES)]
@@ -654,13 +659,14 @@ def summary(reference: str = "d2") -> str:
     return "\n".join(lines)
 
 
-def versus(candidate: str, reference: str = "d2") -> str:
+def versus(candidate: str, reference: str = "d2", seeds=None) -> str:
     """``candidate`` against ``reference`` cell by cell (dataset, score, noise, rate; the
     cells where both have the same number of runs and the baselines exist): the cells where
     their means differ, candidate - reference in points with the spread (the
     larger std), "LOSS" where the candidate is lower by more than the spread; then the
-    number of acceptance cells each meets (as :func:`summary`) over the cells both have."""
-    records = _records()
+    number of acceptance cells each meets (as :func:`summary`) over the cells both have.
+    ``seeds``: only the records of these seeds (default all)."""
+    records = _records(seeds)
     lines, met, losses, wins = [], {candidate: 0, reference: 0}, 0, 0
     cells = 0
     for name in ("fashion", "digits"):
@@ -700,7 +706,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=sorted(CONFIG))
     p.add_argument("--noise", type=float, nargs="+", default=list(NOISE))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", help="default 0 1 2 for --dataset; "
+                   "--summary and --versus use only these seeds' records if given (else all)")
     p.add_argument("--scores", default=",".join(SCORES),
                    help=f"comma-separated, of: {', '.join(SCORES)}")
     p.add_argument("--part", default="", help="suffix of the results file, so that "
@@ -716,14 +723,14 @@ def main() -> None:
                    help="print METHOD - REFERENCE per cell where they differ")
     args = p.parse_args()
     if args.dataset:
-        run(args.dataset, args.noise, args.seeds, args.part, args.methods.split(","),
+        run(args.dataset, args.noise, args.seeds or [0, 1, 2], args.part, args.methods.split(","),
             args.scores.split(","))
     if args.table:
         print(tables())
     if args.summary:
-        print(summary(args.reference))
+        print(summary(args.reference, args.seeds))
     if args.versus:
-        print(versus(args.versus, args.reference))
+        print(versus(args.versus, args.reference, args.seeds))
 
 
 if __name__ == "__main__":
