@@ -93,20 +93,28 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
     return beta, f"auto: {beta:.4f} = drop {drop} of {n} rows; " + "; ".join(parts)
 
 
-def rate_term_rows(scores: np.ndarray, n_keep: int) -> np.ndarray:
-    """The rows (ids, hardest first) that the rate term of :func:`auto_hard_prune` drops
-    beyond its outlier mode: ``order[mode_drop:rate_drop]`` of the rows hardest first (ties:
-    lower index first), each count capped at ``n - n_keep``. Empty when every row is kept,
-    the scores are constant or the mode drops at least as many rows as the rate term.
-    These are the rows :func:`label_checked_pool` checks against the labels."""
+def label_check_rows(scores: np.ndarray, n_keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (ids, hardest first; ties: lower index first) that :func:`label_checked_pool`
+    checks against the labels: ``(rate, extra)``, with ``order`` the rows hardest first and
+    the outlier mode's and the rate term's drop counts of :func:`auto_hard_prune` (each
+    capped at ``n - n_keep``):
+
+    - ``rate = order[mode_drop:rate_drop]``: the rows the rate term drops beyond the mode;
+    - ``extra = order[max(mode_drop, rate_drop):n - n_keep]``: the rest of the drop budget,
+      rows the default keeps.
+
+    Both empty when every row is kept, the scores are constant or the mode takes the whole
+    drop budget."""
     n = scores.size
+    empty = np.empty(0, dtype=np.int64)
     if n == 0 or n_keep >= n or not scores.max() > scores.min():
-        return np.empty(0, dtype=np.int64)
+        return empty, empty
     mode_drop = min(high_mode(scores).count, n - n_keep)
     rate_drop = min(rate_term_drop(n, n_keep), n - n_keep)
-    if rate_drop <= mode_drop:
-        return np.empty(0, dtype=np.int64)
-    return np.lexsort((np.arange(n), -scores))[mode_drop:rate_drop].astype(np.int64)
+    if mode_drop >= n - n_keep:
+        return empty, empty
+    order = np.lexsort((np.arange(n), -scores)).astype(np.int64)
+    return order[mode_drop:max(mode_drop, rate_drop)], order[max(mode_drop, rate_drop):n - n_keep]
 
 
 def disputed_labels(graph: Any, labels: np.ndarray) -> np.ndarray:
@@ -120,44 +128,79 @@ def disputed_labels(graph: Any, labels: np.ndarray) -> np.ndarray:
     return 2 * same < degree
 
 
-def label_checked_pool(scores: np.ndarray, pool: np.ndarray, rows: np.ndarray,
-                       disputed: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """``hard_prune="auto"`` with labels: the rate term drops only its disputed rows.
+def among_easy(graph: Any, labels: np.ndarray, scores: np.ndarray,
+               rows: np.ndarray) -> np.ndarray:
+    """bool of shape (rows.size,): whether the median score of each row's graph neighbours
+    of another label is below the median score of all rows. A mislabelled row sits among
+    easy rows of another class; a hard row between two confusable classes sits among hard
+    ones (README, "The label check and class budgets"). False for a row with no neighbour
+    of another label. ``rows``: int64 ids; O(edges of ``rows``) time and memory."""
+    lo, hi = graph.indptr[rows], graph.indptr[rows + 1]
+    owner = np.repeat(np.arange(rows.size), hi - lo)
+    edges = np.arange(owner.size) - np.repeat(np.cumsum(hi - lo) - (hi - lo), hi - lo) + \
+        np.repeat(lo, hi - lo)
+    nb = graph.indices[edges]
+    other = labels[nb] != labels[rows[owner]]
+    owner, value = owner[other], scores[nb[other]]
+    value = value[np.lexsort((value, owner))]
+    count = np.bincount(owner, minlength=rows.size)
+    start = np.cumsum(count) - count
+    has = count > 0
+    mid = (value[(start + (count - 1) // 2)[has]] + value[(start + count // 2)[has]]) / 2
+    out = np.zeros(rows.size, dtype=bool)
+    out[has] = mid < np.median(scores)
+    return out
 
-    Of the rate term's ``rows`` (:func:`rate_term_rows`, all outside ``pool``), those whose
-    label their neighbours share (``~disputed``) are rescued: they return to the pool with
-    the median score of the pool's agreed rows (the pool's rows and the rescued ones that
-    are not disputed). The kNN check says a row is probably not a label error, not that it
-    deserves priority, so a rescued row is kept where it covers a region, not first
-    (README, "The label check and class budgets"). The outlier mode's rows stay dropped.
+
+def label_checked_pool(scores: np.ndarray, pool: np.ndarray, rate: np.ndarray,
+                       dropped: np.ndarray,
+                       disputed: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """``hard_prune="auto"`` with labels: the pool after the label check.
+
+    Of the rate term's rows ``rate`` (:func:`label_check_rows`, all outside ``pool``),
+    those whose label their neighbours share (``~disputed``) are rescued: they return to
+    the pool with the median score of the pool's agreed rows. The check says a row is
+    probably not a label error, not that it deserves priority, so a rescued row is kept
+    where it covers a region, not first. The rows ``dropped`` (of the ``extra`` rows,
+    those disputed and :func:`among_easy`) leave the pool. The outlier mode's rows stay
+    dropped. README, "The label check and class budgets".
 
     Parameters
     ----------
     scores : float64 of shape (n,), higher = harder
     pool : int64 of shape (m,), sorted: the rows left by ``hard_prune="auto"``
-    rows : int64, the rate term's rows beyond the outlier mode
+    rate : int64, the rate term's rows beyond the outlier mode
+    dropped : int64, rows of the pool to drop
     disputed : bool of shape (n,), :func:`disputed_labels`
 
     Returns
     -------
-    pool : int64, sorted: ``pool`` plus the rescued rows
+    pool : int64, sorted: ``pool`` plus the rescued rows, minus ``dropped``
     scores : float64 of shape (n,): ``scores``, or a copy with the rescued rows' scores set
         to the median
     rescued : int, rows rescued
     reason : str, one line for logs and sidecars
     """
-    rescued = rows[~disputed[rows]]
-    if rescued.size == 0:
-        return pool, scores, 0, (f"label check: all {rows.size} rows of the rate term are "
-                                 "disputed by their neighbours, all dropped")
-    pool = np.sort(np.concatenate([pool, rescued]))
-    median = float(np.median(scores[pool[~disputed[pool]]]))
-    scores = scores.copy()
-    scores[rescued] = median
+    rescued = rate[~disputed[rate]]
+    why = (f"label check: {rescued.size} of the rate term's {rate.size} rows kept (their "
+           f"label shared by at least half of their graph neighbours)" if rate.size else
+           "label check: no rate term")
+    extra = (f"{dropped.size} more disputed rows among the hardest dropped (their "
+             f"neighbours of other labels mostly easy)")
+    if rescued.size == dropped.size == 0:
+        return pool, scores, 0, f"{why}; {extra}"
+    keep = np.zeros(scores.size, dtype=bool)
+    keep[pool] = True
+    keep[rescued] = True
+    keep[dropped] = False
+    pool = np.flatnonzero(keep)
+    if rescued.size:
+        median = float(np.median(scores[pool[~disputed[pool]]]))
+        scores = scores.copy()
+        scores[rescued] = median
+        why += f" with score {median:.4g} (the median of the pool's agreed rows)"
     return pool, scores, int(rescued.size), (
-        f"label check: {rescued.size} of the rate term's {rows.size} rows kept (their label "
-        f"shared by at least half of their graph neighbours) with score {median:.4g} (the "
-        f"median of the pool's agreed rows), {rows.size - rescued.size} disputed rows dropped")
+        f"{why}, {rate.size - rescued.size} disputed rows dropped; {extra}")
 
 
 def rate_term_drop(n: int, n_keep: int) -> int:

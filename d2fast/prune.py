@@ -10,9 +10,9 @@ import numpy as np
 from d2fast import _backends
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
                               check_scores, label_names, resolve_n_keep)
-from d2fast.budgets import (BUDGETS, by_class, class_budgets, disputed_labels, hard_prune_pool,
-                            label_checked_pool, merge_balanced, rate_term_rows,
-                            resolve_hard_prune)
+from d2fast.budgets import (BUDGETS, among_easy, by_class, class_budgets, disputed_labels,
+                            hard_prune_pool, label_check_rows, label_checked_pool,
+                            merge_balanced, resolve_hard_prune)
 from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, graph_of_rows
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, underflow
@@ -333,14 +333,17 @@ def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.nd
                  knn_params: dict | None, progress: bool,
                  backend: str) -> tuple[np.ndarray, np.ndarray, int, str]:
     """hard_prune="auto" with labels: (pool, scores, rows rescued, "; reason" or "") after
-    checking the rate term's rows (:func:`d2fast.budgets.rate_term_rows`) against the
-    labels ``ids`` on the graph of all rows (``graph`` when prebuilt, else built)."""
-    top = rate_term_rows(scores, n_keep)
-    if top.size == 0:
+    checking the hardest rows (:func:`d2fast.budgets.label_check_rows`) against the labels
+    ``ids`` on the graph of all rows (``graph`` when prebuilt, else built)."""
+    rate, extra = label_check_rows(scores, n_keep)
+    if rate.size == extra.size == 0:
         return pool, scores, 0, ""
     g = _group_graph(X, np.arange(X.shape[0]), graph, k, metric, knn, knn_params, progress,
                      backend)
-    pool, scores, rescued, why = label_checked_pool(scores, pool, top, disputed_labels(g, ids))
+    disputed = disputed_labels(g, ids)
+    extra = extra[disputed[extra]]
+    dropped = extra[among_easy(g, ids, scores, extra)]
+    pool, scores, rescued, why = label_checked_pool(scores, pool, rate, dropped, disputed)
     return pool, scores, rescued, "; " + why
 
 

@@ -1,14 +1,14 @@
 """hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases; its
-label check (rate_term_rows, disputed_labels, label_checked_pool)."""
+label check (label_check_rows, disputed_labels, among_easy, label_checked_pool)."""
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
 import d2fast
-from d2fast.budgets import (RATE_FREE, RATE_SLOPE, auto_hard_prune, beta_dropping,
-                            disputed_labels, hard_prune_pool, label_checked_pool,
-                            rate_term_drop, rate_term_rows, resolve_hard_prune)
+from d2fast.budgets import (RATE_FREE, RATE_SLOPE, among_easy, auto_hard_prune,
+                            beta_dropping, disputed_labels, hard_prune_pool, label_check_rows,
+                            label_checked_pool, rate_term_drop, resolve_hard_prune)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -159,31 +159,36 @@ def test_auto_with_labels_and_tiny_classes():
     assert not np.isin(np.arange(540, 600), keep).any()
 
 
-# -- hard_prune="auto" with labels: the rate term checked against them ---------------------
+# -- hard_prune="auto" with labels: the label check ------------------------------------------
 
-def test_rate_term_rows_are_the_rate_terms_hardest_beyond_the_mode():
+def test_label_check_rows_split_the_drop_budget_beyond_the_mode():
     scores = noisy()  # 2000 rows, a mode of 200
     order = np.lexsort((np.arange(2000), -scores))
     mode = dropped(scores, auto_hard_prune(scores, 1000)[0])  # rate 0.5: the mode alone
     assert 150 <= mode <= 250
-    top = rate_term_rows(scores, 200)  # rate 0.9: the rate term drops 400
-    assert top.dtype == np.int64
-    np.testing.assert_array_equal(top, order[mode:400])
+    rate, extra = label_check_rows(scores, 200)  # rate 0.9: the rate term drops 400
+    assert rate.dtype == extra.dtype == np.int64
+    np.testing.assert_array_equal(rate, order[mode:400])
+    np.testing.assert_array_equal(extra, order[400:1800])
+    rate, extra = label_check_rows(scores, 1400)  # rate 0.3: the mode (200) beats the rate term
+    assert rate.size == 0
+    np.testing.assert_array_equal(extra, order[mode:600])
 
 
 @pytest.mark.parametrize("scores, n_keep", [
     (np.random.default_rng(0).random(1000), 1000),  # nothing to drop
-    (np.random.default_rng(0).random(1000), 500),  # rate 0.5: no rate term
     (np.full(1000, 2.0), 100),  # constant scores
-    (noisy(), 700),  # the mode (200) drops more than the rate term (150)
+    (noisy(), 1800),  # the mode (200) takes the whole drop budget
     (np.empty(0), 0)])
-def test_rate_term_rows_empty(scores, n_keep):
-    assert rate_term_rows(scores, n_keep).size == 0
+def test_label_check_rows_empty(scores, n_keep):
+    assert all(part.size == 0 for part in label_check_rows(scores, n_keep))
 
 
-def test_rate_term_rows_ties_go_to_the_lower_index_first():
+def test_label_check_rows_ties_go_to_the_lower_index_first():
     scores = np.repeat([0.0, 1.0], 50)  # 50 ties at the top
-    np.testing.assert_array_equal(rate_term_rows(scores, 10), np.arange(50, 70))
+    rate, extra = label_check_rows(scores, 10)
+    np.testing.assert_array_equal(rate, np.arange(50, 70))
+    np.testing.assert_array_equal(extra, np.r_[np.arange(70, 100), np.arange(40)])
 
 
 def test_disputed_labels_is_fewer_than_half_agreeing():
@@ -193,24 +198,41 @@ def test_disputed_labels_is_fewer_than_half_agreeing():
     np.testing.assert_array_equal(disputed_labels(g, labels), [True, False, False, True])
 
 
+def test_among_easy_is_the_median_of_the_other_labels_neighbours():
+    rng = np.random.default_rng(5)
+    g = d2fast.knn_graph(rng.normal(size=(300, 3)), 6)
+    labels, scores = rng.integers(0, 3, 300), rng.random(300)
+    rows = np.arange(0, 300, 3)
+    want = []
+    for i in rows:  # one row at a time, as the rule reads
+        near = g.indices[g.indptr[i]:g.indptr[i + 1]]
+        other = near[labels[near] != labels[i]]
+        want.append(other.size > 0 and np.median(scores[other]) < np.median(scores))
+    got = among_easy(g, labels, scores, rows)
+    np.testing.assert_array_equal(got, want)
+    assert 0 < got.sum() < rows.size
+    assert among_easy(g, labels, scores, np.empty(0, dtype=np.int64)).size == 0
+
+
 def test_label_checked_pool_rescues_the_agreed_rows_at_the_median():
     scores = np.arange(10.0)  # row 9 hardest
     pool = np.arange(6)  # the rate term dropped 6..9
     disputed = np.zeros(10, dtype=bool)
     disputed[[8, 1]] = True  # row 8 dropped; row 1 is in the pool but not agreed
     given = scores.copy()
-    new_pool, new_scores, rescued, reason = label_checked_pool(scores, pool,
-                                                               np.array([9, 8, 7, 6]), disputed)
-    np.testing.assert_array_equal(new_pool, [0, 1, 2, 3, 4, 5, 6, 7, 9])
-    median = np.median([0, 2, 3, 4, 5, 6, 7, 9.0])  # the pool's agreed rows: 4.5
+    new_pool, new_scores, rescued, reason = label_checked_pool(
+        scores, pool, np.array([9, 8, 7, 6]), np.array([5]), disputed)
+    np.testing.assert_array_equal(new_pool, [0, 1, 2, 3, 4, 6, 7, 9])  # row 5 dropped
+    median = np.median([0, 2, 3, 4, 6, 7, 9.0])  # the pool's agreed rows: 4.0
     np.testing.assert_array_equal(new_scores, [0, 1, 2, 3, 4, 5, median, median, 8, median])
     np.testing.assert_array_equal(scores, given)  # the caller's array is not changed
     assert rescued == 3 and "3 of the rate term's 4 rows kept" in reason
-    assert "1 disputed rows dropped" in reason
+    assert "1 disputed rows dropped" in reason and "1 more disputed rows" in reason
 
 
-def test_label_checked_pool_with_every_row_disputed_drops_them_all():
+def test_label_checked_pool_with_nothing_to_change_returns_its_inputs():
     scores, pool = np.arange(10.0), np.arange(6)
-    out = label_checked_pool(scores, pool, np.array([9, 8, 7, 6]), np.ones(10, dtype=bool))
+    out = label_checked_pool(scores, pool, np.array([9, 8, 7, 6]), np.empty(0, np.int64),
+                             np.ones(10, dtype=bool))
     assert out[0] is pool and out[1] is scores and out[2] == 0
-    assert "all 4 rows of the rate term are disputed" in out[3]
+    assert "0 of the rate term's 4 rows kept" in out[3]

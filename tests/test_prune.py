@@ -144,7 +144,8 @@ def test_uniform_budget_caps_small_classes():
     labels = np.repeat([0, 1, 2], [3, 40, 57])
     emb, scores = clustered(100, 3, seed=7)
     with pytest.warns(UserWarning, match="class size - 1"):  # a class of <= k rows
-        keep = d2fast.prune(emb, scores, n_keep=60, labels=labels, class_budget="uniform")
+        keep = d2fast.prune(emb, scores, n_keep=60, labels=labels, class_budget="uniform",
+                            hard_prune=0.0)  # no label check: all three classes whole
     assert np.bincount(labels[keep]).tolist() == [3, 29, 28]
 
 
@@ -338,7 +339,11 @@ def test_progress_with_labels_is_one_bar(monkeypatch):
     labels = np.repeat(["cat", "dog", "eel"], 100)
     keep = d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels,
                         class_budget="proportional", progress=True)
-    assert made == ["prune"] and keep.size == 150
+    assert made == ["kNN search", "prune"] and keep.size == 150  # the label check's graph
+    made.clear()
+    d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels, class_budget="proportional",
+                 hard_prune=0.0, progress=True)  # no label check: one bar over the classes
+    assert made == ["prune"]
     made.clear()
     d2fast.prune(emb, scores, k=5, rate=0.5, progress=True)  # no labels: the kNN bar
     assert made == ["kNN search"]
@@ -396,8 +401,11 @@ def checked_by_hand(emb, scores, labels, rate, graph=None):
     beta, _ = budgets.resolve_hard_prune(scores, "auto", n_keep)
     pool = budgets.hard_prune_pool(scores, beta, n_keep)
     g = d2fast.knn_graph(emb, 5) if graph is None else graph
-    return budgets.label_checked_pool(scores, pool, budgets.rate_term_rows(scores, n_keep),
-                                      budgets.disputed_labels(g, labels))[:2] + (n_keep,)
+    rate, extra = budgets.label_check_rows(scores, n_keep)
+    disputed = budgets.disputed_labels(g, labels)
+    extra = extra[disputed[extra]]
+    dropped = extra[budgets.among_easy(g, labels, scores, extra)]
+    return budgets.label_checked_pool(scores, pool, rate, dropped, disputed)[:2] + (n_keep,)
 
 
 @pytest.mark.parametrize("rate", [0.7, 0.9])
@@ -411,7 +419,7 @@ def test_label_check_with_one_graph_is_d2_on_the_checked_pool(rate):
                                                           n_keep=n_keep, hard_prune=0.0)])
     np.testing.assert_array_equal(scores, given)  # the caller's scores are not changed
     assert 0 < info["hard_prune_rescued"] < int(info["hard_prune"] * 600)
-    assert info["hard_pruned"] == int(info["hard_prune"] * 600) - info["hard_prune_rescued"]
+    assert info["hard_pruned"] == 600 - pool.size
     assert "label check:" in info["hard_prune_reason"]
     assert len(info["classes"]) == 1 and info["classes"][0]["label"] is None
     dropped = np.setdiff1d(np.arange(600), pool)  # the check drops flipped rows
@@ -438,14 +446,26 @@ def test_label_check_reads_a_prebuilt_graph():
         emb[pool], checked[pool], n_keep=n_keep, hard_prune=0.0, graph=g.subgraph(pool))])
 
 
-@pytest.mark.parametrize("rate, scores", [(0.5, None), (0.9, np.full(600, 1.0))])
-def test_label_check_changes_nothing_without_a_rate_term(rate, scores):
-    emb, s, labels, _ = noisy_labels(seed=7)
-    s = s if scores is None else scores
-    keep, info = d2fast.prune(emb, s, rate=rate, labels=labels, class_budget=None,
-                              return_info=True)
+@pytest.mark.parametrize("rate", [0.0, 0.9])
+def test_label_check_changes_nothing_with_nothing_to_check(rate):
+    emb, _, labels, _ = noisy_labels(seed=7)
+    s = np.full(600, 1.0) if rate else np.random.default_rng(0).random(600)
+    keep, info = d2fast.prune(emb, s, rate=rate, labels=labels, return_info=True)
     np.testing.assert_array_equal(keep, d2fast.prune(emb, s, rate=rate))
     assert info["hard_prune_rescued"] == 0 and "label check" not in info["hard_prune_reason"]
+
+
+def test_label_check_at_low_rates_drops_only_rows_among_easy_rows_of_another_class():
+    emb, scores, labels, truth = noisy_labels(seed=8)
+    keep, info = d2fast.prune(emb, scores, rate=0.3, labels=labels, return_info=True)
+    assert info["hard_prune"] == 0.0 and info["hard_prune_rescued"] == 0  # no rate term
+    assert "more disputed rows among the hardest dropped" in info["hard_prune_reason"]
+    dropped = np.setdiff1d(np.arange(600), keep)
+    assert info["hard_pruned"] > 0
+    pool, _, _ = checked_by_hand(emb, scores, labels, 0.3)
+    gone = np.setdiff1d(np.arange(600), pool)
+    assert gone.size == info["hard_pruned"] and not np.isin(gone, keep).any()
+    assert np.mean(labels[gone] != truth[gone]) > 0.8  # mostly flipped rows
 
 
 def test_labels_only_for_the_check_need_hard_prune_auto():
@@ -461,11 +481,12 @@ def test_labels_only_for_the_check_need_hard_prune_auto():
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("rate", [0.6, 0.8, 0.95])
+@pytest.mark.parametrize("rate", [0.3, 0.6, 0.8, 0.95])
 def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
-    """An independent, loop-by-loop reading of the rule: the outlier mode's rows and the
-    rate term's rows whose label fewer than half of their graph neighbours share are
-    dropped, nothing else."""
+    """An independent, loop-by-loop reading of the rule: dropped are the outlier mode's
+    rows, the rate term's rows whose label fewer than half of their graph neighbours share,
+    and the rest of the drop budget's rows that are disputed so and whose neighbours of
+    other labels have a median score below the median score; nothing else."""
     from d2fast.mixture import high_mode
 
     emb, scores, labels, _ = noisy_labels(n=400, seed=seed)
@@ -477,12 +498,16 @@ def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
     g = d2fast.knn_graph(emb, 5)
     order = sorted(range(n), key=lambda i: (-scores[i], i))
     mode_drop = min(high_mode(scores).count, n - n_keep)
-    rate_drop = min(int(max(0.0, (n - n_keep) - 0.5 * n) * 0.5), n - n_keep)
+    rate_drop = max(mode_drop, min(int(max(0.0, (n - n_keep) - 0.5 * n) * 0.5), n - n_keep))
     dropped = set(order[:mode_drop])
-    for i in order[mode_drop:rate_drop]:
+    for pos in range(mode_drop, n - n_keep):
+        i = order[pos]
         near = g.indices[g.indptr[i]:g.indptr[i + 1]]
-        if 2 * sum(labels[j] == labels[i] for j in near) < len(near):
+        other = [j for j in near if labels[j] != labels[i]]
+        if 2 * (len(near) - len(other)) >= len(near):
+            continue  # agreed: kept (rescued in the rate term's share)
+        if pos < rate_drop or np.median(scores[other]) < np.median(scores):
             dropped.add(i)
     assert info["hard_pruned"] == len(dropped) and not dropped & set(keep.tolist())
-    assert info["hard_prune_rescued"] == max(0, rate_drop - mode_drop) - (len(dropped) -
-                                                                          mode_drop)
+    assert info["hard_prune_rescued"] == (rate_drop - mode_drop) - len(
+        dropped & set(order[mode_drop:rate_drop]))
