@@ -152,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "auto's label check only)")
     p.add_argument("--hard-prune", type=_auto_or_float, metavar="BETA|auto",
                    help="drop this fraction of hardest rows first (d2: auto = a separate mode "
-                   "of high scores or max(0, rate - 0.5) / 2, with --labels only the rows of the "
-                   "latter whose label their neighbours dispute, -v logs its choice; also with "
+                   "of high scores or max(0, rate - 0.5) / 2; with --labels checked against them, "
+                   "README 'The label check'; -v logs its choice; also with "
                    "--graph, as in Python; 0 = pure D2; ccs: 0.1)")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",
                    help="reuse a graph saved by 'd2fast graph' (with --labels / --hard-prune: "

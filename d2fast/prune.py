@@ -87,12 +87,14 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``'auto'``: the larger of the fraction of rows in a separate mode of high scores
         (mislabelled rows) and ``max(0, rate - 0.5) / 2``, capped so that ``n_keep``
         rows remain; see :func:`d2fast.budgets.auto_hard_prune`. With ``labels``, the
-        rate term's rows beyond the outlier mode are checked against them: a row whose
-        label at least half of its neighbours in the graph of all rows share is kept, with
-        the median score of the pool's agreed rows
-        (:func:`d2fast.budgets.label_checked_pool`); that graph is the prebuilt ``graph``
-        or one more kNN graph built as the selection's (k, metric, knn). ``0.0`` is pure
-        D2.
+        hardest rows of the drop budget beyond the outlier mode are checked against them
+        on the graph of all rows (the prebuilt ``graph``, or one more kNN graph built as
+        the selection's: k, metric, knn). A row is disputed when fewer than half of its
+        neighbours share its label. Of the rate term's rows, the disputed ones are dropped
+        and the others kept with the median score of the pool's agreed rows; of the other
+        rows of the drop budget, the disputed ones whose neighbours of other labels are
+        mostly easy (median score below the median) are dropped as well, at any rate
+        (:func:`d2fast.budgets.label_checked_pool`). ``0.0`` is pure D2.
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional
