@@ -199,8 +199,9 @@ def label_checked_pool(scores: np.ndarray, pool: np.ndarray, rate: np.ndarray,
         scores = scores.copy()
         scores[rescued] = median
         why += f" with score {median:.4g} (the median of the pool's agreed rows)"
-    return pool, scores, int(rescued.size), (
-        f"{why}, {rate.size - rescued.size} disputed rows dropped; {extra}")
+    if rate.size:
+        why += f", {rate.size - rescued.size} disputed rows dropped"
+    return pool, scores, int(rescued.size), f"{why}; {extra}"
 
 
 def rate_term_drop(n: int, n_keep: int) -> int:
