@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from d2fast._validate import check_real
+from d2fast.graph import row_edges
 from d2fast.mixture import high_mode
 
 BUDGETS = ("proportional", "uniform")
@@ -77,12 +78,11 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
         return 0.0, "auto: 0 (every row is kept)"
     if not scores.max() > scores.min():
         return 0.0, "auto: 0 (constant scores: no row is harder than another)"
-    mode = high_mode(scores)
+    mode, mode_drop, rate_drop = _drop_counts(scores, n_keep)
     rate = 1.0 - n_keep / n
     beta_rate = max(0.0, rate - RATE_FREE) * RATE_SLOPE
-    drop = max(mode.count, rate_term_drop(n, n_keep))
-    capped = drop > n - n_keep
-    drop = min(drop, n - n_keep)
+    capped = mode.count > n - n_keep  # the rate term never exceeds n - n_keep
+    drop = max(mode_drop, rate_drop)
     beta = beta_dropping(drop, n)
     parts = [f"outlier mode {mode.count / n:.3f}: {mode.why}" if mode.found else
              f"no outlier mode ({mode.why})",
@@ -91,6 +91,14 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
     if capped:
         parts.append(f"capped so that n_keep={n_keep} rows remain")
     return beta, f"auto: {beta:.4f} = drop {drop} of {n} rows; " + "; ".join(parts)
+
+
+def _drop_counts(scores: np.ndarray, n_keep: int) -> tuple[Any, int, int]:
+    """``(mode, mode_drop, rate_drop)``: :func:`d2fast.mixture.high_mode` of the scores and
+    the rows its outlier mode and the rate term drop, each capped at ``n - n_keep``."""
+    n = scores.size
+    mode = high_mode(scores)
+    return mode, min(mode.count, n - n_keep), min(rate_term_drop(n, n_keep), n - n_keep)
 
 
 def label_check_rows(scores: np.ndarray, n_keep: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +117,7 @@ def label_check_rows(scores: np.ndarray, n_keep: int) -> tuple[np.ndarray, np.nd
     empty = np.empty(0, dtype=np.int64)
     if n == 0 or n_keep >= n or not scores.max() > scores.min():
         return empty, empty
-    mode_drop = min(high_mode(scores).count, n - n_keep)
-    rate_drop = min(rate_term_drop(n, n_keep), n - n_keep)
+    _, mode_drop, rate_drop = _drop_counts(scores, n_keep)
     if mode_drop >= n - n_keep:
         return empty, empty
     order = np.lexsort((np.arange(n), -scores)).astype(np.int64)
@@ -135,10 +142,7 @@ def among_easy(graph: Any, labels: np.ndarray, scores: np.ndarray,
     easy rows of another class; a hard row between two confusable classes sits among hard
     ones (README, "The label check and class budgets"). False for a row with no neighbour
     of another label. ``rows``: int64 ids; O(edges of ``rows``) time and memory."""
-    lo, hi = graph.indptr[rows], graph.indptr[rows + 1]
-    owner = np.repeat(np.arange(rows.size), hi - lo)
-    edges = np.arange(owner.size) - np.repeat(np.cumsum(hi - lo) - (hi - lo), hi - lo) + \
-        np.repeat(lo, hi - lo)
+    owner, edges = row_edges(graph.indptr, rows)
     nb = graph.indices[edges]
     other = labels[nb] != labels[rows[owner]]
     owner, value = owner[other], scores[nb[other]]

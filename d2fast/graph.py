@@ -20,6 +20,16 @@ _FORMAT = "d2fast.Graph/1"  # tag stored in Graph.save files
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # distances are stored as float32
 
 
+def row_edges(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(owner, edge)``, int64 of shape (edges of ``rows``,): the edges of the rows
+    ``rows`` (int64 ids) of a CSR graph, row by row in their order: ``edge`` indexes
+    ``indices``, ``owner`` the position in ``rows`` of the edge's row."""
+    counts = indptr[rows + 1] - indptr[rows]
+    owner = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
+    starts = np.repeat(indptr[rows] - np.cumsum(counts) + counts, counts)
+    return owner, starts + np.arange(owner.size, dtype=np.int64)
+
+
 class Graph:
     """A validated CSR graph: node i's neighbours are ``indices[indptr[i]:indptr[i + 1]]``.
 
@@ -200,12 +210,10 @@ class Graph:
             raise ValueError("rows must be non-empty, sorted and unique")
         new_id = np.full(self.n, -1, dtype=np.int64)
         new_id[rows] = np.arange(rows.size)
-        counts = np.diff(self.indptr)[rows]
-        starts = np.repeat(self.indptr[rows] - np.cumsum(counts) + counts, counts)
-        edge = starts + np.arange(int(counts.sum()), dtype=np.int64)  # edges of the rows
+        owner, edge = row_edges(self.indptr, rows)
         target = new_id[self.indices[edge]]
         inside = target >= 0
-        owner = np.repeat(np.arange(rows.size, dtype=np.int64), counts)[inside]
+        owner = owner[inside]
         indptr = np.zeros(rows.size + 1, dtype=np.int64)
         np.cumsum(np.bincount(owner, minlength=rows.size), out=indptr[1:])
         return Graph._trusted(indptr, target[inside].astype(np.int32),
