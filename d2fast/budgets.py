@@ -103,25 +103,23 @@ def _drop_counts(scores: np.ndarray, n_keep: int) -> tuple[Any, int, int]:
 
 def label_check_rows(scores: np.ndarray, n_keep: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows (ids, hardest first; ties: lower index first) that :func:`label_checked_pool`
-    checks against the labels: ``(rate, extra)``, with ``order`` the rows hardest first and
-    the outlier mode's and the rate term's drop counts of :func:`auto_hard_prune` (each
+    checks against the labels: ``(pruned, extra)``, with ``order`` the rows hardest first
+    and the outlier mode's and the rate term's drop counts of :func:`auto_hard_prune` (each
     capped at ``n - n_keep``):
 
-    - ``rate = order[mode_drop:rate_drop]``: the rows the rate term drops beyond the mode;
+    - ``pruned = order[:max(mode_drop, rate_drop)]``: the rows the hard prune drops;
     - ``extra = order[max(mode_drop, rate_drop):n - n_keep]``: the rest of the drop budget,
       rows the default keeps.
 
-    Both empty when every row is kept, the scores are constant or the mode takes the whole
-    drop budget."""
+    Both empty when every row is kept or the scores are constant."""
     n = scores.size
     empty = np.empty(0, dtype=np.int64)
     if n == 0 or n_keep >= n or not scores.max() > scores.min():
         return empty, empty
     _, mode_drop, rate_drop = _drop_counts(scores, n_keep)
-    if mode_drop >= n - n_keep:
-        return empty, empty
     order = np.lexsort((np.arange(n), -scores)).astype(np.int64)
-    return order[mode_drop:max(mode_drop, rate_drop)], order[max(mode_drop, rate_drop):n - n_keep]
+    drop = max(mode_drop, rate_drop)
+    return order[:drop], order[drop:n - n_keep]
 
 
 def disputed_labels(graph: Any, labels: np.ndarray) -> np.ndarray:
@@ -156,24 +154,25 @@ def among_easy(graph: Any, labels: np.ndarray, scores: np.ndarray,
     return out
 
 
-def label_checked_pool(scores: np.ndarray, pool: np.ndarray, rate: np.ndarray,
+def label_checked_pool(scores: np.ndarray, pool: np.ndarray, pruned: np.ndarray,
                        dropped: np.ndarray,
                        disputed: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, str]:
     """``hard_prune="auto"`` with labels: the pool after the label check.
 
-    Of the rate term's rows ``rate`` (:func:`label_check_rows`, all outside ``pool``),
-    those whose label their neighbours share (``~disputed``) are rescued: they return to
-    the pool with the median score of the pool's agreed rows. The check says a row is
-    probably not a label error, not that it deserves priority, so a rescued row is kept
-    where it covers a region, not first. The rows ``dropped`` (of the ``extra`` rows,
-    those disputed and :func:`among_easy`) leave the pool. The outlier mode's rows stay
-    dropped. README, "The label check and class budgets".
+    Of the hard-pruned rows ``pruned`` (:func:`label_check_rows`: the outlier mode's and
+    the rate term's, all outside ``pool``), those whose label their neighbours share
+    (``~disputed``) are rescued: they return to the pool with the median score of the
+    pool's agreed rows. The outlier mode and the rate term read only the scores; the kNN
+    check is independent evidence, and it says a row is probably not a label error, not
+    that it deserves priority, so a rescued row is kept where it covers a region, not
+    first. The rows ``dropped`` (of the ``extra`` rows, those disputed and
+    :func:`among_easy`) leave the pool. README, "The label check and class budgets".
 
     Parameters
     ----------
     scores : float64 of shape (n,), higher = harder
     pool : int64 of shape (m,), sorted: the rows left by ``hard_prune="auto"``
-    rate : int64, the rate term's rows beyond the outlier mode
+    pruned : int64, the rows the hard prune drops
     dropped : int64, rows of the pool to drop
     disputed : bool of shape (n,), :func:`disputed_labels`
 
@@ -185,10 +184,10 @@ def label_checked_pool(scores: np.ndarray, pool: np.ndarray, rate: np.ndarray,
     rescued : int, rows rescued
     reason : str, one line for logs and sidecars
     """
-    rescued = rate[~disputed[rate]]
-    why = (f"label check: {rescued.size} of the rate term's {rate.size} rows kept (their "
-           f"label shared by at least half of their graph neighbours)" if rate.size else
-           "label check: no rate term")
+    rescued = pruned[~disputed[pruned]]
+    why = (f"label check: {rescued.size} of the {pruned.size} hard-pruned rows kept (their "
+           f"label shared by at least half of their graph neighbours)" if pruned.size else
+           "label check: no row hard-pruned")
     extra = (f"{dropped.size} more disputed rows among the hardest dropped (their "
              f"neighbours of other labels mostly easy)")
     if rescued.size == dropped.size == 0:
@@ -203,8 +202,8 @@ def label_checked_pool(scores: np.ndarray, pool: np.ndarray, rate: np.ndarray,
         scores = scores.copy()
         scores[rescued] = median
         why += f" with score {median:.4g} (the median of the pool's agreed rows)"
-    if rate.size:
-        why += f", {rate.size - rescued.size} disputed rows dropped"
+    if pruned.size:
+        why += f", {pruned.size - rescued.size} disputed rows dropped"
     return pool, scores, int(rescued.size), f"{why}; {extra}"
 
 

@@ -87,14 +87,14 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``'auto'``: the larger of the fraction of rows in a separate mode of high scores
         (mislabelled rows) and ``max(0, rate - 0.5) / 2``, capped so that ``n_keep``
         rows remain; see :func:`d2fast.budgets.auto_hard_prune`. With ``labels``, the
-        hardest rows of the drop budget beyond the outlier mode are checked against them
-        on the graph of all rows (the prebuilt ``graph``, or one more kNN graph built as
-        the selection's: k, metric, knn). A row is disputed when fewer than half of its
-        neighbours share its label. Of the rate term's rows, the disputed ones are dropped
-        and the others kept with the median score of the pool's agreed rows; of the other
-        rows of the drop budget, the disputed ones whose neighbours of other labels are
-        mostly easy (median score below the median) are dropped as well, at any rate
-        (:func:`d2fast.budgets.label_checked_pool`). ``0.0`` is pure D2.
+        hardest ``n - n_keep`` rows are checked against them on the graph of all rows (the
+        prebuilt ``graph``, or one more kNN graph built as the selection's: k, metric,
+        knn). A row is disputed when fewer than half of its neighbours share its label.
+        Of the rows the rule drops (outlier mode and rate term), the disputed ones are
+        dropped and the others kept with the median score of the pool's agreed rows; of
+        the other rows of the drop budget, the disputed ones whose neighbours of other
+        labels are mostly easy (median score below the median) are dropped as well, at
+        any rate (:func:`d2fast.budgets.label_checked_pool`). ``0.0`` is pure D2.
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional
@@ -337,15 +337,15 @@ def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.nd
     """hard_prune="auto" with labels: (pool, scores, rows rescued, "; reason" or "") after
     checking the hardest rows (:func:`d2fast.budgets.label_check_rows`) against the labels
     ``ids`` on the graph of all rows (``graph`` when prebuilt, else built)."""
-    rate, extra = label_check_rows(scores, n_keep)
-    if rate.size == extra.size == 0:
+    pruned, extra = label_check_rows(scores, n_keep)
+    if pruned.size == extra.size == 0:
         return pool, scores, 0, ""
     g = _group_graph(X, np.arange(X.shape[0]), graph, k, metric, knn, knn_params, progress,
                      backend)
     disputed = disputed_labels(g, ids)
     extra = extra[disputed[extra]]
     dropped = extra[among_easy(g, ids, scores, extra)]
-    pool, scores, rescued, why = label_checked_pool(scores, pool, rate, dropped, disputed)
+    pool, scores, rescued, why = label_checked_pool(scores, pool, pruned, dropped, disputed)
     return pool, scores, rescued, "; " + why
 
 

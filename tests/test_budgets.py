@@ -1,5 +1,6 @@
 """hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases; its
 label check (label_check_rows, disputed_labels, among_easy, label_checked_pool)."""
+from contextlib import nullcontext
 from fractions import Fraction
 
 import numpy as np
@@ -150,35 +151,42 @@ def test_auto_with_labels_and_tiny_classes():
     labels = rng.integers(0, 5, 600)
     labels[:2] = 7  # a class of two rows
     labels[2:5] = 8  # and one of three
-    with pytest.warns(UserWarning, match="class"):
-        keep = d2fast.prune(emb, scores, k=5, rate=0.5, labels=labels, class_budget="proportional")
-    assert keep.size == 300 and np.unique(keep).size == 300
-    assert not np.isin(np.arange(540, 600), keep).any()
-    keep = d2fast.prune(emb, scores, k=1, rate=0.7, labels=labels, class_budget="proportional")
-    assert keep.size == 180 and np.unique(keep).size == 180
-    assert not np.isin(np.arange(540, 600), keep).any()
+    mode = np.arange(540, 600)
+    for k, rate, n_keep in [(5, 0.5, 300), (1, 0.7, 180)]:
+        with pytest.warns(UserWarning, match="class") if k == 5 else nullcontext():
+            keep = d2fast.prune(emb, scores, k=k, rate=rate, labels=labels,
+                                class_budget="proportional")
+        assert keep.size == n_keep and np.unique(keep).size == n_keep
+        # the noise mode's rows are kept only where the label check finds their label shared
+        disputed = disputed_labels(d2fast.knn_graph(emb, k), labels)
+        assert not np.isin(mode[disputed[mode]], keep).any()
+        assert np.isin(mode, keep).sum() < 0.2 * mode.size
 
 
 # -- hard_prune="auto" with labels: the label check ------------------------------------------
 
-def test_label_check_rows_split_the_drop_budget_beyond_the_mode():
+def test_label_check_rows_split_the_drop_budget_at_the_hard_prune():
     scores = noisy()  # 2000 rows, a mode of 200
     order = np.lexsort((np.arange(2000), -scores))
     mode = dropped(scores, auto_hard_prune(scores, 1000)[0])  # rate 0.5: the mode alone
     assert 150 <= mode <= 250
-    rate, extra = label_check_rows(scores, 200)  # rate 0.9: the rate term drops 400
-    assert rate.dtype == extra.dtype == np.int64
-    np.testing.assert_array_equal(rate, order[mode:400])
+    pruned, extra = label_check_rows(scores, 200)  # rate 0.9: the rate term drops 400
+    assert pruned.dtype == extra.dtype == np.int64
+    np.testing.assert_array_equal(pruned, order[:400])
     np.testing.assert_array_equal(extra, order[400:1800])
-    rate, extra = label_check_rows(scores, 1400)  # rate 0.3: the mode (200) beats the rate term
-    assert rate.size == 0
+    pruned, extra = label_check_rows(scores, 1400)  # rate 0.3: the mode beats the rate term
+    np.testing.assert_array_equal(pruned, order[:mode])
     np.testing.assert_array_equal(extra, order[mode:600])
+    pruned, extra = label_check_rows(scores, 1900)  # the mode takes the whole budget
+    np.testing.assert_array_equal(pruned, order[:100])
+    assert extra.size == 0
+    pruned, extra = label_check_rows(np.random.default_rng(0).random(100), 80)  # no mode
+    assert pruned.size == 0 and extra.size == 20
 
 
 @pytest.mark.parametrize("scores, n_keep", [
     (np.random.default_rng(0).random(1000), 1000),  # nothing to drop
     (np.full(1000, 2.0), 100),  # constant scores
-    (noisy(), 1800),  # the mode (200) takes the whole drop budget
     (np.empty(0), 0)])
 def test_label_check_rows_empty(scores, n_keep):
     assert all(part.size == 0 for part in label_check_rows(scores, n_keep))
@@ -186,8 +194,8 @@ def test_label_check_rows_empty(scores, n_keep):
 
 def test_label_check_rows_ties_go_to_the_lower_index_first():
     scores = np.repeat([0.0, 1.0], 50)  # 50 ties at the top
-    rate, extra = label_check_rows(scores, 10)
-    np.testing.assert_array_equal(rate, np.arange(50, 70))
+    pruned, extra = label_check_rows(scores, 10)
+    np.testing.assert_array_equal(pruned, np.arange(50, 70))
     np.testing.assert_array_equal(extra, np.r_[np.arange(70, 100), np.arange(40)])
 
 
@@ -216,7 +224,7 @@ def test_among_easy_is_the_median_of_the_other_labels_neighbours():
 
 def test_label_checked_pool_rescues_the_agreed_rows_at_the_median():
     scores = np.arange(10.0)  # row 9 hardest
-    pool = np.arange(6)  # the rate term dropped 6..9
+    pool = np.arange(6)  # the hard prune dropped 6..9
     disputed = np.zeros(10, dtype=bool)
     disputed[[8, 1]] = True  # row 8 dropped; row 1 is in the pool but not agreed
     given = scores.copy()
@@ -226,7 +234,7 @@ def test_label_checked_pool_rescues_the_agreed_rows_at_the_median():
     median = np.median([0, 2, 3, 4, 6, 7, 9.0])  # the pool's agreed rows: 4.0
     np.testing.assert_array_equal(new_scores, [0, 1, 2, 3, 4, 5, median, median, 8, median])
     np.testing.assert_array_equal(scores, given)  # the caller's array is not changed
-    assert rescued == 3 and "3 of the rate term's 4 rows kept" in reason
+    assert rescued == 3 and "3 of the 4 hard-pruned rows kept" in reason
     assert "1 disputed rows dropped" in reason and "1 more disputed rows" in reason
 
 
@@ -235,4 +243,4 @@ def test_label_checked_pool_with_nothing_to_change_returns_its_inputs():
     out = label_checked_pool(scores, pool, np.array([9, 8, 7, 6]), np.empty(0, np.int64),
                              np.ones(10, dtype=bool))
     assert out[0] is pool and out[1] is scores and out[2] == 0
-    assert "0 of the rate term's 4 rows kept" in out[3]
+    assert "0 of the 4 hard-pruned rows kept" in out[3]

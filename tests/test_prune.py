@@ -401,11 +401,11 @@ def checked_by_hand(emb, scores, labels, rate, graph=None):
     beta, _ = budgets.resolve_hard_prune(scores, "auto", n_keep)
     pool = budgets.hard_prune_pool(scores, beta, n_keep)
     g = d2fast.knn_graph(emb, 5) if graph is None else graph
-    rate, extra = budgets.label_check_rows(scores, n_keep)
+    pruned, extra = budgets.label_check_rows(scores, n_keep)
     disputed = budgets.disputed_labels(g, labels)
     extra = extra[disputed[extra]]
     dropped = extra[budgets.among_easy(g, labels, scores, extra)]
-    return budgets.label_checked_pool(scores, pool, rate, dropped, disputed)[:2] + (n_keep,)
+    return budgets.label_checked_pool(scores, pool, pruned, dropped, disputed)[:2] + (n_keep,)
 
 
 @pytest.mark.parametrize("rate", [0.7, 0.9])
@@ -483,10 +483,10 @@ def test_labels_only_for_the_check_need_hard_prune_auto():
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("rate", [0.3, 0.6, 0.8, 0.95])
 def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
-    """An independent, loop-by-loop reading of the rule: dropped are the outlier mode's
-    rows, the rate term's rows whose label fewer than half of their graph neighbours share,
-    and the rest of the drop budget's rows that are disputed so and whose neighbours of
-    other labels have a median score below the median score; nothing else."""
+    """An independent, loop-by-loop reading of the rule: dropped are the rows the hard
+    prune drops (outlier mode and rate term) whose label fewer than half of their graph
+    neighbours share, and the rest of the drop budget's rows that are disputed so and whose
+    neighbours of other labels have a median score below the median score; nothing else."""
     from d2fast.mixture import high_mode
 
     emb, scores, labels, _ = noisy_labels(n=400, seed=seed)
@@ -498,16 +498,15 @@ def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
     g = d2fast.knn_graph(emb, 5)
     order = sorted(range(n), key=lambda i: (-scores[i], i))
     mode_drop = min(high_mode(scores).count, n - n_keep)
-    rate_drop = max(mode_drop, min(int(max(0.0, (n - n_keep) - 0.5 * n) * 0.5), n - n_keep))
-    dropped = set(order[:mode_drop])
-    for pos in range(mode_drop, n - n_keep):
+    pruned = max(mode_drop, min(int(max(0.0, (n - n_keep) - 0.5 * n) * 0.5), n - n_keep))
+    dropped = set()
+    for pos in range(n - n_keep):
         i = order[pos]
         near = g.indices[g.indptr[i]:g.indptr[i + 1]]
         other = [j for j in near if labels[j] != labels[i]]
         if 2 * (len(near) - len(other)) >= len(near):
-            continue  # agreed: kept (rescued in the rate term's share)
-        if pos < rate_drop or np.median(scores[other]) < np.median(scores):
+            continue  # agreed: kept (rescued where the hard prune drops it)
+        if pos < pruned or np.median(scores[other]) < np.median(scores):
             dropped.add(i)
     assert info["hard_pruned"] == len(dropped) and not dropped & set(keep.tolist())
-    assert info["hard_prune_rescued"] == (rate_drop - mode_drop) - len(
-        dropped & set(order[mode_drop:rate_drop]))
+    assert info["hard_prune_rescued"] == pruned - len(dropped & set(order[:pruned]))
