@@ -54,8 +54,12 @@ whole drop budget. "d2 knn half easy" is "d2 knn half" dropping a disputed row b
 rate term's share only where the median score of its disagreeing neighbours is below the
 median score of all rows (a label error sits among easy rows of another class, an informative
 boundary row among hard rows of confusable classes); "d2 knn full easy" extends that check
-to the whole drop budget. These fourteen are given the training (noisy) labels. Torch on one
-thread.
+to the whole drop budget. "d2 knn all easy" is "d2 knn full easy" with the outlier mode's
+rows checked as the rate term's (disputed ones dropped, agreed ones rescued with the median
+score): the mode is a score-only detection of label errors and the kNN check independent
+evidence, so a mode row whose label its neighbours share is kept, as a rate-term row is
+(where the mode takes the whole drop budget, "d2 knn full easy" checks nothing). These
+fifteen are given the training (noisy) labels. Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -227,18 +231,18 @@ def _disputed(e, noisy, g=None):
     return 2 * same < degree
 
 
-def _rate_split(s, r, share=0.0):
+def _rate_split(s, r, share=0.0, mode=False):
     """``(n, n_keep, order, mode_drop, rate_drop, checked)``: the rows hardest first (ties
     to the lower index), how many of them the outlier mode and the rate term of
     hard_prune="auto" drop (each at most ``n - n_keep``), and how many the label check
     covers: the rate term's, and at least the mode's plus ``share`` of the drop budget
-    left after it; None where no row beyond the mode is checked, or the scores are
-    constant (then prune's defaults)."""
+    left after it; None where no row beyond the mode (``mode``: no row at all) is
+    checked, or the scores are constant (then prune's defaults)."""
     n, n_keep = s.size, _n_keep(s, r)
     mode_drop = min(high_mode(s).count, n - n_keep)
     rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
     checked = max(rate_drop, mode_drop + int(share * (n - n_keep - mode_drop)))
-    if checked <= mode_drop or not s.max() > s.min():
+    if checked <= (0 if mode else mode_drop) or not s.max() > s.min():
         return None
     return n, n_keep, np.lexsort((np.arange(n), -s)), mode_drop, rate_drop, checked
 
@@ -347,7 +351,7 @@ def _easy_against(s, noisy, g, rows):
     return easy
 
 
-def _knn_rate_median(balance, sub=False, share=0.0, strict=False, easy=False):
+def _knn_rate_median(balance, sub=False, share=0.0, strict=False, easy=False, mode=False):
     """Issue 12, "d2 knn rate" with the rescued rows kept for coverage, not first. The kNN
     check tells that a row of the rate term's share is probably not a label error; it does
     not tell that the row deserves priority. In "d2 knn rate" the rescued rows keep their
@@ -374,17 +378,19 @@ def _knn_rate_median(balance, sub=False, share=0.0, strict=False, easy=False):
     neighbourhood); the rate term's share keeps the fewer-than-half rule. ``easy``: of
     those rows, a disputed one is dropped only where its disagreeing neighbours are easy
     (:func:`_easy_against`: a label error sits among easy rows of another class, an
-    informative boundary row among hard rows of confusable classes)."""
+    informative boundary row among hard rows of confusable classes). ``mode``: the outlier
+    mode's rows are checked as the rate term's (disputed ones dropped, agreed ones rescued
+    with the median score)."""
     def select(e, s, r, labels, seed, noisy):
         given = noisy if balance else None
-        split = _rate_split(s, r, share)
+        split = _rate_split(s, r, share, mode)
         if split is None:
             return d2fast.prune(e, s, rate=r, labels=given, class_budget="proportional")
         n, n_keep, order, mode_drop, rate_drop, checked = split
         g = d2fast.knn_graph(e, 5) if sub or easy else None
         same, degree = _agreeing(e, noisy, g)
         disputed = 2 * same < degree
-        top = order[mode_drop:rate_drop]
+        top = order[:max(mode_drop, rate_drop)] if mode else order[mode_drop:rate_drop]
         rescued = top[~disputed[top]]
         beyond = order[max(mode_drop, rate_drop):checked]
         dropped = beyond[same[beyond] == 0 if strict else disputed[beyond]]
@@ -440,7 +446,8 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 knn half strict": _knn_rate_median(False, share=0.5, strict=True),
            "d2 knn full strict": _knn_rate_median(False, share=1.0, strict=True),
            "d2 knn half easy": _knn_rate_median(False, share=0.5, easy=True),
-           "d2 knn full easy": _knn_rate_median(False, share=1.0, easy=True)}
+           "d2 knn full easy": _knn_rate_median(False, share=1.0, easy=True),
+           "d2 knn all easy": _knn_rate_median(False, share=1.0, easy=True, mode=True)}
 
 
 def load(name: str, seed: int):
