@@ -32,7 +32,7 @@ against 8).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -60,25 +60,36 @@ def choose_nlist(X: np.ndarray, k: int, cosine: bool, recall: float,
     The centroids are those of ``partition_rows(X, nlist)``; the search then runs as with
     ``knn_params={'nlist': nlist}``.
     """
-    from d2fast._nearest import nearest_centroid
-    from d2fast._nprobe import cheapest, curves_of, sample
+    from d2fast._nprobe import sample
     from d2fast.partition import train_centroids
 
     n = X.shape[0]
-    choices = nlist_choices(n)
     q = sample(n).astype(np.int64)  # the queries nprobe='auto' samples (all rows queried)
     truth = sample_neighbours(X, q, k, cosine, backend)
-    found = truth >= 0
-    x = np.ascontiguousarray(X[np.concatenate([q, truth[found]])])  # queries, neighbours
+    x = np.ascontiguousarray(X[np.concatenate([q, truth[truth >= 0]])])
+    return weigh(n, truth, x, lambda nlist: train_centroids(X, nlist, normalize=False),
+                 recall)
+
+
+def weigh(n: int, truth: np.ndarray, x: np.ndarray, train: Callable[[int], np.ndarray],
+          recall: float) -> tuple[np.ndarray, dict]:
+    """:func:`choose_nlist` from the sampled queries' exact neighbours ``truth`` (s, k)
+    (-1 padded) and the float32 rows ``x`` of the queries then of ``truth[truth >= 0]``;
+    ``train(nlist)``: the centroids of that partition."""
+    from d2fast._nearest import nearest_centroid
+    from d2fast._nprobe import cheapest, curves_of
+
+    choices = nlist_choices(n)
+    s, found = truth.shape[0], truth >= 0
     cents, work = [], []
     for nlist in choices:
-        C = train_centroids(X, nlist, normalize=False)
+        C = train(nlist)
         nc = nearest_centroid(C)
         at, unproven = nc.proved(x) if nc.grouped else (nc(x), x.shape[0])
         lists = np.full(truth.shape, -1, dtype=np.int64)
-        lists[found] = at[q.size:]
-        curves, pairs = curves_of(C, x[:q.size], at[:q.size], lists)
-        search = cheapest(curves, pairs, n / nlist, recall, q.size)[1]
+        lists[found] = at[s:]
+        curves, pairs = curves_of(C, x[:s], at[:s], lists)
+        search = cheapest(curves, pairs, n / nlist, recall, s)[1]
         cents.append(C)
         work.append(search + _assign_work(nc, unproven / x.shape[0]))
     pick = 1 if len(choices) > 1 and MARGIN * work[1] <= work[0] else 0
@@ -101,23 +112,34 @@ def _assign_work(nc: Any, unproven: float) -> float:
 def sample_neighbours(X: np.ndarray, q: np.ndarray, k: int, cosine: bool,
                       backend: str = "auto") -> np.ndarray:
     """int64 (s, k): the k nearest other rows of the rows ``q`` (s,) of the float32 rows X
-    by brute force, -1 padded: the k + 9 nearest by float32 squared L2 (faiss's BLAS
-    distances to chunks of ``_CHUNK / s`` rows, in parallel, each thread merging into its
-    own top list with ``topk_merge``: the (distance, id) order makes the result the same
-    on any number of threads), re-ranked by exact float64 key (``cosine``: 1 - cos of
-    unit rows), ties to the lower id, as :func:`d2fast._nprobe.recall_curves`' sample
-    search over the lists."""
+    by brute force, -1 padded: the k + 9 nearest by float32 squared L2
+    (:func:`nearest_rows`), re-ranked by exact float64 key (``cosine``: 1 - cos of unit
+    rows), ties to the lower id, as :func:`d2fast._nprobe.recall_curves`' sample search
+    over the lists."""
+    from d2fast._ivf import _rerank
+    from d2fast.knn import _MARGIN
+
+    c = min(X.shape[0], k + 1 + _MARGIN)  # the query itself may be among them
+    I = nearest_rows(np.ascontiguousarray(X[q]), lambda a, b: np.ascontiguousarray(X[a:b]),
+                     0, X.shape[0], c, backend)[1]
+    return _rerank(X, q, I, k, cosine, False, backend)[0]
+
+
+def nearest_rows(Q: np.ndarray, read: Callable[[int, int], np.ndarray], start: int, stop: int,
+                 c: int, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """``(D, I)``, float32 and int64 (s, c): the c nearest of the rows ``start:stop``
+    (``read(a, b)``: float32 rows a:b) to each row of Q (s, d) by float32 squared L2, -1 /
+    inf padded: faiss's BLAS distances to chunks of ``_CHUNK / s`` rows, in parallel, each
+    thread merging into its own top list with ``topk_merge``; the (distance, id) order
+    makes the result the same on any number of threads, and the merge of the results of
+    several ranges (:func:`merge_nearest`) that of one."""
     import threading
 
     from d2fast import _backends
-    from d2fast._ivf import _rerank
     from d2fast._threads import faiss_threads, pairwise_sq, run
-    from d2fast.knn import _MARGIN
 
     kernels = _backends.get(backend)
-    n, s = X.shape[0], q.size
-    Q = np.ascontiguousarray(X[q])
-    c = min(n, k + 1 + _MARGIN)  # the query itself may be among them
+    s = Q.shape[0]
     step = max(1, _CHUNK // s)
     mine, tops = threading.local(), []  # a thread's distance buffer and top lists
     lock = threading.Lock()
@@ -129,16 +151,24 @@ def sample_neighbours(X: np.ndarray, q: np.ndarray, k: int, cosine: bool,
                         np.full((s, c), -1, dtype=np.int64))
             with lock:
                 tops.append(mine.top)
-        b = min(n, a + step)
-        dist = pairwise_sq(Q, np.ascontiguousarray(X[a:b]),
-                           mine.dist[:s * (b - a)].reshape(s, b - a))
+        b = min(stop, a + step)
+        dist = pairwise_sq(Q, read(a, b), mine.dist[:s * (b - a)].reshape(s, b - a))
         kernels.topk_merge(dist, np.arange(a, b, dtype=np.int64),
                            np.arange(s, dtype=np.int64), *mine.top)
 
     with faiss_threads() as threads:
-        run(threads, [(scan, a) for a in range(0, n, step)])
+        run(threads, [(scan, a) for a in range(start, stop, step)])
+    return merge_nearest(tops, c, s, backend)
+
+
+def merge_nearest(tops: list, c: int, s: int, backend: str = "auto") -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """The c best (distance, id) of the ``(D, I)`` top lists ``tops``, each (s, c')."""
+    from d2fast import _backends
+
     best = (np.full((s, c), np.inf, dtype=np.float32), np.full((s, c), -1, dtype=np.int64))
-    kernels.topk_merge(np.concatenate([D for D, _ in tops], axis=1),
-                       np.concatenate([I for _, I in tops], axis=1),
-                       np.arange(s, dtype=np.int64), *best)
-    return _rerank(X, q, best[1], k, cosine, False, backend)[0]
+    if tops:
+        _backends.get(backend).topk_merge(np.concatenate([D for D, _ in tops], axis=1),
+                                          np.concatenate([I for _, I in tops], axis=1),
+                                          np.arange(s, dtype=np.int64), *best)
+    return best

@@ -529,11 +529,65 @@ def test_ray_resumes_after_a_killed_actor(ray_cluster, monkeypatch, tmp_path):
     assert info["restarts"] == 1 and info["resumed"][-1] == "round 1"
 
 
-def test_nlist_auto_is_2_sqrt_n():
-    """The distributed build takes nlist='auto' (one machine's default) as 2 sqrt(n): it
-    does not weigh lists of 500 rows."""
+def test_nlist_auto_is_weighed_above_1m_rows():
+    """The distributed build weighs nlist='auto' where one machine does (above 1M rows,
+    nprobe 'auto'); a given nlist or nprobe is taken as given."""
     from d2fast.distributed import _ivf_params
 
     for params in (None, {"nlist": "auto"}, {"nlist": None}):
-        assert _ivf_params(params, 10_000_000)["nlist"] == 6324
+        assert _ivf_params(params, 10_000_000)["nlist_auto"]
+        assert not _ivf_params(params, 1_000_000)["nlist_auto"]
+    assert not _ivf_params({"nlist": 20000}, 10_000_000)["nlist_auto"]
+    assert not _ivf_params({"nprobe": 8}, 10_000_000)["nlist_auto"]
     assert _ivf_params({"nlist": 20000}, 10_000_000)["nlist"] == 20000
+
+
+@pytest.mark.parametrize("margin, chosen", [(0.0, 1), (1e9, 0)])
+def test_nlist_auto_equals_prune(monkeypatch, tmp_path, margin, chosen):
+    """nlist='auto' with both choices (small lists made the fine ones, the margin forcing
+    each): the same choice, estimate and picks as one machine, over shard files."""
+    from d2fast import _nlist
+
+    monkeypatch.setattr(_nlist, "LIST_ROWS", 8)  # 6000 rows: 150 or 750 lists
+    monkeypatch.setattr(_nlist, "MARGIN", margin)
+    rng = np.random.default_rng(12)
+    X = np.concatenate([rng.normal(c, 1.0, (600, 6)) for c in range(0, 50, 5)]).astype(
+        np.float32)
+    s = rng.random(X.shape[0])
+    want, wi = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric="cosine", return_info=True)
+    for i, (a, b) in enumerate([(0, 2500), (2500, 4000), (4000, 6000)]):
+        np.save(tmp_path / f"emb-{i}.npy", X[a:b])
+    got, gi = distributed.prune(sorted(str(p) for p in tmp_path.glob("emb-*.npy")), s, 5,
+                                0.5, knn="ivf", metric="cosine", engine="local",
+                                return_info=True)
+    np.testing.assert_array_equal(got, want)
+    assert wi["knn_auto"]["nlist_auto"]["choices"] == [150, 750]
+    assert gi["knn_params"]["nlist"] == wi["knn_params"]["nlist"] == [150, 750][chosen]
+    assert gi["knn_auto"] == wi["knn_auto"]
+    if chosen:  # the choice is read back when the partition stage is resumed
+        wd = str(tmp_path / "wd")
+        with monkeypatch.context() as m:
+            _interrupt(m, "write_rows", 1)
+            with pytest.raises(KeyboardInterrupt):
+                distributed.prune(X, s, 5, 0.5, knn="ivf", metric="cosine", engine="local",
+                                  shards=2, workdir=wd)
+        got, gi = distributed.prune(X, s, 5, 0.5, knn="ivf", metric="cosine", engine="local",
+                                    shards=2, workdir=wd, return_info=True)
+        np.testing.assert_array_equal(got, want)
+        assert gi["resumed"] == ["partition"] and gi["knn_auto"] == wi["knn_auto"]
+
+
+def test_ray_nlist_auto_equals_prune(ray_cluster, monkeypatch):
+    """The sampled queries' neighbours searched on Ray workers: one machine's choice."""
+    from d2fast import _nlist
+
+    monkeypatch.setattr(_nlist, "LIST_ROWS", 8)
+    monkeypatch.setattr(_nlist, "MARGIN", 0.0)
+    rng = np.random.default_rng(13)
+    X = np.concatenate([rng.normal(c, 1.0, (400, 6)) for c in range(0, 50, 5)])
+    s = rng.random(X.shape[0])
+    want, wi = d2fast.prune(X, s, 5, 0.5, knn="ivf", return_info=True)
+    got, gi = distributed.prune(X, s, 5, 0.5, knn="ivf", shards=2, engine="ray",
+                                return_info=True)
+    np.testing.assert_array_equal(got, want)
+    assert gi["knn_auto"] == wi["knn_auto"] and gi["knn_params"]["nlist"] == 500

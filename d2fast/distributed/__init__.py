@@ -23,7 +23,7 @@ from d2fast.distributed.shards import ShardFiles, check_matching, open_shards
 from d2fast.distributed.subset import Subset, write_pool
 from d2fast.graph import GRAPHS, METRICS
 from d2fast._nprobe import RECALL
-from d2fast.knn import _MARGIN, EXACT_MAX_ROWS, _check_params, _nlist
+from d2fast.knn import _MARGIN, EXACT_MAX_ROWS, _check_params, _nlist, _nlist_auto
 from d2fast.io import atomic_write
 from d2fast.passing import MODES, REVERSE
 
@@ -92,14 +92,15 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``knn_graph(knn='ivf', knn_params={'partition': ..., 'pca': 0})`` with the same
         partition (``d2fast.distributed.partition.load(workdir)`` gives it as a
         ``d2fast.Partition``). The centroids are trained as one machine trains them (same
-        sample, same seed), and ``nprobe='auto'`` is chosen from the same sampled queries
-        (on one shard, reading the lists near them from every shard's rows), so the call
-        equals ``d2fast.prune(..., knn='ivf')`` up to 1M rows; above, one machine's
-        ``nlist='auto'`` may take lists of 500 rows (:mod:`d2fast._nlist`), which this
-        build does not weigh: it equals with ``knn_params={'nlist': ...}`` given.
+        sample, same seed), ``nprobe='auto'`` is chosen from the same sampled queries
+        (on one shard, reading the lists near them from every shard's rows), and above 1M
+        rows ``nlist='auto'`` weighs 2 sqrt(n) lists against lists of 500 rows as one
+        machine does (:mod:`d2fast._nlist`; the sampled queries' exact neighbours are
+        searched by every worker in its range of rows, merged on the driver), so the call
+        equals ``d2fast.prune(..., knn='ivf')``.
         'auto': exact up to ``d2fast.knn.EXACT_MAX_ROWS`` rows, IVF above.
     knn_params : dict, optional
-        IVF: ``nlist`` (default and 'auto': ``d2fast.knn.default_nlist(n)``, 2 sqrt(n)),
+        IVF: ``nlist`` ('auto', the default: as ``d2fast.knn_graph``'s; or an int),
         ``nprobe`` ('auto' or an
         int), ``pool``, ``recall``, ``candidates`` (as in ``d2fast.knn_graph``); ``pca``
         only 0 (no PCA scan here). ``nlist`` also sets the partition with ``knn='exact'``
@@ -199,6 +200,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         params = _ivf_params(knn_params, m)
         if knn == "auto":
             knn = "exact" if m <= EXACT_MAX_ROWS else "ivf"
+        params["nlist_auto"] = params["nlist_auto"] and knn == "ivf"
         cfg = dict(k=int(min(k, m - 1)), metric=metric, graph=graph, mode=mode,
                    reverse=reverse, gamma_f=gamma_f, gamma_r=gamma_r, knn=knn, backend=backend,
                    **params)
@@ -340,7 +342,8 @@ def _ivf_params(knn_params: dict | None, n: int) -> dict:
     params.pop("pca", None)
     params = _check_params("ivf", params)  # one machine's checks of nprobe, pool, recall
     nprobe = "auto" if isinstance(params["nprobe"], str) else int(params["nprobe"])
-    return {"nlist": _nlist(n, params), "nprobe": nprobe,
+    return {"nlist": _nlist(n, params), "nlist_auto": _nlist_auto(n, 1, params),
+            "nprobe": nprobe,
             "pool": None if params["pool"] is None else int(params["pool"]),
             "recall": float(params["recall"] or RECALL) if nprobe == "auto" else None,
             "candidates": None if params["candidates"] is None else int(params["candidates"])}

@@ -20,6 +20,7 @@ import numpy as np
 from d2fast.distributed import gamma, graph, partition, passing
 
 STEPS: dict[str, Callable] = {
+    "nearest_to_sample": partition.nearest_to_sample,
     "assign": partition.assign, "count": partition.count, "number": partition.number,
     "write_order": partition.write_order, "write_rows": graph.write_rows,
     "choose_nprobe": graph.choose_nprobe, "search": graph.search,
@@ -28,7 +29,8 @@ STEPS: dict[str, Callable] = {
     "forward_run": passing.forward_run, "select_open": passing.select_open,
     "pick": passing.pick, "update": passing.update, "rest_size": passing.rest_size,
     "gather": passing.gather}
-STAGE_OF = {"assign": "partition", "count": "partition", "number": "partition",
+STAGE_OF = {"nearest_to_sample": "partition",
+            "assign": "partition", "count": "partition", "number": "partition",
             "write_order": "partition", "write_rows": "rows", "choose_nprobe": "graph",
             "search": "graph",
             "write_graph": "graph", "gamma_degrees": "graph", "gamma_edges": "graph",

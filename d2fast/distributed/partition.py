@@ -52,6 +52,20 @@ def train_centroids(emb: ShardFiles, nlist: int, metric: str, seed: int = 0) -> 
     return ivf_partition(rows, nlist, metric=metric, seed=seed).centroids
 
 
+def nearest_to_sample(state: dict, inbox: list, *, start: int, stop: int, queries: np.ndarray,
+                      c: int):
+    """Step (``nlist='auto'``): the c nearest of the global rows ``start:stop`` to each
+    sampled query (``queries``: float32 (s, d), unit rows for cosine) by float32 squared
+    L2, ``(D, I)`` (s, c) with global row ids, to the driver
+    (:func:`d2fast._nlist.nearest_rows`)."""
+    from d2fast._nlist import nearest_rows
+    from d2fast.knn import float32_rows
+
+    emb, cosine = state["emb"], state["cfg"]["metric"] == "cosine"
+    return state, (None, nearest_rows(queries, lambda a, b: float32_rows(emb.read(a, b), cosine),
+                                      start, stop, c, state["cfg"]["backend"]))
+
+
 def check_rows(block: np.ndarray, files: ShardFiles, ids: np.ndarray) -> None:
     """Finite rows (and scores): a ValueError names the first bad row and its file."""
     with np.errstate(over="ignore", invalid="ignore"):

@@ -9,10 +9,12 @@ heap (:func:`d2fast.select`, ``algorithm='heap'``), exactly as on one machine.
 
 What the driver holds (n rows, d dims, P shards; nothing else grows with n):
 
-- the partition: the k-means sample (``40 nlist`` rows, float32, with the default
-  ``nlist = 2 sqrt(n)``: O(sqrt(n) d)), the centroids and the lists' row counts
-  (O(nlist d)); the node <-> global row id mapping stays in the workers' files
-  (:mod:`d2fast.distributed.partition`);
+- the partition: the k-means sample (``40 nlist`` rows, float32: with ``nlist =
+  2 sqrt(n)`` O(sqrt(n) d); ``nlist='auto'`` above 1M rows trains that one and one of
+  ``n / 500`` lists, at most 65536, so up to 2.6M rows), the centroids and the lists' row
+  counts (O(nlist d)); for ``nlist='auto'`` also the 256 sampled queries and their
+  ``k + 9`` nearest rows from every worker; the node <-> global row id mapping stays in
+  the workers' files (:mod:`d2fast.distributed.partition`);
 - the selection: the picks' (global id, pick-time score), 16 B a pick, up to ``n_keep``
   plus one round: the ranking the API returns is O(n_keep), and the stop test needs the
   ``n_keep``-th best pick. Each round's picks are written to ``rounds/picks-<r>.npz``
@@ -89,8 +91,11 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
         return inboxes, values
 
     def do_partition():
-        centroids = train_centroids(emb, cfg["nlist"], cfg["metric"])
         cuts = np.linspace(0, emb.n, P + 1).astype(np.int64)
+        if cfg["nlist_auto"]:
+            centroids, manifest.record["nlist_auto"] = _choose_nlist(step, emb, cfg, cuts)
+        else:
+            centroids = train_centroids(emb, cfg["nlist"], cfg["metric"])
         inboxes, _ = step("assign", args=[dict(start=int(cuts[p]), stop=int(cuts[p + 1]),
                                                centroids=centroids) for p in range(P)])
         inboxes, totals = step("count", inboxes)
@@ -126,6 +131,11 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     if manifest.record.get("knn_auto"):
         stats.info["knn_auto"] = chosen = manifest.record["knn_auto"]
         stats.info["knn_params"].update(nprobe=chosen["nprobe"], pool=chosen["pool"])
+    if manifest.record.get("nlist_auto"):  # read back on resume
+        nlist_auto = dict(manifest.record["nlist_auto"])
+        stats.info["knn_params"]["nlist"] = nlist_auto["nlist"]
+        stats.info["knn_auto"] = {**(stats.info["knn_auto"] or {}),
+                                  "nlist": nlist_auto.pop("nlist"), "nlist_auto": nlist_auto}
     cfg = dict(cfg, gamma_r=gamma_r)
     stage("forward", do_forward)
     result_path = os.path.join(workdir, "result.npy")
@@ -149,6 +159,33 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     stats.add("select", time.perf_counter() - start)
     bar.update(1)
     return picks
+
+
+def _choose_nlist(step, emb, cfg: dict, cuts: np.ndarray) -> tuple[np.ndarray, dict]:
+    """``nlist='auto'`` as one machine chooses it (:func:`d2fast._nlist.choose_nlist`): the
+    sampled queries' exact neighbours from every range (step ``nearest_to_sample``, merged
+    and re-ranked here: O(sample x (k + 9)) rows), both partitions trained as
+    :func:`train_centroids` trains them. Returns the chosen centroids and
+    ``{"nlist", "choices", "work"}``."""
+    from d2fast._nlist import merge_nearest, weigh
+    from d2fast._nprobe import sample
+    from d2fast.knn import _MARGIN, float32_rows, rerank
+
+    n, cosine, backend = emb.n, cfg["metric"] == "cosine", cfg["backend"]
+    q = sample(n).astype(np.int64)
+    c = min(n, cfg["k"] + 1 + _MARGIN)
+    _, tops = step("nearest_to_sample", args=[dict(
+        start=int(cuts[p]), stop=int(cuts[p + 1]), queries=float32_rows(emb.take(q), cosine),
+        c=c) for p in range(cuts.size - 1)])
+    cand = merge_nearest(tops, c, q.size, backend)[1]
+    used = np.unique(np.concatenate([q, cand[cand >= 0]]))
+    rows = float32_rows(emb.take(used), cosine)
+    local = rerank(rows, np.searchsorted(used, q), np.where(
+        cand >= 0, np.searchsorted(used, cand), -1), cfg["k"], cosine, backend)[0]
+    truth = np.where(local >= 0, used[np.maximum(local, 0)], -1)
+    x = rows[np.searchsorted(used, np.concatenate([q, truth[truth >= 0]]))]
+    return weigh(n, truth, x, lambda nlist: train_centroids(emb, nlist, cfg["metric"]),
+                 cfg["recall"])
 
 
 def _gamma_r(step, gamma_r, n: int, n_keep: int, nnz: int) -> list:
