@@ -89,6 +89,12 @@ class RangeFiles:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """All items, one read a file: what numpy reads when given a RangeFiles (without
+        it numpy would read item by item, a file opened for each)."""
+        out = self[0:len(self)]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
     def __getitem__(self, key) -> np.ndarray:
         """Items ``key`` (a slice of step 1, or an int array of any order), a new array."""
         if isinstance(key, slice):

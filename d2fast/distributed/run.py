@@ -173,10 +173,10 @@ def _choose_nlist(step, emb, cfg: dict, cuts: np.ndarray) -> tuple[np.ndarray, d
 
     n, cosine, backend = emb.n, cfg["metric"] == "cosine", cfg["backend"]
     q = sample(n).astype(np.int64)
-    c = min(n, cfg["k"] + 1 + _MARGIN)
+    c, Q = min(n, cfg["k"] + 1 + _MARGIN), float32_rows(emb.take(q), cosine)
     _, tops = step("nearest_to_sample", args=[dict(
-        start=int(cuts[p]), stop=int(cuts[p + 1]), queries=float32_rows(emb.take(q), cosine),
-        c=c) for p in range(cuts.size - 1)])
+        start=int(cuts[p]), stop=int(cuts[p + 1]), queries=Q, c=c)
+        for p in range(cuts.size - 1)])
     cand = merge_nearest(tops, c, q.size, backend)[1]
     used = np.unique(np.concatenate([q, cand[cand >= 0]]))
     rows = float32_rows(emb.take(used), cosine)
