@@ -342,6 +342,7 @@ def _ivf_params(knn_params: dict | None, n: int) -> dict:
     params.pop("pca", None)
     params = _check_params("ivf", params)  # one machine's checks of nprobe, pool, recall
     nprobe = "auto" if isinstance(params["nprobe"], str) else int(params["nprobe"])
+    # nlist_auto: whether nlist='auto' is weighed (d is only read for PCA, refused here)
     return {"nlist": _nlist(n, params), "nlist_auto": _nlist_auto(n, 1, params),
             "nprobe": nprobe,
             "pool": None if params["pool"] is None else int(params["pool"]),
