@@ -60,14 +60,15 @@ def auto_nprobe(X: Any, normalize: bool, cosine: bool,
                 search_rows: Callable[[np.ndarray], np.ndarray],
                 C: np.ndarray, C_full: np.ndarray, offsets: np.ndarray, members: np.ndarray,
                 queries: np.ndarray, own: np.ndarray, k: int, recall: float,
-                threads: ThreadPoolExecutor) -> dict:
+                threads: ThreadPoolExecutor,
+                list_of: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """The least costly (nprobe, pool) sure of ``recall`` (module docstring), as a dict:
     ``nprobe``, ``pool`` (None: the default ``8 nprobe``), ``recall_target``,
     ``recall_sampled`` (the sample's recall there), ``queries_sampled``. When no choice is
     sure, the most lists (``MAX_NPROBE`` or nlist) with the widest pool. Arguments as
     :func:`recall_curves`."""
     curves, pairs = recall_curves(X, normalize, cosine, search_rows, C, C_full, offsets,
-                                  members, queries, own, k, threads)
+                                  members, queries, own, k, threads, list_of)
     return cheapest(curves, pairs, members.size / C.shape[0], recall,
                     int(min(queries.size, SAMPLE)))[0]
 
@@ -110,7 +111,9 @@ def recall_curves(X: Any, normalize: bool, cosine: bool,
                   search_rows: Callable[[np.ndarray], np.ndarray],
                   C: np.ndarray, C_full: np.ndarray, offsets: np.ndarray, members: np.ndarray,
                   queries: np.ndarray, own: np.ndarray, k: int,
-                  threads: ThreadPoolExecutor) -> tuple[dict, int]:
+                  threads: ThreadPoolExecutor,
+                  list_of: Callable[[np.ndarray], np.ndarray] | None = None
+                  ) -> tuple[dict, int]:
     """``{pool: recall}``: for each pool of :func:`pool_widths`, float64
     (min(nlist, MAX_NPROBE),), the recall@k of the sampled queries at nprobe = 1, 2, ...;
     and the number of (query, neighbour) pairs they are counted over.
@@ -127,6 +130,8 @@ def recall_curves(X: Any, normalize: bool, cosine: bool,
     queries, own : int64 (m,), the query row ids and their lists
     k : neighbours a query
     threads : the threads of :func:`d2fast._threads.faiss_threads`
+    list_of : row ids -> their lists, optional (default: the inverse of the lists, built
+        here, 4 B a row)
 
     With a PCA search space it counts the neighbours in the probed lists, an upper bound
     of the recall (the scan in the projection may still miss them).
@@ -135,10 +140,11 @@ def recall_curves(X: Any, normalize: bool, cosine: bool,
     pick = sample(queries.size)
     q, o = queries[pick], own[pick]
     truth = _exact_neighbours(X, normalize, cosine, q, C_full, offsets, members, k, threads)
-    list_of = np.empty(X.shape[0], dtype=np.int32)
-    list_of[members] = np.repeat(np.arange(nlist, dtype=np.int32), np.diff(offsets))
-    lists = np.where(truth >= 0, list_of[np.maximum(truth, 0)], -1)
-    del list_of
+    if list_of is None:  # the inverse of the lists, O(n): 4 B a row
+        lists_of = np.empty(X.shape[0], dtype=np.int32)
+        lists_of[members] = np.repeat(np.arange(nlist, dtype=np.int32), np.diff(offsets))
+        list_of = lists_of.__getitem__
+    lists = np.where(truth >= 0, list_of(np.maximum(truth, 0)), -1)
     return curves_of(C, np.ascontiguousarray(search_rows(q)), o, lists)
 
 

@@ -349,8 +349,15 @@ def test_ivf_graph_is_ivf_knn_on_the_same_partition_for_any_shard_count(tmp_path
         want, passed, 200, gamma_r=auto_gamma_r(want, 200)[0], algorithm="heap"))
 
 
-def test_ivf_equals_prune_ivf():
-    """The same k-means sample and seed: the same centroids, lists, graph and picks."""
+def test_ivf_equals_prune_ivf(monkeypatch):
+    """The same k-means sample and seed: the same centroids, lists, graph and picks; no
+    worker reads a node <-> row id mapping whole (nprobe 'auto' reads it at its rows)."""
+    from d2fast.distributed.layout import RangeFiles
+
+    def whole(self, dtype=None, copy=None):
+        raise AssertionError("a RangeFiles read whole")
+
+    monkeypatch.setattr(RangeFiles, "__array__", whole)
     X, s = _data(12, n=3000, d=8)
     for metric in ("euclidean", "cosine"):
         want = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric=metric, hard_prune=0.0)

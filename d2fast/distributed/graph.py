@@ -100,18 +100,22 @@ def choose_nprobe(state: dict, inbox: list, *, estimate: bool):
     the lists near them from every shard's rows; the choice dict goes to the driver."""
     if not estimate:
         return state, (None, None)
-    from d2fast._nprobe import auto_nprobe
+    from d2fast._nprobe import auto_nprobe, sample
     from d2fast._threads import faiss_threads
 
     cfg, part = state["cfg"], _partition(state)
     list_offsets = np.asarray(part["list_offsets"])
     centroids = np.asarray(part["centroids"])
     rows = _RowsByGid(state)
-    own = np.searchsorted(list_offsets, part["node_of"], "right") - 1  # list of each gid
-    with faiss_threads() as threads:
+
+    def list_of(gids: np.ndarray) -> np.ndarray:  # read from node_of, no array over all rows
+        return np.searchsorted(list_offsets, part["node_of"][gids], "right") - 1
+
+    q = sample(rows.shape[0]).astype(np.int64)  # the queries one machine samples: all of
+    with faiss_threads() as threads:          # them are then sampled in turn
         chosen = auto_nprobe(rows, False, cfg["metric"] == "cosine", rows.__getitem__,
-                             centroids, centroids, list_offsets, part["order"],
-                             np.arange(rows.shape[0]), own, cfg["k"], cfg["recall"], threads)
+                             centroids, centroids, list_offsets, part["order"], q,
+                             list_of(q), cfg["k"], cfg["recall"], threads, list_of)
     return state, (None, chosen)
 
 
