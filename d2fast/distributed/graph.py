@@ -111,8 +111,10 @@ def choose_nprobe(state: dict, inbox: list, *, estimate: bool):
     def list_of(gids: np.ndarray) -> np.ndarray:  # read from node_of, no array over all rows
         return np.searchsorted(list_offsets, part["node_of"][gids], "right") - 1
 
-    q = sample(rows.shape[0]).astype(np.int64)  # the queries one machine samples: all of
-    with faiss_threads() as threads:          # them are then sampled in turn
+    # only the queries one machine samples (recall_curves' own sample of these 256 or
+    # fewer is then all of them), and their lists
+    q = sample(rows.shape[0]).astype(np.int64)
+    with faiss_threads() as threads:
         chosen = auto_nprobe(rows, False, cfg["metric"] == "cosine", rows.__getitem__,
                              centroids, centroids, list_offsets, part["order"], q,
                              list_of(q), cfg["k"], cfg["recall"], threads, list_of)
