@@ -78,7 +78,9 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
         return 0.0, "auto: 0 (every row is kept)"
     if not scores.max() > scores.min():
         return 0.0, "auto: 0 (constant scores: no row is harder than another)"
-    mode, mode_drop, rate_drop = _drop_counts(scores, n_keep)
+    mode = high_mode(scores)
+    mode_drop = min(mode.count, n - n_keep)
+    rate_drop = min(rate_term_drop(n, n_keep), n - n_keep)
     rate = 1.0 - n_keep / n
     beta_rate = max(0.0, rate - RATE_FREE) * RATE_SLOPE
     capped = mode.count > n - n_keep  # the rate term never exceeds n - n_keep
@@ -93,33 +95,31 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
     return beta, f"auto: {beta:.4f} = drop {drop} of {n} rows; " + "; ".join(parts)
 
 
-def _drop_counts(scores: np.ndarray, n_keep: int) -> tuple[Any, int, int]:
-    """``(mode, mode_drop, rate_drop)``: :func:`d2fast.mixture.high_mode` of the scores and
-    the rows its outlier mode and the rate term drop, each capped at ``n - n_keep``."""
-    n = scores.size
-    mode = high_mode(scores)
-    return mode, min(mode.count, n - n_keep), min(rate_term_drop(n, n_keep), n - n_keep)
+def label_check_rows(scores: np.ndarray, pool: np.ndarray,
+                     n_keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows :func:`label_checked_pool` checks against the labels: ``(pruned, extra)``,
+    int64 ids.
 
+    - ``pruned``: the rows outside ``pool`` (sorted), i.e. the rows ``hard_prune="auto"``
+      drops (its outlier mode's and rate term's);
+    - ``extra``: the pool's ``pool.size - n_keep`` hardest rows (hardest first; ties: lower
+      index first), the rest of the drop budget, which the default keeps.
 
-def label_check_rows(scores: np.ndarray, n_keep: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows (ids, hardest first; ties: lower index first) that :func:`label_checked_pool`
-    checks against the labels: ``(pruned, extra)``, with ``order`` the rows hardest first
-    and the outlier mode's and the rate term's drop counts of :func:`auto_hard_prune` (each
-    capped at ``n - n_keep``):
+    Both empty when every row is kept or the scores are constant.
 
-    - ``pruned = order[:max(mode_drop, rate_drop)]``: the rows the hard prune drops;
-    - ``extra = order[max(mode_drop, rate_drop):n - n_keep]``: the rest of the drop budget,
-      rows the default keeps.
-
-    Both empty when every row is kept or the scores are constant."""
-    n = scores.size
+    Parameters
+    ----------
+    scores : float64 of shape (n,), higher = harder
+    pool : int64 of shape (m,), sorted: the rows left by ``hard_prune="auto"``
+    n_keep : int, rows the selection keeps, ``n_keep <= m``
+    """
     empty = np.empty(0, dtype=np.int64)
-    if n == 0 or n_keep >= n or not scores.max() > scores.min():
+    if n_keep >= scores.size or not scores.max() > scores.min():
         return empty, empty
-    _, mode_drop, rate_drop = _drop_counts(scores, n_keep)
-    order = np.lexsort((np.arange(n), -scores)).astype(np.int64)
-    drop = max(mode_drop, rate_drop)
-    return order[:drop], order[drop:n - n_keep]
+    outside = np.ones(scores.size, dtype=bool)
+    outside[pool] = False
+    hardest = np.lexsort((pool, -scores[pool]))[:pool.size - n_keep]
+    return np.flatnonzero(outside).astype(np.int64), pool[hardest].astype(np.int64)
 
 
 def disputed_labels(graph: Any, labels: np.ndarray) -> np.ndarray:
@@ -160,7 +160,7 @@ def label_checked_pool(scores: np.ndarray, pool: np.ndarray, pruned: np.ndarray,
     """``hard_prune="auto"`` with labels: the pool after the label check.
 
     Of the hard-pruned rows ``pruned`` (:func:`label_check_rows`: the outlier mode's and
-    the rate term's, all outside ``pool``), those whose label their neighbours share
+    the rate term's, the rows outside ``pool``), those whose label their neighbours share
     (``~disputed``) are rescued: they return to the pool with the median score of the
     pool's agreed rows. The outlier mode and the rate term read only the scores; the kNN
     check is independent evidence, and it says a row is probably not a label error, not

@@ -337,7 +337,7 @@ def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.nd
     """hard_prune="auto" with labels: (pool, scores, rows rescued, "; reason" or "") after
     checking the hardest rows (:func:`d2fast.budgets.label_check_rows`) against the labels
     ``ids`` on the graph of all rows (``graph`` when prebuilt, else built)."""
-    pruned, extra = label_check_rows(scores, n_keep)
+    pruned, extra = label_check_rows(scores, pool, n_keep)
     if pruned.size == extra.size == 0:
         return pool, scores, 0, ""
     g = _group_graph(X, np.arange(X.shape[0]), graph, k, metric, knn, knn_params, progress,

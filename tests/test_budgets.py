@@ -165,22 +165,28 @@ def test_auto_with_labels_and_tiny_classes():
 
 # -- hard_prune="auto" with labels: the label check ------------------------------------------
 
+def auto_rows(scores, n_keep):
+    """label_check_rows on the pool of hard_prune="auto"."""
+    pool = hard_prune_pool(scores, auto_hard_prune(scores, n_keep)[0], n_keep)
+    return label_check_rows(scores, pool, n_keep)
+
+
 def test_label_check_rows_split_the_drop_budget_at_the_hard_prune():
     scores = noisy()  # 2000 rows, a mode of 200
     order = np.lexsort((np.arange(2000), -scores))
     mode = dropped(scores, auto_hard_prune(scores, 1000)[0])  # rate 0.5: the mode alone
     assert 150 <= mode <= 250
-    pruned, extra = label_check_rows(scores, 200)  # rate 0.9: the rate term drops 400
+    pruned, extra = auto_rows(scores, 200)  # rate 0.9: the rate term drops 400
     assert pruned.dtype == extra.dtype == np.int64
-    np.testing.assert_array_equal(pruned, order[:400])
+    np.testing.assert_array_equal(pruned, np.sort(order[:400]))
     np.testing.assert_array_equal(extra, order[400:1800])
-    pruned, extra = label_check_rows(scores, 1400)  # rate 0.3: the mode beats the rate term
-    np.testing.assert_array_equal(pruned, order[:mode])
+    pruned, extra = auto_rows(scores, 1400)  # rate 0.3: the mode beats the rate term
+    np.testing.assert_array_equal(pruned, np.sort(order[:mode]))
     np.testing.assert_array_equal(extra, order[mode:600])
-    pruned, extra = label_check_rows(scores, 1900)  # the mode takes the whole budget
-    np.testing.assert_array_equal(pruned, order[:100])
+    pruned, extra = auto_rows(scores, 1900)  # the mode takes the whole budget
+    np.testing.assert_array_equal(pruned, np.sort(order[:100]))
     assert extra.size == 0
-    pruned, extra = label_check_rows(np.random.default_rng(0).random(100), 80)  # no mode
+    pruned, extra = auto_rows(np.random.default_rng(0).random(100), 80)  # no mode
     assert pruned.size == 0 and extra.size == 20
 
 
@@ -189,14 +195,18 @@ def test_label_check_rows_split_the_drop_budget_at_the_hard_prune():
     (np.full(1000, 2.0), 100),  # constant scores
     (np.empty(0), 0)])
 def test_label_check_rows_empty(scores, n_keep):
-    assert all(part.size == 0 for part in label_check_rows(scores, n_keep))
+    assert all(part.size == 0 for part in auto_rows(scores, n_keep))
 
 
 def test_label_check_rows_ties_go_to_the_lower_index_first():
     scores = np.repeat([0.0, 1.0], 50)  # 50 ties at the top
-    pruned, extra = label_check_rows(scores, 10)
+    pruned, extra = auto_rows(scores, 10)
     np.testing.assert_array_equal(pruned, np.arange(50, 70))
     np.testing.assert_array_equal(extra, np.r_[np.arange(70, 100), np.arange(40)])
+    # any pool: its hardest rows beyond n_keep, the rest outside
+    pruned, extra = label_check_rows(scores, np.array([1, 3, 60, 61, 99]), 2)
+    np.testing.assert_array_equal(extra, [60, 61, 99])
+    assert pruned.size == 95 and not np.isin([1, 3, 60, 61, 99], pruned).any()
 
 
 def test_disputed_labels_is_fewer_than_half_agreeing():
