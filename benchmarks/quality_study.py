@@ -14,14 +14,15 @@ ln 2 / median edge length: weight 1/2 at the median edge, whatever the rate). Of
 hard_prune="auto", all with gamma_r=0.1 (they were run before gamma_r="auto"): "d2 pure
 g0.1" (no hard prune), "d2 mode g0.1" (the outlier mode only, no rate term) and "d2 rate
 g0.1" (a steeper rate term alone, max(0, rate - 0.5): 0.4 at 90 % as the official D2
-CIFAR-10 setting). Refinements of the default tried for issue 12's two open items (README,
-"The two open rule items, tried"): (a) the hard prune takes at most a share of the drop
-budget n - n_keep, "d2 cap1/2", "d2 cap1/3", "d2 cap3/4", and "d2 cap1/2 median" (the
-mode's rows left in the pool get a middle score); (b) gamma_r="auto" with m from
-the rows left after the rate term's hard prune only, "d2 m rate", or from all rows, "d2 m
-all"; gamma_r = 0 where the rate term alone gives m >= the mean degree, "d2 m floor"; and
-"d2 cap1/2 m rate". Then (README, "The variants tried"): "d2 cap1/2 strata" (as "d2 cap1/2",
-and CCS's stratified sampling picks which of the mode's leftover rows are kept, D2 the rest
+CIFAR-10 setting). Refinements of the default tried for issue 12's two open items
+(docs/quality-study.md, "The two open rule items, tried"): (a) the hard prune takes at
+most a share of the drop budget n - n_keep, "d2 cap1/2", "d2 cap1/3", "d2 cap3/4", and "d2
+cap1/2 median" (the mode's rows left in the pool get a middle score); (b) gamma_r="auto"
+with m from the rows left after the rate term's hard prune only, "d2 m rate", or from all
+rows, "d2 m all"; gamma_r = 0 where the rate term alone gives m >= the mean degree, "d2 m
+floor"; and "d2 cap1/2 m rate". Then (docs/quality-study.md, "The variants tried"): "d2
+cap1/2 strata" (as "d2 cap1/2", and CCS's stratified sampling picks which of the mode's
+leftover rows are kept, D2 the rest
 below the valley) and "d2 knn rate" (the rate term drops only those of its rows whose
 training label fewer than half of their graph neighbours share, deep k-NN filtering; the
 labels serve that rule only); "d2 labels" (prune's defaults with labels= before stop 22:

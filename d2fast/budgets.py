@@ -56,12 +56,13 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
        CIFAR-10 at 90 %; the official D2 CIFAR-10 setting is 0.4 at 90 %):
        ``beta_rate = max(0, rate - RATE_FREE) * RATE_SLOPE``, ``rate = 1 - n_keep / n``:
        0 up to 50 %, 0.1 at 70 %, 0.2 at 90 %. (A slope of 1 cost up to 7 points on
-       clean digits at 90 %; README, "hard_prune='auto'".)
+       clean digits at 90 %; docs/quality-study.md.)
     3. ``beta = max(beta_mode, beta_rate)`` (the mode already drops the hardest rows; the
        sum dropped too many), capped so that the ``n_keep`` rows still fit: at most
        ``n - n_keep`` rows are dropped. Constant scores drop nothing. Capping beta at a
        share (1/3, 1/2, 3/4) of the drop budget, so that D2 always chooses part of it,
-       met no more acceptance cells and lost some (README, "The two open rule items").
+       met no more acceptance cells and lost some (docs/quality-study.md, "The two open
+       rule items").
 
     Parameters
     ----------

@@ -200,8 +200,8 @@ def auto_gamma_r(graph: Graph, n_keep: int) -> tuple[float, str]:
     (the reverse pass then touches duplicates only), or 0 when no edge has positive length.
     Graphs with more than 2^20 edges are estimated on 2^20 evenly spaced edges.
     ``m`` counts the rows of this graph, i.e. after hard pruning; counting the rows left
-    after the rate term's hard prune only, or all rows, was tried and not adopted (README,
-    "The two open rule items").
+    after the rate term's hard prune only, or all rows, was tried and not adopted
+    (docs/quality-study.md, "The two open rule items").
     """
     graph = _check_graph(graph)
     n_keep = check_int(n_keep, "n_keep", 0, graph.n, f"n={graph.n}")
