@@ -264,12 +264,14 @@ def _csr(path: str, lo: int, hi: int, edges, part: dict, prefix: str, k: int) ->
             dist = np.concatenate([p[2] for p in parts])
             del parts
             key = row * n + order[nbr]  # (local row, neighbour's global id)
-            sort = np.lexsort((dist, key))
+            sort = np.argsort(key)  # one sort; a key's duplicates then keep the least dist
             key, nbr, dist = key[sort], nbr[sort], dist[sort]
             del sort
             first = np.ones(key.size, dtype=bool)
             np.not_equal(key[1:], key[:-1], out=first[1:])
-            key, nbr, dist = key[first], nbr[first], dist[first]
+            start = np.flatnonzero(first)
+            dist = np.minimum.reduceat(dist, start) if start.size else dist
+            key, nbr = key[start], nbr[start]
             counts[a:b] = np.bincount(key // n - a, minlength=b - a)
             np.remainder(key, n, out=key)
             nbr.tofile(files["indices"])
