@@ -141,9 +141,9 @@ def recall_curves(X: Any, normalize: bool, cosine: bool,
     q, o = queries[pick], own[pick]
     truth = _exact_neighbours(X, normalize, cosine, q, C_full, offsets, members, k, threads)
     if list_of is None:  # the inverse of the lists, O(n): 4 B a row
-        lists_of = np.empty(X.shape[0], dtype=np.int32)
-        lists_of[members] = np.repeat(np.arange(nlist, dtype=np.int32), np.diff(offsets))
-        list_of = lists_of.__getitem__
+        inverse = np.empty(X.shape[0], dtype=np.int32)
+        inverse[members] = np.repeat(np.arange(nlist, dtype=np.int32), np.diff(offsets))
+        list_of = inverse.__getitem__
     lists = np.where(truth >= 0, list_of(np.maximum(truth, 0)), -1)
     return curves_of(C, np.ascontiguousarray(search_rows(q)), o, lists)
 
