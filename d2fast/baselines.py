@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from d2fast._ties import tie_keys
 from d2fast._validate import (check_choice, check_emb, check_int, check_labels, check_scores,
                               resolve_n_keep)
 from d2fast.graph import METRICS
@@ -90,7 +91,8 @@ def topk(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = None,
     Returns
     -------
     ndarray of int64, shape (n_keep,)
-        Row ids by score, hardest (or easiest) first; ties: lower index first. With
+        Row ids by score, hardest (or easiest) first; ties: lower tie key first
+        (:mod:`d2fast._ties`: a fixed hash of the id, so row order does not decide). With
         labels, a balanced merge of the classes' rankings.
     """
     if not isinstance(hardest, (bool, np.bool_)):
@@ -98,7 +100,7 @@ def topk(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = None,
     _, scores, n_keep, groups, budgets = _setup(emb, scores, rate, n_keep, labels,
                                                 class_budget)
     sign = -1.0 if hardest else 1.0
-    return merge_balanced([rows[np.lexsort((rows, sign * scores[rows]))[:b]]
+    return merge_balanced([rows[np.lexsort((tie_keys(rows), sign * scores[rows]))[:b]]
                    for rows, b in zip(groups, budgets)])
 
 
@@ -108,8 +110,8 @@ def ccs(emb: Any, scores: Any, rate: float = 0.5, *, n_keep: int | None = None,
 
     Zheng et al., "Coverage-centric Coreset Selection for High Pruning Rates", ICLR 2023.
 
-    1. Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower index
-       first; the paper's "mis-ratio" beta).
+    1. Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower tie
+       key first, :mod:`d2fast._ties`; the paper's "mis-ratio" beta).
     2. Split the remaining rows' score range ``[min, max]`` into ``n_strata`` strata of
        equal width: row i is in stratum ``#{j in 1..n_strata-1 : s_i >= min + j * w}``,
        ``w = (max - min) / n_strata`` (the maximum falls in the last stratum; all rows in

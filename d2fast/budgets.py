@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from d2fast._ties import tie_keys
 from d2fast._validate import check_real
 from d2fast.graph import row_edges
 from d2fast.mixture import high_mode
@@ -104,7 +105,8 @@ def label_check_rows(scores: np.ndarray, pool: np.ndarray,
     - ``pruned``: the rows outside ``pool`` (sorted), i.e. the rows ``hard_prune="auto"``
       drops (its outlier mode's and rate term's);
     - ``extra``: the pool's ``pool.size - n_keep`` hardest rows (hardest first; ties: lower
-      index first), the rest of the drop budget, which the default keeps.
+      tie key first, :mod:`d2fast._ties`), the rest of the drop budget, which the default
+      keeps.
 
     Both empty when every row is kept or the scores are constant.
 
@@ -119,7 +121,7 @@ def label_check_rows(scores: np.ndarray, pool: np.ndarray,
         return empty, empty
     outside = np.ones(scores.size, dtype=bool)
     outside[pool] = False
-    hardest = np.lexsort((pool, -scores[pool]))[:pool.size - n_keep]
+    hardest = np.lexsort((tie_keys(pool), -scores[pool]))[:pool.size - n_keep]
     return np.flatnonzero(outside).astype(np.int64), pool[hardest].astype(np.int64)
 
 
@@ -225,13 +227,14 @@ def beta_dropping(drop: int, n: int) -> float:
 
 def hard_prune_pool(scores: np.ndarray, beta: float, n_keep: int) -> np.ndarray:
     """Row ids (int64, sorted) left after dropping the floor(beta * n) hardest rows
-    (highest score, ties: lower index dropped first); floor on the decimal value of beta."""
+    (highest score; ties: lower tie key dropped first, :mod:`d2fast._ties`, so row order
+    does not decide; SPEC 5 leaves the order open); floor on the decimal value of beta."""
     n = scores.size
     drop = int(Fraction(repr(float(beta))) * n)
     if n - drop < n_keep:
         raise ValueError(f"hard_prune == {beta} drops {drop} of {n} rows, fewer than "
                          f"n_keep={n_keep} remain")
-    hardest = np.lexsort((np.arange(n), -scores))[:drop]
+    hardest = np.lexsort((tie_keys(np.arange(n)), -scores))[:drop]
     keep = np.ones(n, dtype=bool)
     keep[hardest] = False
     return np.flatnonzero(keep)

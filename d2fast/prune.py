@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from d2fast import _backends
+from d2fast._ties import tie_order
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
                               check_scores, label_names, resolve_n_keep)
 from d2fast.budgets import (BUDGETS, among_easy, by_class, class_budgets, disputed_labels,
@@ -82,8 +83,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         on Fashion-MNIST and digits with 0-40 % label noise, 3 seeds, 84 cells: README,
         "The label check and class budgets".)
     hard_prune : float or 'auto', default='auto'
-        Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: lower index
-        first) before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
+        Drop the ``floor(hard_prune * n)`` hardest rows (highest score, ties: see Notes)
+        before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
         ``'auto'``: the larger of the fraction of rows in a separate mode of high scores
         (mislabelled rows) and ``max(0, rate - 0.5) / 2``, capped so that ``n_keep``
         rows remain; see :func:`d2fast.budgets.auto_hard_prune`. With ``labels``, the
@@ -155,6 +156,14 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
 
     Notes
     -----
+    Ties: where scores are equal (forgetting counts are 0 for most rows of a clean data
+    set), row order does not decide which rows are kept. The hard prune, the label check
+    and, when the forwarded scores tie, the selection break ties by a fixed hash of the
+    row id (:mod:`d2fast._ties`) instead of taking the lower id as ``select`` does (SPEC
+    4): on rows sorted by class (ImageFolder order) the lower ids kept the first classes
+    only. The hash is the same on every run and machine, and ``d2fast.distributed.prune``
+    breaks ties with it too.
+
     Duplicates and ``gamma_r``: a duplicate of a picked row v is a neighbour at distance
     0, so its reverse weight is ``exp(-gamma_r * 0) = 1`` for every ``gamma_r``: its score
     drops by the full score of v ('absolute' drops it by that too). While scores are
@@ -412,7 +421,9 @@ def _gamma_r(gamma_r: Any, g: Graph | None, budget: int) -> tuple[float | None, 
 def _select(rows: np.ndarray, g: Graph | None, scores: np.ndarray, budget: int, gamma_f: float,
             product: bool, gamma_r: float | None, reverse: str, backend: str,
             times: dict) -> np.ndarray:
-    """D2 (forward, select) on one class's graph; returns row ids of X."""
+    """D2 (forward, select) on one class's graph; returns row ids of X. Where forwarded
+    scores tie, the selection runs on the graph renumbered in tie-key order
+    (:mod:`d2fast._ties`), so ties go to the lower key, not the lower row id."""
     if budget == 0:
         return np.empty(0, dtype=np.int64)
     if g is None:
@@ -421,9 +432,13 @@ def _select(rows: np.ndarray, g: Graph | None, scores: np.ndarray, budget: int, 
     passed = forward_pass(g, scores[rows], gamma_f, product, backend)
     times["forward"] += time.perf_counter() - t
     t = time.perf_counter()
+    order = None
+    if np.unique(passed).size < passed.size:
+        order = tie_order(rows)
+        g, passed = g.permuted(order), passed[order]
     picked = select(g, passed, budget, gamma_r=gamma_r, reverse=reverse, backend=backend)
     times["select"] += time.perf_counter() - t
-    return rows[picked]
+    return rows[picked if order is None else order[picked]]
 
 
 def _info(n: int, n_keep: int, given: bool, graph: str | Graph, metas: list, groups: list,

@@ -42,11 +42,12 @@ def random_scores(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
 
 
 def assert_greedy_replay(graph: Graph, passed: np.ndarray, picks: np.ndarray,
-                         gamma_r: float, absolute: bool) -> None:
+                         gamma_r: float, absolute: bool, keys: np.ndarray | None = None) -> None:
     """Replay ``picks`` with the reference update rule; each pick must be the current maximum.
 
     Float noise between backends is tolerated (1e-9 of the score scale); where the
-    replayed maximum is an exact tie, the pick must be the lowest tied index.
+    replayed maximum is an exact tie, the pick must be the lowest tied index (with
+    ``keys``: the tied node of the lowest key, as ``prune`` breaks ties).
     """
     s = passed.astype(np.float64).copy()
     selected = np.zeros(s.size, dtype=bool)
@@ -58,7 +59,9 @@ def assert_greedy_replay(graph: Graph, passed: np.ndarray, picks: np.ndarray,
         best = s[free].max()
         assert s[v] >= best - tol, f"pick {t} (node {v}, {s[v]}) is not the maximum {best}"
         if s[v] == best:
-            assert v == free[s[free] == best][0], f"pick {t}: tie not broken to the lowest index"
+            tied = free[s[free] == best]
+            want = tied[0] if keys is None else tied[np.argmin(keys[tied])]
+            assert v == want, f"pick {t}: tie not broken to the lowest index (or key)"
         selected[v] = True
         lo, hi = graph.indptr[v], graph.indptr[v + 1]
         nbr, d = graph.indices[lo:hi], graph.distances[lo:hi].astype(np.float64)

@@ -8,6 +8,7 @@ import pytest
 
 import d2fast
 from d2fast import baselines as B
+from d2fast._ties import tie_keys
 
 FUNCS = {"random": B.random, "topk": B.topk, "ccs": B.ccs, "moderate": B.moderate,
          "kcenter": B.kcenter}
@@ -105,10 +106,11 @@ def test_labels_merge_keeps_prefixes_balanced():
 @pytest.mark.parametrize("n_keep", [1, 13, 100, 200])
 def test_topk_against_argsort(n_keep):
     emb, scores, labels = data()
+    keys = tie_keys(np.arange(scores.size))  # ties: lower tie key first, not row order
     np.testing.assert_array_equal(B.topk(emb, scores, n_keep=n_keep),
-                                  np.argsort(-scores, kind="stable")[:n_keep])
+                                  np.lexsort((keys, -scores))[:n_keep])
     np.testing.assert_array_equal(B.topk(emb, scores, n_keep=n_keep, hardest=False),
-                                  np.argsort(scores, kind="stable")[:n_keep])
+                                  np.lexsort((keys, scores))[:n_keep])
 
 
 def test_topk_per_class_is_each_class_top():
@@ -117,7 +119,7 @@ def test_topk_per_class_is_each_class_top():
     for c in range(3):
         rows = np.flatnonzero(labels == c)
         mine = out[labels[out] == c]  # in the merged ranking, each class keeps its order
-        np.testing.assert_array_equal(mine, rows[np.argsort(-scores[rows], kind="stable")]
+        np.testing.assert_array_equal(mine, rows[np.lexsort((tie_keys(rows), -scores[rows]))]
                                       [:mine.size])
 
 
@@ -127,7 +129,7 @@ def ccs_brute(scores: np.ndarray, hard_prune: float, n_strata: int, n_keep: int)
     """Pool, stratum of each pool row and budgets, by direct loops (the paper's Alg. 1)."""
     n = scores.size
     drop = int(np.floor(hard_prune * n + 1e-9))
-    order = sorted(range(n), key=lambda i: (-scores[i], i))
+    order = sorted(range(n), key=lambda i: (-scores[i], int(tie_keys([i])[0])))
     pool = np.array(sorted(order[drop:]), dtype=np.int64)
     s = scores[pool]
     lo, hi = s.min(), s.max()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import d2fast
+from d2fast._ties import tie_keys
 from d2fast.budgets import (RATE_FREE, RATE_SLOPE, among_easy, auto_hard_prune,
                             beta_dropping, disputed_labels, hard_prune_pool, label_check_rows,
                             label_checked_pool, rate_term_drop, resolve_hard_prune)
@@ -198,14 +199,19 @@ def test_label_check_rows_empty(scores, n_keep):
     assert all(part.size == 0 for part in auto_rows(scores, n_keep))
 
 
-def test_label_check_rows_ties_go_to_the_lower_index_first():
+def test_label_check_rows_ties_go_to_the_lower_tie_key_first():
+    """Ties in tie-key order (d2fast._ties), not row order: rows sorted by class must not
+    lose one class to a hard prune of tied scores."""
     scores = np.repeat([0.0, 1.0], 50)  # 50 ties at the top
     pruned, extra = auto_rows(scores, 10)
-    np.testing.assert_array_equal(pruned, np.arange(50, 70))
-    np.testing.assert_array_equal(extra, np.r_[np.arange(70, 100), np.arange(40)])
+    top = 50 + np.argsort(tie_keys(np.arange(50, 100)))  # the tied top rows, key order
+    low = np.argsort(tie_keys(np.arange(50)))
+    np.testing.assert_array_equal(pruned, np.sort(top[:20]))
+    np.testing.assert_array_equal(extra, np.r_[top[20:], low[:40]])
+    assert not np.array_equal(pruned, np.arange(50, 70))  # not the lowest ids
     # any pool: its hardest rows beyond n_keep, the rest outside
     pruned, extra = label_check_rows(scores, np.array([1, 3, 60, 61, 99]), 2)
-    np.testing.assert_array_equal(extra, [60, 61, 99])
+    np.testing.assert_array_equal(extra, np.array([60, 61, 99])[np.argsort(tie_keys([60, 61, 99]))])
     assert pruned.size == 95 and not np.isin([1, 3, 60, 61, 99], pruned).any()
 
 

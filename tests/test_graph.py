@@ -321,6 +321,24 @@ def test_meta_of_other_constructors():
         Graph([0, 1, 2], [1, 0], [1.0, 1.0], meta={"x": object()})
 
 
+def test_permuted_renumbers_the_nodes():
+    g = d2fast.knn_graph(data("gauss", 200, 3, seed=9), 6, graph="directed")
+    order = np.random.default_rng(1).permutation(200)
+    p = g.permuted(order)
+    dense = g.to_scipy().toarray()
+    np.testing.assert_array_equal(p.to_scipy().toarray(), dense[np.ix_(order, order)])
+    assert_csr_invariants(Graph(p.indptr, p.indices, p.distances))
+    assert p.meta == g.meta and p.nnz == g.nnz
+    back = p.permuted(np.argsort(order))
+    for a, b in ((back.indptr, g.indptr), (back.indices, g.indices),
+                 (back.distances, g.distances)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="permutation of range"):
+        g.permuted(order[:-1])
+    with pytest.raises(ValueError):
+        g.permuted(np.r_[order[:-1], order[0]])  # a repeat
+
+
 def test_subgraph_is_the_induced_subgraph():
     g = d2fast.knn_graph(data("gauss", 200, 3, seed=8), 6, graph="directed")
     rows = np.sort(np.random.default_rng(0).choice(200, 70, replace=False))

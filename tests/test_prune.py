@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import d2fast
+from d2fast._ties import tie_keys
 from d2fast.passing import auto_gamma_r
 
 from conftest import assert_greedy_replay
@@ -40,6 +41,28 @@ def test_prune_is_knn_forward_select():
                        reverse="absolute", hard_prune=0.0)
     np.testing.assert_array_equal(got, want)
     assert_greedy_replay(g, passed, got, 2.0, True)
+
+
+def test_ties_do_not_follow_row_order():
+    """Forgetting-like scores (most rows 0) on rows sorted by class, as ImageFolder lists
+    them: the kept rows spread over every class, where ties to the lower row id keep the
+    first classes only; each pick is the current maximum, ties to the lower tie key; every
+    backend agrees."""
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(10), 60)
+    emb = (rng.normal(size=(10, 8))[labels] * 4 + rng.normal(size=(600, 8))).astype(np.float32)
+    scores = np.zeros(600)
+    scores[rng.choice(600, 10, replace=False)] = rng.integers(1, 4, 10)
+    keep, info = d2fast.prune(emb, scores, 5, rate=0.7, hard_prune=0.0, return_info=True)
+    assert np.bincount(labels[keep], minlength=10).min() >= 9  # 18 a class on average
+    g = d2fast.knn_graph(emb, 5)
+    passed = d2fast.forward(g, scores)
+    assert_greedy_replay(g, passed, keep, info["gamma_r"], False, keys=tie_keys(np.arange(600)))
+    by_row = d2fast.select(g, passed, 180, gamma_r=info["gamma_r"])  # ties to the lower id
+    assert np.bincount(labels[by_row], minlength=10).min() == 0  # what the test guards
+    for backend in ("numpy", "numba", "cpp"):
+        np.testing.assert_array_equal(
+            d2fast.prune(emb, scores, 5, rate=0.7, hard_prune=0.0, backend=backend), keep)
 
 
 def test_prune_prefers_diverse_hard_examples():

@@ -11,7 +11,8 @@ out-neighbours) whenever its score or selection changes. Steps (``step(state, in
   sums);
 - ``select_open``, then per round ``pick`` and ``update`` (SPEC 4, "Parallel exact
   selection", as ``csrc/select_rounds.h`` runs it on one machine): ``pick`` takes every
-  queued non-negative strict local maximum by (score, -global id) over in- and
+  queued non-negative strict local maximum by (score, -tie key of the global id,
+  :mod:`d2fast._ties`, the order ``prune`` breaks ties in) over in- and
   out-neighbours and reports the best queued key for the stop test; ``update`` pulls the
   round's picks' updates, summed per node in the picks' key order (the heap's order);
   each round's state is saved (two alternating slots);
@@ -26,6 +27,7 @@ from d2fast.distributed.checkpoint import round_slot
 from d2fast.distributed.graph import _partition, owned
 from d2fast.distributed.layout import load_npz, npz_layout, save_npz, shard_path
 from d2fast.distributed.shards import npy_rows
+from d2fast.distributed.subset import tie_keys_of
 from d2fast.io import atomic_write
 
 _NODE_BLOCK = 1 << 16  # candidates whose neighbourhoods are compared at a time
@@ -118,6 +120,7 @@ def open_graph(state: dict) -> dict:
     g = {"lo": lo, "m": m, "ghosts": ghosts, "size": size,
          "gid": np.concatenate([read("gid"), _partition(state)["order"][ghosts]]),
          "indptr": read("indptr"), "idx": ext("indices"), "dist": read("distances")}
+    g["key"] = tie_keys_of(state["emb"], g["gid"])  # ties: the lower key, as in prune
     if directed:
         g["in_indptr"], g["in_idx"], g["in_dist"] = \
             read("in_indptr"), ext("in_indices"), read("in_distances")
@@ -242,6 +245,7 @@ def pick(state: dict, inbox: list):
     g = open_graph(state)
     _apply(state, inbox)
     cur, sel, changed, gid, m = state["cur"], state["sel"], state["changed"], g["gid"], g["m"]
+    key = g["key"]
     if state["queue_all"]:
         queued = np.ones(m, dtype=bool)
         state["queue_all"] = False
@@ -252,14 +256,14 @@ def pick(state: dict, inbox: list):
     cand = np.flatnonzero(queued & ~sel[:m] & (cur[:m] >= 0.0))
     top = None
     if cand.size:
-        best = cand[np.lexsort((gid[cand], -cur[cand]))[0]]
-        top = (float(cur[best]), int(gid[best]))
+        best = cand[np.lexsort((key[cand], -cur[cand]))[0]]
+        top = (float(cur[best]), int(key[best]))
     now = []
     for a in range(0, cand.size, _NODE_BLOCK):  # blocks of nodes: bounded temporaries
         block = cand[a:a + _NODE_BLOCK]
         owner, pos = _segments(g["nb_indptr"], block)
         u, c = g["nb_idx"][pos], block[owner]
-        bad = ~sel[u] & ((cur[u] > cur[c]) | ((cur[u] == cur[c]) & (gid[u] < gid[c])))
+        bad = ~sel[u] & ((cur[u] > cur[c]) | ((cur[u] == cur[c]) & (key[u] < key[c])))
         now.append(np.setdiff1d(block, c[bad]))
     now = np.concatenate(now) if now else cand
     sel[now] = True
@@ -291,7 +295,7 @@ def update(state: dict, inbox: list, *, round: int):
         j, v, pos = touched[a:a + _NODE_BLOCK][owner[hit]], v[hit], pos[hit]
         delta = cur[v] if cfg["reverse"] == "absolute" else \
             _weights(cfg["backend"], g["in_dist"][pos], state["gamma_r"]) * cur[v]
-        order = np.lexsort((gid[v], -cur[v], j))  # per node, in the picks' key order
+        order = np.lexsort((g["key"][v], -cur[v], j))  # per node, in the picks' key order
         j, delta = j[order], delta[order]
         start = np.flatnonzero(np.r_[True, j[1:] != j[:-1]]) if j.size else j
         rank = np.arange(j.size) - np.repeat(start, np.diff(np.r_[start, j.size]))

@@ -43,6 +43,7 @@ from d2fast._validate import check_memory
 from d2fast.distributed.checkpoint import Manifest
 from d2fast.distributed.layout import load_npz, save_npz
 from d2fast.distributed.partition import plan, train_centroids
+from d2fast.distributed.subset import tie_keys_of
 from d2fast.graph import Graph
 from d2fast.io import atomic_write
 from d2fast.passing import _SELECT_LIMIT, gamma_r_from_sample, select
@@ -150,9 +151,9 @@ def run(engine, manifest: Manifest, emb, cfg: dict, n_keep: int, stats: Stats,
     bar.set_description("distributed: select")
     stats.stage = "select"
     start = time.perf_counter()
-    picks = _rounds(step, manifest, cfg, n_keep, stats)
+    picks = _rounds(step, manifest, cfg, n_keep, stats, emb)
     if picks.size < n_keep:
-        picks = np.concatenate([picks, _negative_phase(step, cfg, n_keep - picks.size)])
+        picks = np.concatenate([picks, _negative_phase(step, cfg, n_keep - picks.size, emb)])
     with atomic_write(result_path) as tmp:
         np.save(tmp, picks)
     manifest.finish("select")
@@ -199,16 +200,17 @@ def _gamma_r(step, gamma_r, n: int, n_keep: int, nnz: int) -> list:
     return list(gamma_r_from_sample(n, nnz, n_keep, np.concatenate(parts)))
 
 
-def _bar_key(scores: np.ndarray, gids: np.ndarray, n_keep: int):
-    """The n_keep-th best (score, gid) of the picks (larger score first, then lower gid)."""
+def _bar_key(scores: np.ndarray, keys: np.ndarray, n_keep: int):
+    """The n_keep-th best (score, tie key) of the picks (larger score first, then lower
+    tie key, :func:`d2fast.distributed.subset.tie_keys_of`)."""
     s = -np.partition(-scores, n_keep - 1)[n_keep - 1]
     above = int((scores > s).sum())
-    tied = np.sort(gids[scores == s])
+    tied = np.sort(keys[scores == s])
     return float(s), int(tied[n_keep - 1 - above])
 
 
 def _better(a: tuple, b: tuple) -> bool:
-    """Key a before key b: larger score, ties to the lower global id."""
+    """Key a before key b: larger score, ties to the lower tie key."""
     return a[0] > b[0] or (a[0] == b[0] and a[1] < b[1])
 
 
@@ -218,7 +220,8 @@ def _picks_path(workdir: str, r: int) -> str:
     return os.path.join(workdir, "rounds", f"picks-{r:06d}.npz")
 
 
-def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats) -> np.ndarray:
+def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats,
+            emb) -> np.ndarray:
     """The selection rounds; the picks (global ids) sorted by pick-time key."""
     from tqdm.auto import tqdm
 
@@ -228,6 +231,7 @@ def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats) -> n
     gids = np.concatenate([np.empty(0, dtype=np.int64)] + [f["gids"] for f in pieces])
     scores = np.concatenate([np.empty(0)] + [f["scores"] for f in pieces])
     del pieces
+    keys = tie_keys_of(emb, gids)
     if done >= 0:
         stats.info["resumed"].append(f"round {done}")
     inboxes, _ = step("select_open", args={"resume_round": done, "gamma_r": cfg["gamma_r"]})
@@ -240,24 +244,25 @@ def _rounds(step, manifest: Manifest, cfg: dict, n_keep: int, stats: Stats) -> n
             if not tops:
                 break
             top = max(tops, key=lambda t: (t[0], -t[1]))
-            if gids.size >= n_keep and _better(_bar_key(scores, gids, n_keep), top):
+            if gids.size >= n_keep and _better(_bar_key(scores, keys, n_keep), top):
                 break
             new_gids = np.concatenate([v[1] for v in values])
             new_scores = np.concatenate([v[2] for v in values])
             gids, scores = np.concatenate([gids, new_gids]), np.concatenate([scores, new_scores])
+            keys = np.concatenate([keys, tie_keys_of(emb, new_gids)])
             inboxes, _ = step("update", inboxes, {"round": r})
             save_npz(_picks_path(workdir, r), gids=new_gids, scores=new_scores)
             manifest.finish_round(r)
             stats.info["rounds"] = r + 1
             bar.update(min(n_keep, gids.size) - bar.n)
             r += 1
-    order = np.lexsort((gids, -scores))
+    order = np.lexsort((keys, -scores))
     return gids[order][:n_keep]
 
 
-def _negative_phase(step, cfg: dict, more: int) -> np.ndarray:
+def _negative_phase(step, cfg: dict, more: int, emb) -> np.ndarray:
     """The last ``more`` picks: the unselected subgraph (every score < 0 there) gathered
-    here and finished by the lazy heap, node ids in global-id order so ties match."""
+    here and finished by the lazy heap, node ids in tie-key order so ties match prune."""
     _, sizes = step("rest_size")
     nodes = sum(s[0] for s in sizes)
     edges = sum(s[1] for s in sizes)
@@ -271,9 +276,11 @@ def _negative_phase(step, cfg: dict, more: int) -> np.ndarray:
     src = np.concatenate([p[2] for p in parts])
     dst = np.concatenate([p[3] for p in parts])
     dist = np.concatenate([p[4] for p in parts])
-    order = np.argsort(gid)
+    order = np.argsort(tie_keys_of(emb, gid))
     gid, cur = gid[order], cur[order]
-    src, dst = np.searchsorted(gid, src), np.searchsorted(gid, dst)
+    by_gid = np.argsort(gid)
+    src = by_gid[np.searchsorted(gid[by_gid], src)]
+    dst = by_gid[np.searchsorted(gid[by_gid], dst)]
     by_row = np.lexsort((dst, src))
     indptr = np.zeros(gid.size + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=gid.size), out=indptr[1:])

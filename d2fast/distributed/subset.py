@@ -6,7 +6,8 @@ does): the driver reads the scores, resolves the fraction
 (:func:`d2fast.budgets.hard_prune_pool`, sorted) to ``workdir/inputs/pool.npy``. Every
 stage then runs on :class:`Subset` views of the embedding and score files, whose row i
 is the pool's i-th row: the stages' "global row ids" are pool positions, increasing with
-the global row ids (so ties break the same way), and the driver maps the picks back.
+the global row ids, ties break by the tie keys of the global row ids
+(:func:`tie_keys_of`), and the driver maps the picks back.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from d2fast._ties import tie_keys
 from d2fast.distributed.partition import check_rows
 from d2fast.distributed.shards import ShardFiles
 from d2fast.io import atomic_write
@@ -56,6 +58,16 @@ class Subset:
     def take(self, ids: np.ndarray) -> np.ndarray:
         """Rows at the sorted subset ids ``ids``."""
         return self._rows(np.array(np.load(self.path, mmap_mode="r")[ids]))
+
+
+def tie_keys_of(files, ids: np.ndarray) -> np.ndarray:
+    """uint64: the tie keys (:mod:`d2fast._ties`) of the stages' row ids ``ids``, taken of
+    the input's row ids (pool positions mapped back when ``files`` is a :class:`Subset`),
+    so ties break as :func:`d2fast.prune` breaks them."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if isinstance(files, Subset):
+        ids = np.asarray(np.load(files.path, mmap_mode="r")[ids], dtype=np.int64)
+    return tie_keys(ids)
 
 
 def write_pool(workdir: str, pool: np.ndarray) -> str:
