@@ -201,8 +201,8 @@ class Graph:
         -------
         Graph
             n nodes, the same edges and distances; each row's neighbours sorted again by
-            their new ids. ``meta`` is the parent's. O(n + nnz log nnz) time, O(n + nnz)
-            memory.
+            their new ids. ``meta`` is the parent's. O(n + nnz log nnz) time (one sort of
+            the nnz (row, neighbour) keys), O(n + nnz) memory.
         """
         order = check_ids(order, self.n, "order", unique=True)
         if order.size != self.n:
@@ -212,7 +212,7 @@ class Graph:
         new_id[order] = np.arange(self.n)
         owner, edge = row_edges(self.indptr, order)
         target = new_id[self.indices[edge]]
-        by_row = np.lexsort((target, owner))
+        by_row = np.argsort(owner * self.n + target)  # (row, neighbour): unique keys
         indptr = np.zeros(self.n + 1, dtype=np.int64)
         np.cumsum(np.diff(self.indptr)[order], out=indptr[1:])
         return Graph._trusted(indptr, target[by_row].astype(np.int32),
