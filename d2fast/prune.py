@@ -11,8 +11,7 @@ from d2fast import _backends
 from d2fast._ties import tie_order
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
                               check_scores, label_names, resolve_n_keep)
-from d2fast.budgets import (BUDGETS, among_easy, by_class, class_budgets, disputed_labels,
-                            hard_prune_pool, label_check_rows, label_checked_pool,
+from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool, label_check,
                             merge_balanced, resolve_hard_prune)
 from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, graph_of_rows
 from d2fast.knn import KNN
@@ -87,15 +86,15 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
         ``'auto'``: the larger of the fraction of rows in a separate mode of high scores
         (mislabelled rows) and ``max(0, rate - 0.5) / 2``, capped so that ``n_keep``
-        rows remain; see :func:`d2fast.budgets.auto_hard_prune`. With ``labels``, the
-        hardest ``n - n_keep`` rows are checked against them on the graph of all rows (the
-        prebuilt ``graph``, or one more kNN graph built as the selection's: k, metric,
-        knn). A row is disputed when fewer than half of its neighbours share its label.
-        Of the rows the rule drops (outlier mode and rate term), the disputed ones are
-        dropped and the others kept with the median score of the pool's agreed rows; of
-        the other rows of the drop budget, the disputed ones whose neighbours of other
-        labels are mostly easy (median score below the median) are dropped as well, at
-        any rate (:func:`d2fast.budgets.label_checked_pool`). ``0.0`` is pure D2.
+        rows remain; see :func:`d2fast.budgets.auto_hard_prune`. With ``labels``, rows
+        are checked against them on the graph of all rows (the prebuilt ``graph``, or one
+        more kNN graph built as the selection's: k, metric, knn). Of the rows the rule
+        drops (outlier mode and rate term), those whose label all their neighbours share
+        are kept with the median score of the pool's agreed rows; then the pool's rows
+        whose label fewer than half of their neighbours share and whose neighbours of
+        other labels are mostly easy (median score at or below the median) are dropped,
+        hardest first, while the drop budget lasts, at any rate
+        (:func:`d2fast.budgets.label_check`). ``0.0`` is pure D2.
     knn : {'auto', 'exact', 'hnsw', 'ivf'}, default='auto'
         kNN search; see :func:`d2fast.knn_graph` (also for ``knn_params``).
     knn_params : dict, optional
@@ -344,17 +343,13 @@ def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.nd
                  knn_params: dict | None, progress: bool,
                  backend: str) -> tuple[np.ndarray, np.ndarray, int, str]:
     """hard_prune="auto" with labels: (pool, scores, rows rescued, "; reason" or "") after
-    checking the hardest rows (:func:`d2fast.budgets.label_check_rows`) against the labels
-    ``ids`` on the graph of all rows (``graph`` when prebuilt, else built)."""
-    pruned, extra = label_check_rows(scores, pool, n_keep)
-    if pruned.size == extra.size == 0:
+    :func:`d2fast.budgets.label_check` on the graph of all rows (``graph`` when prebuilt,
+    else built)."""
+    if n_keep >= X.shape[0] or not scores.max() > scores.min():
         return pool, scores, 0, ""
     g = _group_graph(X, np.arange(X.shape[0]), graph, k, metric, knn, knn_params, progress,
                      backend)
-    disputed = disputed_labels(g, ids)
-    extra = extra[disputed[extra]]
-    dropped = extra[among_easy(g, ids, scores, extra)]
-    pool, scores, rescued, why = label_checked_pool(scores, pool, pruned, dropped, disputed)
+    pool, scores, rescued, why = label_check(g, ids, scores, pool, n_keep)
     return pool, scores, rescued, "; " + why
 
 

@@ -1,5 +1,6 @@
 """hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases; its
-label check (label_check_rows, disputed_labels, among_easy, label_checked_pool)."""
+label check (label_check_rows, disputed_labels, unanimous_labels, among_easy,
+label_checked_pool; label_check itself in test_prune.py)."""
 from contextlib import nullcontext
 from fractions import Fraction
 
@@ -10,7 +11,8 @@ import d2fast
 from d2fast._ties import tie_keys
 from d2fast.budgets import (RATE_FREE, RATE_SLOPE, among_easy, auto_hard_prune,
                             beta_dropping, disputed_labels, hard_prune_pool, label_check_rows,
-                            label_checked_pool, rate_term_drop, resolve_hard_prune)
+                            label_checked_pool, rate_term_drop, resolve_hard_prune,
+                            unanimous_labels)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -151,7 +153,9 @@ def test_auto_with_labels_and_tiny_classes():
     emb, scores = rng.normal(size=(600, 4)), noisy(540, 60, seed=4)
     labels = rng.integers(0, 5, 600)
     labels[:2] = 7  # a class of two rows
-    labels[2:5] = 8  # and one of three
+    labels[2:5] = 8  # and one of three, the five together far away and fairly hard, so
+    emb[:5] += 50  # that the label check keeps them (their neighbours of another label
+    scores[:5] = np.quantile(scores[5:540], 0.9)  # are not easy)
     mode = np.arange(540, 600)
     for k, rate, n_keep in [(5, 0.5, 300), (1, 0.7, 180)]:
         with pytest.warns(UserWarning, match="class") if k == 5 else nullcontext():
@@ -172,23 +176,23 @@ def auto_rows(scores, n_keep):
     return label_check_rows(scores, pool, n_keep)
 
 
-def test_label_check_rows_split_the_drop_budget_at_the_hard_prune():
+def test_label_check_rows_are_the_hard_pruned_rows_and_the_pool_hardest_first():
     scores = noisy()  # 2000 rows, a mode of 200
     order = np.lexsort((np.arange(2000), -scores))
     mode = dropped(scores, auto_hard_prune(scores, 1000)[0])  # rate 0.5: the mode alone
     assert 150 <= mode <= 250
-    pruned, extra = auto_rows(scores, 200)  # rate 0.9: the rate term drops 400
-    assert pruned.dtype == extra.dtype == np.int64
+    pruned, hardest = auto_rows(scores, 200)  # rate 0.9: the rate term drops 400
+    assert pruned.dtype == hardest.dtype == np.int64
     np.testing.assert_array_equal(pruned, np.sort(order[:400]))
-    np.testing.assert_array_equal(extra, order[400:1800])
-    pruned, extra = auto_rows(scores, 1400)  # rate 0.3: the mode beats the rate term
+    np.testing.assert_array_equal(hardest, order[400:])
+    pruned, hardest = auto_rows(scores, 1400)  # rate 0.3: the mode beats the rate term
     np.testing.assert_array_equal(pruned, np.sort(order[:mode]))
-    np.testing.assert_array_equal(extra, order[mode:600])
-    pruned, extra = auto_rows(scores, 1900)  # the mode takes the whole budget
+    np.testing.assert_array_equal(hardest, order[mode:])
+    pruned, hardest = auto_rows(scores, 1900)  # the mode takes the whole budget
     np.testing.assert_array_equal(pruned, np.sort(order[:100]))
-    assert extra.size == 0
-    pruned, extra = auto_rows(np.random.default_rng(0).random(100), 80)  # no mode
-    assert pruned.size == 0 and extra.size == 20
+    np.testing.assert_array_equal(hardest, order[100:])
+    pruned, hardest = auto_rows(np.random.default_rng(0).random(100), 80)  # no mode
+    assert pruned.size == 0 and hardest.size == 100
 
 
 @pytest.mark.parametrize("scores, n_keep", [
@@ -203,61 +207,66 @@ def test_label_check_rows_ties_go_to_the_lower_tie_key_first():
     """Ties in tie-key order (d2fast._ties), not row order: rows sorted by class must not
     lose one class to a hard prune of tied scores."""
     scores = np.repeat([0.0, 1.0], 50)  # 50 ties at the top
-    pruned, extra = auto_rows(scores, 10)
+    pruned, hardest = auto_rows(scores, 10)
     top = 50 + np.argsort(tie_keys(np.arange(50, 100)))  # the tied top rows, key order
     low = np.argsort(tie_keys(np.arange(50)))
     np.testing.assert_array_equal(pruned, np.sort(top[:20]))
-    np.testing.assert_array_equal(extra, np.r_[top[20:], low[:40]])
+    np.testing.assert_array_equal(hardest, np.r_[top[20:], low])
     assert not np.array_equal(pruned, np.arange(50, 70))  # not the lowest ids
-    # any pool: its hardest rows beyond n_keep, the rest outside
-    pruned, extra = label_check_rows(scores, np.array([1, 3, 60, 61, 99]), 2)
-    top = np.array([60, 61, 99])
-    np.testing.assert_array_equal(extra, top[np.argsort(tie_keys(top))])
+    # any pool: its rows hardest first, the rest outside
+    pruned, hardest = label_check_rows(scores, np.array([1, 3, 60, 61, 99]), 2)
+    top, low = np.array([60, 61, 99]), np.array([1, 3])
+    np.testing.assert_array_equal(hardest, np.r_[top[np.argsort(tie_keys(top))],
+                                                 low[np.argsort(tie_keys(low))]])
     assert pruned.size == 95 and not np.isin([1, 3, 60, 61, 99], pruned).any()
 
 
-def test_disputed_labels_is_fewer_than_half_agreeing():
-    # row 0: 1 of 3 neighbours agree; row 1: 1 of 2 (half: not disputed); row 2: none
-    g = d2fast.Graph([0, 3, 5, 5, 6], [1, 2, 3, 0, 3, 2], np.ones(6))
-    labels = np.array([0, 1, 0, 1])
-    np.testing.assert_array_equal(disputed_labels(g, labels), [True, False, False, True])
+def test_disputed_and_unanimous_labels():
+    # row 0: 1 of 3 neighbours agree; row 1: 2 of 2; row 2: no neighbour; row 3: 0 of 1;
+    # row 4: 1 of 2 (half: not disputed, not unanimous)
+    g = d2fast.Graph([0, 3, 5, 5, 6, 8], [1, 2, 3, 3, 4, 2, 0, 1], np.ones(8))
+    labels = np.array([0, 1, 0, 1, 1])
+    np.testing.assert_array_equal(disputed_labels(g, labels), [1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(unanimous_labels(g, labels), [0, 1, 1, 0, 0])
 
 
 def test_among_easy_is_the_median_of_the_other_labels_neighbours():
     rng = np.random.default_rng(5)
     g = d2fast.knn_graph(rng.normal(size=(300, 3)), 6)
-    labels, scores = rng.integers(0, 3, 300), rng.random(300)
+    labels = rng.integers(0, 3, 300)
     rows = np.arange(0, 300, 3)
-    want = []
-    for i in rows:  # one row at a time, as the rule reads
-        near = g.indices[g.indptr[i]:g.indptr[i + 1]]
-        other = near[labels[near] != labels[i]]
-        want.append(other.size > 0 and np.median(scores[other]) < np.median(scores))
-    got = among_easy(g, labels, scores, rows)
-    np.testing.assert_array_equal(got, want)
-    assert 0 < got.sum() < rows.size
+    # continuous scores, and forgetting-like ones tied at their minimum (median = minimum)
+    for scores in rng.random(300), rng.integers(0, 3, 300) * (rng.random(300) < 0.3):
+        want = []
+        for i in rows:  # one row at a time, as the rule reads
+            near = g.indices[g.indptr[i]:g.indptr[i + 1]]
+            other = near[labels[near] != labels[i]]
+            want.append(other.size > 0 and np.median(scores[other]) <= np.median(scores))
+        got = among_easy(g, labels, scores, rows)
+        np.testing.assert_array_equal(got, want)
+        assert 0 < got.sum() < rows.size
     assert among_easy(g, labels, scores, np.empty(0, dtype=np.int64)).size == 0
 
 
 def test_label_checked_pool_rescues_the_agreed_rows_at_the_median():
     scores = np.arange(10.0)  # row 9 hardest
     pool = np.arange(6)  # the hard prune dropped 6..9
-    disputed = np.zeros(10, dtype=bool)
-    disputed[[8, 1]] = True  # row 8 dropped; row 1 is in the pool but not agreed
+    agreed = np.ones(10, dtype=bool)
+    agreed[[8, 1]] = False  # row 8 dropped; row 1 is in the pool but not agreed
     given = scores.copy()
     new_pool, new_scores, rescued, reason = label_checked_pool(
-        scores, pool, np.array([9, 8, 7, 6]), np.array([5]), disputed)
+        scores, pool, np.array([9, 8, 7, 6]), np.array([5]), agreed)
     np.testing.assert_array_equal(new_pool, [0, 1, 2, 3, 4, 6, 7, 9])  # row 5 dropped
     median = np.median([0, 2, 3, 4, 6, 7, 9.0])  # the pool's agreed rows: 4.0
     np.testing.assert_array_equal(new_scores, [0, 1, 2, 3, 4, 5, median, median, 8, median])
     np.testing.assert_array_equal(scores, given)  # the caller's array is not changed
     assert rescued == 3 and "3 of the 4 hard-pruned rows kept" in reason
-    assert "1 disputed rows dropped" in reason and "1 more disputed rows" in reason
+    assert "1 rows dropped" in reason and "1 disputed rows of the pool dropped" in reason
 
 
 def test_label_checked_pool_with_nothing_to_change_returns_its_inputs():
     scores, pool = np.arange(10.0), np.arange(6)
     out = label_checked_pool(scores, pool, np.array([9, 8, 7, 6]), np.empty(0, np.int64),
-                             np.ones(10, dtype=bool))
+                             np.zeros(10, dtype=bool))
     assert out[0] is pool and out[1] is scores and out[2] == 0
     assert "0 of the 4 hard-pruned rows kept" in out[3]

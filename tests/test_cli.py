@@ -491,6 +491,8 @@ def test_class_budget_none_gives_the_labels_to_the_label_check_only(files):
                               return_info=True)
     np.testing.assert_array_equal(np.load(folder / "keep.npy"), want)
     resolved = json.loads((folder / "keep.npy.json").read_text())["resolved"]
-    assert resolved["hard_prune_rescued"] == info["hard_prune_rescued"] > 0
+    assert resolved["hard_prune_rescued"] == info["hard_prune_rescued"]
+    assert resolved["hard_pruned"] == info["hard_pruned"] > 0
+    assert resolved["hard_prune_reason"] == info["hard_prune_reason"]
     assert "label check" in resolved["hard_prune_reason"]
     assert [c["label"] for c in resolved["classes"]] == [None]

@@ -116,7 +116,12 @@ def test_selectors_call_prune_with_its_defaults():
                        **{k: info[k] for k in ("hard_prune", "hard_prune_reason",
                                                "hard_prune_rescued", "gamma_r",
                                                "gamma_r_reason")}}
-    assert auto[6]["method"] == "d2 labels" and auto[6]["hard_prune_rescued"] > 0
+    _, info = d2fast.prune(emb, scores, rate=0.9, labels=labels, return_info=True)
+    assert auto[6] == {"seed": 0, "rate": 0.9, "method": "d2 labels",
+                       **{k: info[k] for k in ("hard_prune", "hard_prune_reason",
+                                               "hard_prune_rescued", "gamma_r",
+                                               "gamma_r_reason")}}
+    assert "label check" in auto[6]["hard_prune_reason"]
     assert len(auto) == 10  # 2 rates x (d2, d2 labels x 2, d2 extrap, d2 via its recipe)
 
 
