@@ -69,7 +69,8 @@ labels" before stop 26); "d2 given labels le" reads among-easy as "at or below t
 median"; "d2 check pool" seeks the rows to drop in the whole pool, hardest first, while the
 drop budget lasts; "d2 check pool le" both; "d2 check pool le all" also rescues a
 hard-pruned row only when all its neighbours share its label: prune's label check since
-stop 26.
+stop 26. "d2 rate easy" (no labels): a rate-term row returns to the pool when its graph
+neighbours' median score is above the median score (rejected: docs/quality-study.md).
 
 Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penultimate layer,
 trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
@@ -114,6 +115,7 @@ from fractions import Fraction
 import numpy as np
 
 import d2fast
+import d2fast.graph
 from d2fast import baselines, budgets, datasets, passing, quality
 from d2fast._validate import resolve_n_keep
 from d2fast.mixture import high_mode
@@ -509,6 +511,45 @@ def _label_check_variant(whole, le, unanimous=False):
     return check
 
 
+def _rate_easy(e, s, r, labels, seed):
+    """prune's defaults without labels, but the rate term's rows (the hard-pruned rows
+    beyond the outlier mode's) are dropped only where the median score of their graph
+    neighbours (5-NN union graph of all rows) is at or below the median score: a hard row
+    among easy ones is a likely label error, one among hard ones a boundary row; the others
+    return to the pool with the median score of the pool (stop 26, a label-free analogue of
+    the label check)."""
+    from d2fast._ties import tie_keys
+    from d2fast.prune import _group_graph
+
+    n_keep = _n_keep(s, r)
+    pool = budgets.hard_prune_pool(s, budgets.resolve_hard_prune(s, "auto", n_keep)[0],
+                                   n_keep)
+    if pool.size == s.size:
+        return d2fast.prune(e, s, n_keep=n_keep, hard_prune=0.0)
+    outside = np.ones(s.size, dtype=bool)
+    outside[pool] = False
+    pruned = np.flatnonzero(outside)
+    pruned = pruned[np.lexsort((tie_keys(pruned), -s[pruned]))]  # hardest first
+    mode = min(high_mode(s).count, s.size - n_keep)
+    rate_rows = pruned[mode:]
+    g = _group_graph(e, np.arange(s.size), "union", 5, None, "auto", None, False, "auto")
+    owner, edges = d2fast.graph.row_edges(g.indptr, rate_rows)
+    value = s[g.indices[edges]]
+    value = value[np.lexsort((value, owner))]
+    count = np.bincount(owner, minlength=rate_rows.size)
+    start = np.cumsum(count) - count
+    ok = count > 0
+    mid = np.full(rate_rows.size, -np.inf)
+    mid[ok] = (value[(start + (count - 1) // 2)[ok]] + value[(start + count // 2)[ok]]) / 2
+    rescued = rate_rows[mid > np.median(s)]
+    if rescued.size == 0:
+        return pool[d2fast.prune(e[pool], s[pool], n_keep=n_keep, hard_prune=0.0)]
+    score = s.copy()
+    score[rescued] = np.median(s[pool])
+    pool = np.sort(np.r_[pool, rescued])
+    return pool[d2fast.prune(e[pool], score[pool], n_keep=n_keep, hard_prune=0.0)]
+
+
 def _checked(whole, le, unanimous=False):
     def select(e, s, r, labels, seed, noisy):
         """prune's defaults given the training labels, another label check."""
@@ -548,7 +589,7 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 given labels": _given_labels, "d2 check pool": _checked(True, False),
            "d2 check pool le": _checked(True, True), "d2 given labels le": _checked(False, True),
            "d2 check pool le all": _checked(True, True, True),
-           "d2 given labels s25": _checked(False, False)}
+           "d2 given labels s25": _checked(False, False), "d2 rate easy": _rate_easy}
 
 
 def load(name: str, seed: int):

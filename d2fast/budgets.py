@@ -99,7 +99,7 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int) -> tuple[float, str]:
 
 def label_check_rows(scores: np.ndarray, pool: np.ndarray,
                      n_keep: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows :func:`label_checked_pool` checks against the labels: ``(pruned, pool
+    """The rows :func:`label_check` checks against the labels: ``(pruned, pool
     hardest first)``, int64 ids.
 
     - ``pruned``: the rows outside ``pool`` (sorted), i.e. the rows ``hard_prune="auto"``
