@@ -115,7 +115,6 @@ from fractions import Fraction
 import numpy as np
 
 import d2fast
-import d2fast.graph
 from d2fast import baselines, budgets, datasets, passing, quality
 from d2fast._validate import resolve_n_keep
 from d2fast.mixture import high_mode
@@ -488,7 +487,7 @@ def _label_check_variant(whole, le, unanimous=False):
         from d2fast._ties import tie_keys
         from d2fast.prune import _group_graph
 
-        if n_keep >= scores.size or not scores.max() > scores.min():
+        if budgets.nothing_to_check(scores, n_keep):
             return pool, scores, 0, ""
         outside = np.ones(scores.size, dtype=bool)
         outside[pool] = False
@@ -496,11 +495,8 @@ def _label_check_variant(whole, le, unanimous=False):
         extra = pool[np.lexsort((tie_keys(pool), -scores[pool]))]
         g = _group_graph(X, np.arange(X.shape[0]), graph, k, metric, knn, knn_params,
                          progress, backend)
-        degree = np.diff(g.indptr)
-        row = np.repeat(np.arange(g.n), degree)
-        same = np.bincount(row, weights=ids[g.indices] == ids[row], minlength=g.n)
-        disputed = 2 * same < degree
-        agreed = same == degree if unanimous else ~disputed
+        disputed = budgets.disputed_labels(g, ids)
+        agreed = budgets.unanimous_labels(g, ids) if unanimous else ~disputed
         room = pool.size + int(agreed[pruned].sum()) - n_keep
         extra = extra if whole else extra[:pool.size - n_keep]
         extra = extra[disputed[extra]]
@@ -533,15 +529,9 @@ def _rate_easy(e, s, r, labels, seed):
     mode = min(high_mode(s).count, s.size - n_keep)
     rate_rows = pruned[mode:]
     g = _group_graph(e, np.arange(s.size), "union", 5, None, "auto", None, False, "auto")
-    owner, edges = d2fast.graph.row_edges(g.indptr, rate_rows)
-    value = s[g.indices[edges]]
-    value = value[np.lexsort((value, owner))]
-    count = np.bincount(owner, minlength=rate_rows.size)
-    start = np.cumsum(count) - count
-    ok = count > 0
-    mid = np.full(rate_rows.size, -np.inf)
-    mid[ok] = (value[(start + (count - 1) // 2)[ok]] + value[(start + count // 2)[ok]]) / 2
-    rescued = rate_rows[mid > np.median(s)]
+    # every neighbour "of another label" when each row is its own class: all neighbours
+    has, mid = budgets.other_label_medians(g, np.arange(s.size), s, rate_rows)
+    rescued = rate_rows[has][mid > np.median(s)]
     if rescued.size == 0:
         return pool[d2fast.prune(e[pool], s[pool], n_keep=n_keep, hard_prune=0.0)]
     score = s.copy()

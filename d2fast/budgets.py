@@ -116,12 +116,18 @@ def label_check_rows(scores: np.ndarray, pool: np.ndarray,
     n_keep : int, rows the selection keeps, ``n_keep <= m``
     """
     empty = np.empty(0, dtype=np.int64)
-    if n_keep >= scores.size or not scores.max() > scores.min():
+    if nothing_to_check(scores, n_keep):
         return empty, empty
     outside = np.ones(scores.size, dtype=bool)
     outside[pool] = False
     hardest = np.lexsort((tie_keys(pool), -scores[pool]))
     return np.flatnonzero(outside).astype(np.int64), pool[hardest].astype(np.int64)
+
+
+def nothing_to_check(scores: np.ndarray, n_keep: int) -> bool:
+    """Whether the label check has no row to check: every row is kept, or the scores are
+    constant (float64 ``scores`` of shape (n,))."""
+    return n_keep >= scores.size or not scores.max() > scores.min()
 
 
 def disputed_labels(graph: Any, labels: np.ndarray) -> np.ndarray:

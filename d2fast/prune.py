@@ -12,7 +12,7 @@ from d2fast._ties import tie_order
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
                               check_scores, label_names, resolve_n_keep)
 from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool, label_check,
-                            merge_balanced, resolve_hard_prune)
+                            merge_balanced, nothing_to_check, resolve_hard_prune)
 from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, graph_of_rows
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, underflow
@@ -345,7 +345,7 @@ def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.nd
     """hard_prune="auto" with labels: (pool, scores, rows rescued, "; reason" or "") after
     :func:`d2fast.budgets.label_check` on the graph of all rows (``graph`` when prebuilt,
     else built)."""
-    if n_keep >= X.shape[0] or not scores.max() > scores.min():
+    if nothing_to_check(scores, n_keep):
         return pool, scores, 0, ""
     g = _group_graph(X, np.arange(X.shape[0]), graph, k, metric, knn, knn_params, progress,
                      backend)
