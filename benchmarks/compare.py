@@ -4,13 +4,15 @@
     python benchmarks/compare.py --quick    # n = 20k / 1M / 10k, under a minute
 
 Sections:
-1. cpp and numba against the NumPy reference on one graph (forward, select, both), with a
-   check that all backends return identical scores and picks. When the reference select
+1. cpp and numba against the NumPy reference on one graph (forward, select, both, and
+   ``Graph.permuted``, the renumbering ``prune`` runs when forwarded scores tie), with a
+   check that all backends return identical scores, picks and graphs. When the reference select
    would take longer than ``--ref-budget`` seconds, it runs on a prefix of the picks and
    its time is extrapolated linearly per pick (each pick of the reference loop costs
    O(n), the same for every pick); the prefix picks are checked.
 2. forward + select on a 10M-node union graph (cpp) against ``np.argsort`` of 10M float64
-   (target: <= 3x), and the union ``Graph.from_knn`` build at 10M for information.
+   (target: <= 3x); the union ``Graph.from_knn`` build and ``Graph.permuted`` at 10M for
+   information.
 3. ``prune`` from embeddings (n = 50k, d = 64, k = 5, rate = 0.7) against the exact faiss
    search alone, ``faiss.knn(X, X, k + 1)`` (target: overhead <= 10 %).
 
@@ -103,6 +105,7 @@ def warm_up(backends):
     for b in backends:
         g = d2fast.Graph.from_knn(I, D, drop_self=False, backend=b)
         d2fast.select(g, d2fast.forward(g, np.ones(64), backend=b), 8, backend=b)
+        g.permuted(np.arange(64)[::-1], backend=b)
 
 
 # ----------------------------------------------------------------------------- machine
@@ -201,6 +204,20 @@ def backends_vs_reference(n, repeat, ref_budget, summary):
         summary.append((f"cpp vs numba, n={n // 1000}k: forward+select",
                         (t_fwd["numba"] + t_sel["numba"]) / (t_fwd["cpp"] + t_sel["cpp"]),
                         "x", ""))
+    # the renumbering of the tie path: a random permutation of the nodes
+    order = np.random.default_rng(SEED + 2).permutation(n)
+    t_perm, perm = {}, {}
+    for b in ["numpy"] + fast:
+        ts, perm[b] = times_of(lambda: g.permuted(order, backend=b),
+                               1 if b == "numpy" else repeat)
+        t_perm[b] = min(ts)
+        same = "" if b == "numpy" else "; identical to reference" if all(
+            np.array_equal(getattr(perm[b], a), getattr(perm["numpy"], a))
+            for a in ("indptr", "indices", "distances")) else "; DIFFERS from reference"
+        row(f"permuted {b}", fmt_t(t_perm[b]), f"{spread(ts)}{same}")
+        if b != "numpy":
+            summary.append((f"{b} vs numpy reference, n={n // 1000}k: Graph.permuted",
+                            t_perm["numpy"] / t_perm[b], "x", ""))
     print("  speed-up over the numpy reference (reference time / backend time):")
     for b in fast:
         print(f"    {b:<6} forward {t_fwd['numpy'] / t_fwd[b]:9.1f}x   "
@@ -243,6 +260,12 @@ def large_graph_vs_argsort(n, repeat, summary):
                     "x", "target <= 3"))
     summary.append((f"Graph.from_knn union / argsort, n={n / 1e6:g}M", t_build / t_sort, "x",
                     "information"))
+    order = rng.permutation(n)
+    ts_perm, _ = times_of(lambda: g.permuted(order, backend=backend), 1)
+    row("Graph.permuted, random order (information)", fmt_t(min(ts_perm)),
+        "the tie path's renumbering")
+    summary.append((f"Graph.permuted / argsort, n={n / 1e6:g}M ({backend})",
+                    min(ts_perm) / t_sort, "x", "information"))
 
 
 # ----------------------------------------------------------------------------- section 3
@@ -266,7 +289,9 @@ def prune_vs_faiss(n, d, repeat, summary):
     row("  knn_graph alone", fmt_t(min(ts_graph)), spread(ts_graph))
     row("  forward alone", fmt_t(min(ts_fwd)), spread(ts_fwd))
     row("  select alone", fmt_t(min(ts_sel)), spread(ts_sel))
-    row("  prune == knn_graph -> forward -> select", str(np.array_equal(picks, keep)))
+    pure = d2fast.prune(emb, scores, k=K, rate=RATE, hard_prune=0.0, gamma_r=0.1)
+    row("  prune(hard_prune=0, gamma_r=0.1) == the 3 steps",
+        str(np.array_equal(picks, pure)))
     overhead = 100.0 * (t_prune / t_faiss - 1.0)
     row("overhead of prune over the faiss search", f"{overhead:8.1f} %", "target <= 10 %")
     summary.append((f"prune overhead over faiss.knn, n={n // 1000}k d={d}", overhead, "%",

@@ -6,6 +6,7 @@
     /usr/bin/time -v python benchmarks/scale.py --n 10000000 --memmap /tmp/emb10m.npy \\
         --dtype float16 --prune                  # the public prune() on a float16 memmap
     python benchmarks/scale.py --prune --labels  # prune(labels=): + the label check
+    python benchmarks/scale.py --prune --ties    # forgetting-like scores, massively tied
 
 Default: the steps of ``knn_graph`` (the same ``d2fast.knn.search`` that ``prune`` runs,
 then the union CSR), ``forward`` and ``select``, each timed, and recall@k of the kNN lists
@@ -13,6 +14,8 @@ against exact search on a sample of rows (faiss brute force over database blocks
 memmap is never loaded whole). ``--prune``: one ``d2fast.prune`` call, timed, no recall;
 ``--labels`` gives it labels (each row's argmax over its first 10 coordinates, classes
 that neighbours mostly share), so that hard_prune="auto" runs its label check.
+``--ties``: scores like forgetting counts (0 for 90 % of the rows, else 1-7), whose
+forwarded values tie, so ``prune`` selects on the graph renumbered in tie-key order.
 """
 from __future__ import annotations
 
@@ -85,6 +88,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float16", "float32"])
     ap.add_argument("--prune", action="store_true", help="time one d2fast.prune call")
     ap.add_argument("--labels", action="store_true", help="with --prune: labels= too")
+    ap.add_argument("--ties", action="store_true",
+                    help="forgetting-like scores: 0 for 90 %% of the rows, else 1-7")
     ap.add_argument("--sample", type=int, default=2000, help="rows for the recall check")
     args = ap.parse_args()
     params = {name: v for name, v in [("M", args.M), ("ef_construction", args.ef_construction),
@@ -95,7 +100,10 @@ def main() -> None:
         X = open_memmap(args.memmap, args.n, args.d, args.dtype)
     else:
         X = clustered(args.n, args.d).astype(args.dtype, copy=False)
-    scores = np.random.default_rng(1).random(args.n)
+    rng = np.random.default_rng(1)
+    scores = rng.random(args.n)
+    if args.ties:
+        scores = np.where(scores < 0.9, 0.0, rng.integers(1, 8, args.n)).astype(np.float64)
     n_keep = int(0.3 * args.n)
     print(f"n={args.n} d={args.d} {X.dtype} {'memmap' if args.memmap else 'in memory'} "
           f"k={args.k} knn={args.knn} params={params or 'default'} keep={n_keep} "
@@ -113,8 +121,10 @@ def main() -> None:
         checked = (f"; the label check kept {info['hard_prune_rescued']} of the "
                    f"{int(info['hard_prune'] * args.n)} rows of the hard prune" if args.labels
                    else "")
-        print(f"prune {time.perf_counter() - t0:.1f} s (kNN graphs "
-              f"{info['timings_s']['knn']:.1f} s); kept {keep.size}{checked}")
+        times = info["timings_s"]
+        print(f"prune {time.perf_counter() - t0:.1f} s (kNN graphs {times['knn']:.1f} s, "
+              f"forward {times['forward']:.2f} s, select {times['select']:.2f} s); "
+              f"kept {keep.size}{checked}")
         return
     X32 = knn_mod.float32_rows(X, normalize=False)
     ids, keys = knn_mod.search(X32, args.k, cosine=False, method=args.knn,

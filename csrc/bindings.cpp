@@ -8,6 +8,7 @@
 
 #include "forward.h"
 #include "py_arrays.h"
+#include "graph_renumber.h"
 #include "graph_symmetrize.h"
 #include "knn_rerank.h"
 #include "knn_topk.h"
@@ -57,6 +58,32 @@ static py::tuple build_csr(py::array knn_idx, py::array knn_dist, bool symmetric
     }
     if (!done) throw py::error_already_set();
     return py::make_tuple(indptr, to_numpy(std::move(indices)), to_numpy(std::move(distances)));
+}
+
+static py::tuple renumber(py::array indptr, py::array indices, py::array distances,
+                          py::array rows) {
+    indptr = aligned(indptr), indices = aligned(indices), distances = aligned(distances);
+    rows = aligned(rows);
+    check_csr(indptr, indices, distances);
+    const idx_t* r = data_of<idx_t>(rows, "rows", 1);
+    const idx_t n = indptr.size() - 1, m = rows.size();
+    for (idx_t t = 0; t < m; ++t)
+        if (r[t] < 0 || r[t] >= n) throw py::value_error("rows must lie in [0, n)");
+    py::array_t<idx_t> out_indptr(m + 1);
+    idx_t* op = out_indptr.mutable_data();
+    std::vector<nbr_t> out_indices;
+    std::vector<float> out_distances;
+    bool done;
+    {
+        py::gil_scoped_release release;
+        done = d2::renumber(n, static_cast<const idx_t*>(indptr.data()),
+                            static_cast<const nbr_t*>(indices.data()),
+                            static_cast<const float*>(distances.data()), m, r, op,
+                            out_indices, out_distances, CheckSignals{});
+    }
+    if (!done) throw py::error_already_set();
+    return py::make_tuple(out_indptr, to_numpy(std::move(out_indices)),
+                          to_numpy(std::move(out_distances)));
 }
 
 static py::array_t<double> forward(py::array indptr, py::array indices, py::array distances,
@@ -186,6 +213,8 @@ static int max_threads() {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "d2fast C++/OpenMP kernels (see d2fast/_backends/reference.py for the contract)";
     m.def("build_csr", &build_csr, py::arg("knn_idx"), py::arg("knn_dist"), py::arg("symmetric"));
+    m.def("renumber", &renumber, py::arg("indptr"), py::arg("indices"), py::arg("distances"),
+          py::arg("rows"));
     m.def("forward", &forward, py::arg("indptr"), py::arg("indices"), py::arg("distances"),
           py::arg("scores"), py::arg("gamma_f"), py::arg("product"));
     m.def("select_heap", &select_heap, py::arg("indptr"), py::arg("indices"),

@@ -189,43 +189,38 @@ class Graph:
     def __repr__(self) -> str:
         return f"Graph(n={self.n}, nnz={self.nnz})"
 
-    def permuted(self, order: Any) -> "Graph":
+    def permuted(self, order: Any, *, backend: str = "auto") -> "Graph":
         """The same graph with its nodes renumbered: node t is node ``order[t]``.
 
         Parameters
         ----------
         order : int array-like of shape (n,)
             A permutation of ``range(n)``.
+        backend : str, default='auto'
+            Kernel backend (see :func:`d2fast.backends`).
 
         Returns
         -------
         Graph
             n nodes, the same edges and distances; each row's neighbours sorted again by
-            their new ids. ``meta`` is the parent's. O(n + nnz log nnz) time (one sort of
-            the nnz (row, neighbour) keys), O(n + nnz) memory.
+            their new ids. ``meta`` is the parent's. O(n + nnz log degree) time (the C++
+            and numba kernels run in parallel), O(n + nnz) memory.
         """
         order = check_ids(order, self.n, "order", unique=True)
         if order.size != self.n:
             raise ValueError(f"order must be a permutation of range({self.n}), got "
                              f"{order.size} ids")
-        new_id = np.empty(self.n, dtype=np.int64)
-        new_id[order] = np.arange(self.n)
-        owner, edge = row_edges(self.indptr, order)
-        target = new_id[self.indices[edge]]
-        by_row = np.argsort(owner * self.n + target)  # (row, neighbour): unique keys
-        indptr = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(np.diff(self.indptr)[order], out=indptr[1:])
-        return Graph._trusted(indptr, target[by_row].astype(np.int32),
-                              np.array(self.distances[edge[by_row]], dtype=np.float32),
-                              dict(self.meta))
+        return self._renumbered(order, dict(self.meta), backend)
 
-    def subgraph(self, rows: Any) -> "Graph":
+    def subgraph(self, rows: Any, *, backend: str = "auto") -> "Graph":
         """The subgraph induced by ``rows``: node t is ``rows[t]``, edges among them only.
 
         Parameters
         ----------
         rows : int array-like of shape (m,)
             Sorted, unique node ids in ``[0, n)``, ``m >= 1``.
+        backend : str, default='auto'
+            Kernel backend (see :func:`d2fast.backends`).
 
         Returns
         -------
@@ -238,17 +233,12 @@ class Graph:
         rows = check_ids(rows, self.n, "rows")
         if rows.size == 0 or (rows.size > 1 and (np.diff(rows) <= 0).any()):
             raise ValueError("rows must be non-empty, sorted and unique")
-        new_id = np.full(self.n, -1, dtype=np.int64)
-        new_id[rows] = np.arange(rows.size)
-        owner, edge = row_edges(self.indptr, rows)
-        target = new_id[self.indices[edge]]
-        inside = target >= 0
-        owner = owner[inside]
-        indptr = np.zeros(rows.size + 1, dtype=np.int64)
-        np.cumsum(np.bincount(owner, minlength=rows.size), out=indptr[1:])
-        return Graph._trusted(indptr, target[inside].astype(np.int32),
-                              np.array(self.distances[edge[inside]], dtype=np.float32),
-                              {**self.meta, "subgraph_of": self.n})
+        return self._renumbered(rows, {**self.meta, "subgraph_of": self.n}, backend)
+
+    def _renumbered(self, rows: np.ndarray, meta: dict, backend: str) -> "Graph":
+        """The graph induced by the checked, distinct int64 ids ``rows``, node t = rows[t]."""
+        return Graph._trusted(*_backends.get(backend).renumber(
+            self.indptr, self.indices, self.distances, rows), meta)
 
     @classmethod
     def from_knn(cls, I: Any, D: Any, *, graph: str = "union", squared: bool = False,

@@ -259,7 +259,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         t = time.perf_counter()
         rep = np.full(n, -1, dtype=np.int64)
         for i, (rows, g) in enumerate(zip(groups, graphs)):
-            groups[i], graphs[i] = _dedup(rows, g, eps, rep)
+            groups[i], graphs[i] = _dedup(rows, g, eps, rep, backend)
         times["dedup"] = time.perf_counter() - t
         if sum(g.size for g in groups) < n_keep:
             raise ValueError(f"dedup={eps} leaves {sum(g.size for g in groups)} rows, fewer "
@@ -332,7 +332,7 @@ def _group_graph(X: np.ndarray, rows: np.ndarray, graph: str | Graph, k: int | N
     if rows.size < 2:
         return None
     if isinstance(graph, Graph):
-        return graph if rows.size == graph.n else graph.subgraph(rows)
+        return graph if rows.size == graph.n else graph.subgraph(rows, backend=backend)
     return graph_of_rows(X, None if rows.size == X.shape[0] else rows, min(k, rows.size - 1),
                          metric=metric, graph=graph, knn=knn, knn_params=knn_params,
                          progress=progress, backend=backend)
@@ -359,8 +359,8 @@ def _zero_rows(g: Graph) -> int:
     return int(np.unique(np.searchsorted(g.indptr, edges, "right") - 1).size)
 
 
-def _dedup(rows: np.ndarray, g: Graph | None, eps: float,
-           rep: np.ndarray) -> tuple[np.ndarray, Graph | None]:
+def _dedup(rows: np.ndarray, g: Graph | None, eps: float, rep: np.ndarray,
+           backend: str) -> tuple[np.ndarray, Graph | None]:
     """The rows left after dropping near-duplicates (see prune's ``dedup``), their graph,
     and ``rep[rows]`` set to each row's representative (a row id of X)."""
     if g is None:
@@ -371,7 +371,7 @@ def _dedup(rows: np.ndarray, g: Graph | None, eps: float,
     kept = np.flatnonzero(group == np.arange(g.n))
     if kept.size == g.n:
         return rows, g
-    return rows[kept], (g.subgraph(kept) if kept.size > 1 else None)
+    return rows[kept], (g.subgraph(kept, backend=backend) if kept.size > 1 else None)
 
 
 def _components(g: Graph, eps: float) -> np.ndarray:
@@ -430,7 +430,7 @@ def _select(rows: np.ndarray, g: Graph | None, scores: np.ndarray, budget: int, 
     order = None
     if np.unique(passed).size < passed.size:
         order = tie_order(rows)
-        g, passed = g.permuted(order), passed[order]
+        g, passed = g.permuted(order, backend=backend), passed[order]
     picked = select(g, passed, budget, gamma_r=gamma_r, reverse=reverse, backend=backend)
     times["select"] += time.perf_counter() - t
     return rows[picked if order is None else order[picked]]

@@ -46,6 +46,10 @@ def test_bindings_reject_wrong_dtypes():
         _core.select_heap(indptr, indices, dist, s[::-1], 1, 0.1, False)
     with pytest.raises(ValueError, match="n_keep must satisfy"):
         _core.select_heap(indptr, indices, dist, s, 3, 0.1, False)
+    with pytest.raises(TypeError, match="rows must be a C-contiguous array of dtype int64"):
+        _core.renumber(indptr, indices, dist, np.array([1, 0], dtype=np.int32))
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, n\)"):
+        _core.renumber(indptr, indices, dist, np.array([0, 2]))
 
 
 def test_works_without_the_extension():

@@ -9,7 +9,7 @@ import d2fast
 from d2fast import Graph
 from d2fast._backends import reference
 
-from conftest import random_knn
+from conftest import random_graph, random_knn
 
 
 def brute_knn(emb: np.ndarray, k: int, metric: str):
@@ -128,6 +128,25 @@ def test_property_build_csr_matches_reference(backend, n, c, seed, symmetric, mi
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
     assert_csr_invariants(Graph(*got))
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba"])
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 80), c=st.integers(1, 8), seed=st.integers(0, 2**31),
+       share=st.floats(0, 1))
+def test_property_renumber_matches_reference(backend, n, c, seed, share):
+    """Any distinct rows in any order (a subset, or a permutation when share is 1)."""
+    rng = np.random.default_rng(seed)
+    g = random_graph(rng, n, c, symmetric=bool(rng.integers(2)))
+    rows = rng.permutation(n)[:max(1, round(share * n))]
+    want = reference.renumber(g.indptr, g.indices, g.distances, rows)
+    got = d2fast._backends.get(backend).renumber(g.indptr, g.indices, g.distances, rows)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert_csr_invariants(Graph(*got))
+    dense = g.to_scipy().toarray()
+    np.testing.assert_array_equal(Graph(*want).to_scipy().toarray(), dense[np.ix_(rows, rows)])
 
 
 def test_from_knn_faiss_output():
@@ -321,15 +340,16 @@ def test_meta_of_other_constructors():
         Graph([0, 1, 2], [1, 0], [1.0, 1.0], meta={"x": object()})
 
 
-def test_permuted_renumbers_the_nodes():
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_permuted_renumbers_the_nodes(backend):
     g = d2fast.knn_graph(data("gauss", 200, 3, seed=9), 6, graph="directed")
     order = np.random.default_rng(1).permutation(200)
-    p = g.permuted(order)
+    p = g.permuted(order, backend=backend)
     dense = g.to_scipy().toarray()
     np.testing.assert_array_equal(p.to_scipy().toarray(), dense[np.ix_(order, order)])
     assert_csr_invariants(Graph(p.indptr, p.indices, p.distances))
     assert p.meta == g.meta and p.nnz == g.nnz
-    back = p.permuted(np.argsort(order))
+    back = p.permuted(np.argsort(order), backend=backend)
     for a, b in ((back.indptr, g.indptr), (back.indices, g.indices),
                  (back.distances, g.distances)):
         np.testing.assert_array_equal(a, b)
@@ -339,15 +359,16 @@ def test_permuted_renumbers_the_nodes():
         g.permuted(np.r_[order[:-1], order[0]])  # a repeat
 
 
-def test_subgraph_is_the_induced_subgraph():
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_subgraph_is_the_induced_subgraph(backend):
     g = d2fast.knn_graph(data("gauss", 200, 3, seed=8), 6, graph="directed")
     rows = np.sort(np.random.default_rng(0).choice(200, 70, replace=False))
-    sub = g.subgraph(rows)
+    sub = g.subgraph(rows, backend=backend)
     dense = g.to_scipy().toarray()
     np.testing.assert_array_equal(sub.to_scipy().toarray(), dense[np.ix_(rows, rows)])
     assert_csr_invariants(Graph(sub.indptr, sub.indices, sub.distances))
     assert sub.meta == {**g.meta, "subgraph_of": 200}
-    assert g.subgraph(np.arange(200)).nnz == g.nnz
+    assert g.subgraph(np.arange(200), backend=backend).nnz == g.nnz
     with pytest.raises(ValueError, match="sorted and unique"):
         g.subgraph([3, 1])
     with pytest.raises(ValueError, match=r"rows must lie in \[0, n\)"):

@@ -28,10 +28,12 @@ I = rng.integers(0, n, size=(n, 5))
 D = rng.random((n, 5), dtype=np.float32)
 indptr, indices, dist = cpp.build_csr(I, D, True)
 s = cpp.forward(indptr, indices, dist, rng.random(n), 1.0, False)
+order = rng.permutation(n)
 run = {"select_heap": lambda m: cpp.select_heap(indptr, indices, dist, s, m, 0.1, False),
        "select_rounds": lambda m: cpp.select_rounds(indptr, indices, dist, s, m, 0.1, False),
        "forward": lambda m: cpp.forward(indptr, indices, dist, s, 1.0, False)[:m],
-       "build_csr": lambda m: cpp.build_csr(I, D, True)[1][:m]}[sys.argv[1]]
+       "build_csr": lambda m: cpp.build_csr(I, D, True)[1][:m],
+       "renumber": lambda m: cpp.renumber(indptr, indices, dist, order)[1][:m]}[sys.argv[1]]
 first = run(1000)
 print("ready", flush=True)
 try:
@@ -150,7 +152,8 @@ class Child:
         self.proc.wait()
 
 
-@pytest.mark.parametrize("kernel", ["select_heap", "select_rounds", "forward", "build_csr"])
+@pytest.mark.parametrize("kernel", ["select_heap", "select_rounds", "forward", "build_csr",
+                                    "renumber"])
 def test_ctrl_c_stops_a_long_kernel(kernel):
     child = Child(KERNELS, kernel)
     try:

@@ -23,6 +23,11 @@ def build_csr(knn_idx, knn_dist, symmetric: bool):
     return _core.build_csr(knn_idx, knn_dist, bool(symmetric))
 
 
+def renumber(indptr, indices, distances, rows):
+    """See :func:`d2fast._backends.reference.renumber`."""
+    return _core.renumber(indptr, indices, distances, rows)
+
+
 def forward(indptr, indices, distances, scores, gamma_f: float, product: bool) -> np.ndarray:
     """See :func:`d2fast._backends.reference.forward`."""
     return _core.forward(indptr, indices, distances, scores, float(gamma_f), bool(product))

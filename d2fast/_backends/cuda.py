@@ -16,7 +16,7 @@ select_heap
     The same function as ``select_rounds``: the GPU has no sequential heap. The rounds
     make the heap's picks (up to the float summation order of the updates one node
     receives within a round), so ``algorithm="heap"`` and ``"auto"`` run the rounds too.
-pair_keys, topk_merge, build_csr
+pair_keys, topk_merge, build_csr, renumber
     The graph build stays on the CPU: the ``cpp`` backend, or the NumPy reference
     where the extension is missing.
 
@@ -67,6 +67,11 @@ def topk_merge(D, ids, dest, outD, outI, bound=None) -> None:
 def build_csr(knn_idx, knn_dist, symmetric: bool):
     """See :func:`d2fast._backends.reference.build_csr` (runs on the CPU)."""
     return _host.build_csr(knn_idx, knn_dist, symmetric)
+
+
+def renumber(indptr, indices, distances, rows):
+    """See :func:`d2fast._backends.reference.renumber` (runs on the CPU)."""
+    return _host.renumber(indptr, indices, distances, rows)
 
 
 def forward(indptr, indices, distances, scores, gamma_f: float, product: bool) -> np.ndarray:

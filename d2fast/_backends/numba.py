@@ -199,6 +199,56 @@ def build_csr(knn_idx: np.ndarray, knn_dist: np.ndarray, symmetric: bool):
     return indptr, indices, distances.view(np.float32)
 
 
+# --------------------------------------------------------------------------- renumber
+@njit(parallel=True)
+def _kept_degrees(indptr, indices, new_id, kept):
+    """``kept[new_id[r]]``: the neighbours of each kept node r that ``new_id`` keeps (>= 0).
+    Both kernels walk the old rows in order (sequential reads)."""
+    for r in prange(new_id.size):
+        if new_id[r] >= 0:
+            count = 0
+            for p in range(indptr[r], indptr[r + 1]):
+                if new_id[indices[p]] >= 0:
+                    count += 1
+            kept[new_id[r]] = count
+
+
+@njit(parallel=True)
+def _renumber_rows(indptr, indices, dist_bits, new_id, out_indptr, out_indices, out_bits):
+    """Fill new row ``new_id[r]`` of each kept node r: its edges to kept nodes as keys
+    ``new id << 32 | dist_bits``, sorted, unpacked into ``out_indices`` / ``out_bits``."""
+    for r in prange(new_id.size):
+        t = new_id[r]
+        if t < 0:
+            continue
+        keys = np.empty(out_indptr[t + 1] - out_indptr[t], dtype=np.int64)
+        q = 0
+        for p in range(indptr[r], indptr[r + 1]):
+            j = new_id[indices[p]]
+            if j >= 0:
+                keys[q] = (j << 32) | np.int64(dist_bits[p])
+                q += 1
+        keys.sort()
+        for q in range(keys.size):
+            out_indices[out_indptr[t] + q] = keys[q] >> 32
+            out_bits[out_indptr[t] + q] = keys[q] & _LOW32
+
+
+def renumber(indptr, indices, distances, rows):
+    """See :func:`d2fast._backends.reference.renumber`."""
+    new_id = np.full(indptr.size - 1, -1, dtype=np.int64)
+    new_id[rows] = np.arange(rows.size)
+    kept = np.empty(rows.size, dtype=np.int64)
+    _kept_degrees(indptr, indices, new_id, kept)
+    out_indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(kept, out=out_indptr[1:])
+    out_indices = np.empty(out_indptr[-1], dtype=np.int32)
+    out_bits = np.empty(out_indptr[-1], dtype=np.uint32)
+    bits = (np.ascontiguousarray(distances) + np.float32(0.0)).view(np.uint32)  # -0.0 -> +0.0
+    _renumber_rows(indptr, indices, bits, new_id, out_indptr, out_indices, out_bits)
+    return out_indptr, out_indices, out_bits.view(np.float32)
+
+
 # --------------------------------------------------------------------------- forward
 @njit(parallel=True)
 def _weights(distances, gamma):

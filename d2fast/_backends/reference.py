@@ -1,6 +1,6 @@
 """Pure-NumPy reference kernels: the oracle every other backend is tested against.
 
-Written for clarity, not speed. Every backend module exposes the same three kernels
+Written for clarity, not speed. Every backend module exposes the same kernels
 with the same signatures; inputs are already validated and of the stated dtypes
 (see ``d2fast._validate``), so kernels never check them again.
 
@@ -9,6 +9,7 @@ Kernels
 pair_keys(X, rows, cand, cosine) -> float64 (m, c)
 topk_merge(D, ids, dest, outD, outI, bound=None) -> None (outD, outI updated in place)
 build_csr(knn_idx, knn_dist, symmetric) -> (indptr, indices, distances)
+renumber(indptr, indices, distances, rows) -> (indptr, indices, distances)
 forward(indptr, indices, distances, scores, gamma_f, product) -> float64 (n,)
 select_heap(indptr, indices, distances, scores, n_keep, gamma_r, absolute) -> int64 (n_keep,)
 """
@@ -125,6 +126,40 @@ def build_csr(knn_idx: np.ndarray, knn_dist: np.ndarray, symmetric: bool):
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
     return indptr, dst.astype(np.int32), dist.astype(np.float32)
+
+
+def renumber(indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray,
+             rows: np.ndarray):
+    """The graph induced by ``rows``, renumbered: node t is node ``rows[t]``.
+
+    Parameters
+    ----------
+    indptr, indices, distances : int64 (n + 1,), int32 (nnz,), float32 (nnz,)
+        A CSR graph of n nodes.
+    rows : int64 of shape (m,)
+        Distinct node ids in ``[0, n)``, in any order (a permutation of ``range(n)``
+        renumbers the whole graph; a subset gives the induced subgraph).
+
+    Returns
+    -------
+    indptr : int64 of shape (m + 1,)
+    indices : int32, the edges of ``rows[t]`` to nodes in ``rows``, by new id
+    distances : float32, the same edges' distances
+    """
+    new_id = np.full(indptr.size - 1, -1, dtype=np.int64)
+    new_id[rows] = np.arange(rows.size)
+    counts = indptr[rows + 1] - indptr[rows]
+    owner = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
+    first = np.repeat(indptr[rows] - np.cumsum(counts) + counts, counts)
+    edge = first + np.arange(owner.size, dtype=np.int64)  # row by row, in CSR order
+    target = new_id[indices[edge]]
+    inside = target >= 0
+    owner, edge, target = owner[inside], edge[inside], target[inside]
+    order = np.argsort(owner * rows.size + target, kind="stable")  # by new row, new id
+    out_indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owner, minlength=rows.size), out=out_indptr[1:])
+    return (out_indptr, target[order].astype(np.int32),
+            distances[edge[order]].astype(np.float32) + np.float32(0.0))
 
 
 def forward(indptr, indices, distances, scores, gamma_f: float, product: bool) -> np.ndarray:
