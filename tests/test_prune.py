@@ -502,14 +502,16 @@ def test_labels_only_for_the_check_need_hard_prune_auto():
     assert without["hard_prune_rescued"] == 0
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("rate", [0.3, 0.6, 0.8, 0.95])
 def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
-    """An independent, loop-by-loop reading of the rule: of the rows the hard prune drops
-    (outlier mode and rate term), those whose label all their graph neighbours share are
-    rescued; then, hardest first, the pool's rows whose label fewer than half of their
-    neighbours share and whose neighbours of other labels have a median score at or below
-    the median score are dropped while the drop budget lasts; nothing else."""
+    """An independent, loop-by-loop reading of the rule: where fewer than half of the rows
+    have a label that at least half of their neighbours share (a hard task), the rate term
+    starts at rate 0; of the rows the hard prune drops (outlier mode and rate term), those
+    whose label all their graph neighbours share are rescued; then, hardest first, the
+    pool's rows whose label fewer than half of their neighbours share and whose neighbours
+    of other labels have a median score at or below the median score are dropped while the
+    drop budget lasts; nothing else."""
     from d2fast.mixture import high_mode
 
     emb, scores, labels, _ = noisy_labels(n=400, seed=seed)
@@ -518,12 +520,20 @@ def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
         scores[::10] = 5 + 0.3 * np.random.default_rng(seed).normal(size=40)
     if seed == 2:  # forgetting-like: mostly 0, so the median is the minimum
         scores = np.floor(scores * 3) * (np.random.default_rng(seed).random(400) < 0.3)
+    if seed == 4:  # labels the embedding does not separate: a hard task
+        labels = np.random.default_rng(seed).integers(0, 6, 400)
     keep, info = d2fast.prune(emb, scores, rate=rate, labels=labels, return_info=True)
     n, n_keep = 400, keep.size
     g = d2fast.knn_graph(emb, 5)
     order = sorted(range(n), key=lambda i: (-scores[i], tie_keys(np.array([i]))[0]))
     mode_drop = min(high_mode(scores).count, n - n_keep)
     pruned = max(mode_drop, min(int(max(0.0, (n - n_keep) - 0.5 * n) * 0.5), n - n_keep))
+    shared = [2 * sum(labels[j] == labels[i] for j in g.indices[g.indptr[i]:g.indptr[i + 1]])
+              >= g.indptr[i + 1] - g.indptr[i] for i in range(n)]
+    hard_task = sum(shared) < 0.5 * n
+    assert hard_task == (seed == 4) and hard_task == ("hard task" in info["hard_prune_reason"])
+    if hard_task:
+        pruned = max(pruned, int((n - n_keep) * 0.5))
     pool, rescued, dropped = n - pruned, 0, set()
     for i in order[:pruned]:
         near = g.indices[g.indptr[i]:g.indptr[i + 1]]
