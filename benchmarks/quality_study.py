@@ -980,7 +980,7 @@ def summary(reference: str = "d2", seeds=None, names=DESIGN, embed="net") -> str
     acceptance: >= random - 0.2 points and >= the best baseline - 0.5 points. ``seeds``:
     only the records of these seeds (default all)."""
     records = _records(seeds, embed)
-    lines = [f"{'dataset':<8}{'score':<11}{'noise':>6}{'seeds':>6}   "
+    lines = [f"{'dataset':<9}{'score':<11}{'noise':>6}{'seeds':>6}   "
              + "".join(f"{f'd2-rand {100 * r:g}%':>14}" for r in RATES)
              + "".join(f"{f'd2-best {100 * r:g}%':>14}" for r in RATES)]
     met, cells_all, missed = 0, 0, []
@@ -1009,7 +1009,7 @@ def summary(reference: str = "d2", seeds=None, names=DESIGN, embed="net") -> str
                     else:
                         missed.append(f"{name}/{score}/{noise:.0%}/{100 * rate:g}%")
                 seeds = len({r["seed"] for r in rows if r["method"] == reference})
-                lines.append(f"{name:<8}{score:<11}{noise:>6.0%}{seeds:>6}   "
+                lines.append(f"{name:<9}{score:<11}{noise:>6.0%}{seeds:>6}   "
                              + "".join(f"{c:>14}" for c in cells))
     lines.append(f"{reference!r} meets the acceptance in {met} of {cells_all} cells; "
                  f"missed: {', '.join(missed) or 'none'}")
@@ -1049,7 +1049,7 @@ def versus(candidate: str, reference: str = "d2", seeds=None, names=DESIGN,
                     diff, spread = 100 * (a - b), 100 * max(sa, sb)
                     losses += diff < -spread
                     wins += diff > spread
-                    lines.append(f"{name:<8}{score:<11}{noise:>6.0%}{100 * rate:>5g}%   "
+                    lines.append(f"{name:<9}{score:<11}{noise:>6.0%}{100 * rate:>5g}%   "
                                  f"{100 * a:6.2f} ± {100 * sa:4.2f} vs {100 * b:6.2f} ± "
                                  f"{100 * sb:4.2f}   {diff:+.2f}"
                                  + ("  LOSS" if diff < -spread else

@@ -40,6 +40,23 @@ static void check_csr(const py::array& indptr, const py::array& indices,
         throw py::value_error("indptr/indices/distances sizes do not form a CSR graph");
 }
 
+// A CSR graph of `rows` nodes from `kernel(indptr, indices, distances)` (the GIL released;
+// false: Ctrl-C stopped it) as the tuple (indptr, indices, distances) of NumPy arrays.
+template <class Kernel>
+static py::tuple csr_tuple(idx_t rows, Kernel kernel) {
+    py::array_t<idx_t> indptr(rows + 1);
+    idx_t* ip = indptr.mutable_data();
+    std::vector<nbr_t> indices;
+    std::vector<float> distances;
+    bool done;
+    {
+        py::gil_scoped_release release;
+        done = kernel(ip, indices, distances);
+    }
+    if (!done) throw py::error_already_set();
+    return py::make_tuple(indptr, to_numpy(std::move(indices)), to_numpy(std::move(distances)));
+}
+
 static py::tuple build_csr(py::array knn_idx, py::array knn_dist, bool symmetric) {
     knn_idx = aligned(knn_idx), knn_dist = aligned(knn_dist);
     const idx_t* I = data_of<idx_t>(knn_idx, "knn_idx", 2);
@@ -47,17 +64,10 @@ static py::tuple build_csr(py::array knn_idx, py::array knn_dist, bool symmetric
     if (knn_idx.shape(0) != knn_dist.shape(0) || knn_idx.shape(1) != knn_dist.shape(1))
         throw py::value_error("knn_idx and knn_dist must have the same shape");
     const idx_t n = knn_idx.shape(0), c = knn_idx.shape(1);
-    py::array_t<idx_t> indptr(n + 1);
-    idx_t* ip = indptr.mutable_data();
-    std::vector<nbr_t> indices;
-    std::vector<float> distances;
-    bool done;
-    {
-        py::gil_scoped_release release;
-        done = d2::build_csr(n, c, I, D, symmetric, ip, indices, distances, CheckSignals{});
-    }
-    if (!done) throw py::error_already_set();
-    return py::make_tuple(indptr, to_numpy(std::move(indices)), to_numpy(std::move(distances)));
+    return csr_tuple(n, [&](idx_t* ip, std::vector<nbr_t>& indices,
+                            std::vector<float>& distances) {
+        return d2::build_csr(n, c, I, D, symmetric, ip, indices, distances, CheckSignals{});
+    });
 }
 
 static py::tuple renumber(py::array indptr, py::array indices, py::array distances,
@@ -69,21 +79,14 @@ static py::tuple renumber(py::array indptr, py::array indices, py::array distanc
     const idx_t n = indptr.size() - 1, m = rows.size();
     for (idx_t t = 0; t < m; ++t)
         if (r[t] < 0 || r[t] >= n) throw py::value_error("rows must lie in [0, n)");
-    py::array_t<idx_t> out_indptr(m + 1);
-    idx_t* op = out_indptr.mutable_data();
-    std::vector<nbr_t> out_indices;
-    std::vector<float> out_distances;
-    bool done;
-    {
-        py::gil_scoped_release release;
-        done = d2::renumber(n, static_cast<const idx_t*>(indptr.data()),
-                            static_cast<const nbr_t*>(indices.data()),
-                            static_cast<const float*>(distances.data()), m, r, op,
-                            out_indices, out_distances, CheckSignals{});
-    }
-    if (!done) throw py::error_already_set();
-    return py::make_tuple(out_indptr, to_numpy(std::move(out_indices)),
-                          to_numpy(std::move(out_distances)));
+    const auto* ptr = static_cast<const idx_t*>(indptr.data());
+    const auto* idx = static_cast<const nbr_t*>(indices.data());
+    const auto* dist = static_cast<const float*>(distances.data());
+    return csr_tuple(m, [&](idx_t* op, std::vector<nbr_t>& out_indices,
+                            std::vector<float>& out_distances) {
+        return d2::renumber(n, ptr, idx, dist, m, r, op, out_indices, out_distances,
+                            CheckSignals{});
+    });
 }
 
 static py::array_t<double> forward(py::array indptr, py::array indices, py::array distances,
