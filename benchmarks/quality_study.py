@@ -71,6 +71,11 @@ drop budget lasts; "d2 check pool le" both; "d2 check pool le all" also rescues 
 hard-pruned row only when all its neighbours share its label: prune's label check since
 stop 26. "d2 rate easy" (no labels): a rate-term row returns to the pool when its graph
 neighbours' median score is above the median score (rejected: docs/quality-study.md).
+Stop 27 ("Stop 27"): "d2 rough" (no labels) starts the rate term at rate 0 where the
+scores are rough on the graph (:func:`score_smoothness`), "d2 rough labels" the same with
+the label check (both rejected); "d2 gated labels" does so where the labels' kNN agreement
+is below one half (:func:`label_agreement`): prune's default since stop 27, as
+``d2fast.budgets.hard_task_pool``; "d2 given labels s26" is the label check of stop 26.
 
 Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penultimate layer,
 trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
@@ -612,9 +617,6 @@ def _rough_labels(e, s, r, labels, seed, noisy):
 _rough_labels.uses_noisy_labels = True
 
 
-AGREE_MIN = 0.5  # "d2 gated labels": below this kNN label agreement, the hard regime
-
-
 def label_agreement(e, labels) -> float:
     """The share of rows whose training label at least half of their neighbours in the 5-NN
     union graph of ``e`` share (1 - the disputed share of the label check): how well the
@@ -625,13 +627,13 @@ def label_agreement(e, labels) -> float:
 
 def _gated_labels(e, s, r, labels, seed, noisy):
     """prune's defaults given the training labels; where the embedding separates the
-    classes poorly (:func:`label_agreement` < ``AGREE_MIN``: a hard task, where hard rows
-    are mostly noise or confusion and the literature keeps easy ones) the rate term
-    starts at rate 0, ``beta_rate = rate * RATE_SLOPE``, before the label check (stop 27,
-    tried)."""
+    classes poorly (:func:`label_agreement` < ``budgets.AGREE_MIN``: a hard task, where
+    hard rows are mostly noise or confusion and the literature keeps easy ones) the rate
+    term starts at rate 0, ``beta_rate = rate * RATE_SLOPE``, before the label check
+    (stop 27; adopted: prune's default up to one row of rounding, see the docs)."""
     from unittest import mock
 
-    if label_agreement(e, noisy) >= AGREE_MIN:
+    if label_agreement(e, noisy) >= budgets.AGREE_MIN:
         return d2fast.prune(e, s, rate=r, labels=noisy)
     beta = max(budgets.resolve_hard_prune(s, "auto", _n_keep(s, r))[0],
                _capped(s, r, r * budgets.RATE_SLOPE))
