@@ -588,14 +588,30 @@ def score_smoothness(e, s) -> float:
     return float(spearmanr(s, around)[0])
 
 
+def _rate_from_zero(s, r) -> float:
+    """prune's ``"auto"`` beta with the rate term started at rate 0,
+    ``beta_rate = rate * RATE_SLOPE`` (stop 27)."""
+    return max(budgets.resolve_hard_prune(s, "auto", _n_keep(s, r))[0],
+               _capped(s, r, r * budgets.RATE_SLOPE))
+
+
+def _labels_with_beta(e, s, r, noisy, beta):
+    """prune's defaults given the training labels, its hard prune ``beta`` before the label
+    check (the label check itself unchanged)."""
+    from unittest import mock
+
+    with mock.patch.object(sys.modules["d2fast.prune"], "resolve_hard_prune",
+                           lambda scores, hard_prune, n_keep: (beta, "study variant")):
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+
+
 def _rough_beta(e, s, r) -> float:
     """The hard prune of "d2 rough": prune's ``"auto"``, but where the scores are rough on
     the graph (:func:`score_smoothness` < ``ROUGH``: label noise the outlier mode may miss)
-    the rate term starts at rate 0: ``beta_rate = rate * RATE_SLOPE`` (stop 27, tried)."""
-    beta = budgets.resolve_hard_prune(s, "auto", _n_keep(s, r))[0]
+    :func:`_rate_from_zero` (stop 27, tried)."""
     if score_smoothness(e, s) < ROUGH:
-        beta = max(beta, _capped(s, r, r * budgets.RATE_SLOPE))
-    return beta
+        return _rate_from_zero(s, r)
+    return budgets.resolve_hard_prune(s, "auto", _n_keep(s, r))[0]
 
 
 def _rough(e, s, r, labels, seed):
@@ -606,12 +622,7 @@ def _rough(e, s, r, labels, seed):
 def _rough_labels(e, s, r, labels, seed, noisy):
     """prune's defaults given the training labels (the label check runs on the pool and the
     hard-pruned rows), the hard prune of :func:`_rough_beta`."""
-    from unittest import mock
-
-    beta = _rough_beta(e, s, r)
-    with mock.patch.object(sys.modules["d2fast.prune"], "resolve_hard_prune",
-                           lambda scores, hard_prune, n_keep: (beta, "d2 rough")):
-        return d2fast.prune(e, s, rate=r, labels=noisy)
+    return _labels_with_beta(e, s, r, noisy, _rough_beta(e, s, r))
 
 
 _rough_labels.uses_noisy_labels = True
@@ -631,15 +642,9 @@ def _gated_labels(e, s, r, labels, seed, noisy):
     hard rows are mostly noise or confusion and the literature keeps easy ones) the rate
     term starts at rate 0, ``beta_rate = rate * RATE_SLOPE``, before the label check
     (stop 27; adopted: prune's default up to one row of rounding, see the docs)."""
-    from unittest import mock
-
     if label_agreement(e, noisy) >= budgets.AGREE_MIN:
         return d2fast.prune(e, s, rate=r, labels=noisy)
-    beta = max(budgets.resolve_hard_prune(s, "auto", _n_keep(s, r))[0],
-               _capped(s, r, r * budgets.RATE_SLOPE))
-    with mock.patch.object(sys.modules["d2fast.prune"], "resolve_hard_prune",
-                           lambda scores, hard_prune, n_keep: (beta, "d2 gated")):
-        return d2fast.prune(e, s, rate=r, labels=noisy)
+    return _labels_with_beta(e, s, r, noisy, _rate_from_zero(s, r))
 
 
 _gated_labels.uses_noisy_labels = True

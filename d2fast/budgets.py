@@ -232,13 +232,12 @@ def hard_task_pool(scores: np.ndarray, pool: np.ndarray, n_keep: int,
     share (``1 - disputed_labels(...).mean()``): 0.82-0.99 on the study's clean image sets,
     0.13-0.57 on its two text sets of about 40 overlapping classes, and lower with label
     noise (0.31-0.59 on the image sets with 40 % flipped; docs/quality-study.md, stop 27).
-    Below
-    ``AGREE_MIN`` the embedding separates the classes poorly: the task is hard for the
-    data at hand, the hardest rows are mostly label noise or confusion that the label check
-    cannot tell apart, and keeping easy rows pays (Sorscher et al., NeurIPS 2022: with
-    little data for the task, keep the easy examples). Then the rate term starts at rate
-    0: ``floor((n - n_keep) * RATE_SLOPE)`` of the hardest rows are dropped, or the pool's
-    own drop if larger. Else the pool is returned as it is.
+    Below ``AGREE_MIN`` the embedding separates the classes poorly: the task is hard for
+    the data at hand, the hardest rows are mostly label noise or confusion that the label
+    check cannot tell apart, and keeping easy rows pays (Sorscher et al., NeurIPS 2022:
+    with little data for the task, keep the easy examples). Then the rate term starts at
+    rate 0: ``floor((n - n_keep) * RATE_SLOPE)`` of the hardest rows are dropped, or the
+    pool's own drop if larger. Else the pool is returned as it is.
 
     Parameters
     ----------

@@ -146,12 +146,11 @@ def renumber(indptr: np.ndarray, indices: np.ndarray, distances: np.ndarray,
     indices : int32, the edges of ``rows[t]`` to nodes in ``rows``, by new id
     distances : float32, the same edges' distances
     """
+    from d2fast.graph import row_edges
+
     new_id = np.full(indptr.size - 1, -1, dtype=np.int64)
     new_id[rows] = np.arange(rows.size)
-    counts = indptr[rows + 1] - indptr[rows]
-    owner = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
-    first = np.repeat(indptr[rows] - np.cumsum(counts) + counts, counts)
-    edge = first + np.arange(owner.size, dtype=np.int64)  # row by row, in CSR order
+    owner, edge = row_edges(indptr, rows)  # row by row, in CSR order
     target = new_id[indices[edge]]
     inside = target >= 0
     owner, edge, target = owner[inside], edge[inside], target[inside]
