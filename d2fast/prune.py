@@ -11,8 +11,9 @@ from d2fast import _backends
 from d2fast._ties import tie_order
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
                               check_scores, label_names, resolve_n_keep)
-from d2fast.budgets import (BUDGETS, by_class, class_budgets, hard_prune_pool, label_check,
-                            merge_balanced, nothing_to_check, resolve_hard_prune)
+from d2fast.budgets import (BUDGETS, atypicality_rows, by_class, class_budgets,
+                            hard_prune_pool, label_check, merge_balanced, nothing_to_check,
+                            resolve_hard_prune, sample_atypicality)
 from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, graph_of_rows
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, underflow
@@ -86,7 +87,12 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         before the graph is built (the CCS/D2 "mis-ratio"), ``0 <= hard_prune < 1``.
         ``'auto'``: the larger of the fraction of rows in a separate mode of high scores
         (mislabelled rows) and ``max(0, rate - 0.5) / 2``, capped so that ``n_keep``
-        rows remain; see :func:`d2fast.budgets.auto_hard_prune`. With ``labels``, rows
+        rows remain; see :func:`d2fast.budgets.auto_hard_prune`. Without ``labels``, in
+        a hard task the rate term starts at rate 0 (``rate / 2``): where the hard rows are
+        not the atypical ones, i.e. Spearman's correlation between a row's score and its
+        mean distance to its k nearest neighbours is below 0.2
+        (:func:`d2fast.budgets.hardness_atypicality`, on the exact kNN graph of at most
+        10,000 rows, a fixed sample: one more small kNN search). With ``labels``, rows
         are checked against them on the graph of all rows (the prebuilt ``graph``, or one
         more kNN graph built as the selection's: k, metric, knn). Where fewer than half
         of the rows have a label that at least half of their neighbours share (a hard
@@ -134,7 +140,9 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``label`` (name or id; None without per-class selection), ``rows`` (after hard
         pruning and dedup), ``n_keep``, ``k`` (lowered to rows - 1 in a small class; None for an
         induced subgraph), ``knn``, ``knn_params``; ``hard_prune`` (the fraction of
-        hardest rows the rule takes), ``hard_prune_reason``, ``hard_pruned`` (rows
+        hardest rows the rule takes), ``hard_prune_reason``,
+        ``hard_prune_atypicality`` (``'auto'`` without labels: the hard rows' correlation
+        with atypicality, see ``hard_prune``; else None), ``hard_pruned`` (rows
         dropped), ``hard_prune_rescued`` (rows of that fraction the label check kept; 0
         without it); ``gamma_r`` (the value
         used; None when ``'auto'`` chose one per class: each class's ``gamma_r`` and
@@ -145,7 +153,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         unless it was removed as a duplicate; -1 for hard-pruned rows; None without
         dedup), ``dedup_removed``; ``backend`` (the one used); ``timings_s`` with ``knn``
         (search and CSR build, or cutting subgraphs of a given graph; with the label
-        check, its graph of all rows too), ``dedup``,
+        check, its graph of all rows too; without labels, ``'auto'``'s sample graph),
+        ``dedup``,
         ``forward``, ``select``, ``total``.
 
     Warns
@@ -213,16 +222,22 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     check_choice(reverse, "reverse", REVERSE)
     eps = None if dedup is None else check_real(dedup, "dedup")
     backend_name = _backends.get(backend).NAME
-    beta, reason = resolve_hard_prune(scores, hard_prune, n_keep)
-    pool = hard_prune_pool(scores, beta, n_keep)
     ids = None if labels is None else check_labels(labels, n)
+    times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
+    atypical = None
+    if isinstance(hard_prune, str) and hard_prune == "auto" and ids is None and \
+            not nothing_to_check(scores, n_keep):
+        t = time.perf_counter()
+        atypical = _atypicality(X, scores, graph, k, metric, backend)
+        times["knn"] += time.perf_counter() - t
+    beta, reason = resolve_hard_prune(scores, hard_prune, n_keep, atypical)
+    pool = hard_prune_pool(scores, beta, n_keep)
     checked = ids is not None and isinstance(hard_prune, str)
     if ids is not None and class_budget is None and not checked:
         raise ValueError(f"labels without class_budget serve only hard_prune='auto' (its "
                          f"label check), but hard_prune={hard_prune!r}: pass class_budget="
                          f"'proportional' or 'uniform' (CLI: --class-budget) for "
                          f"class-balanced selection")
-    times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
     rescued = 0
     if checked:
         t = time.perf_counter()
@@ -310,7 +325,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         low, high = min(c["gamma_r"] for c in used), max(c["gamma_r"] for c in used)
         info.update(gamma_r=None, gamma_r_reason=f"auto per class: {low:.4g} to {high:.4g} "
                     f"over {len(used)} classes (each class's value and reason in 'classes')")
-    info.update(hard_prune=beta, hard_prune_reason=reason, hard_pruned=n - pool.size,
+    info.update(hard_prune=beta, hard_prune_reason=reason, hard_prune_atypicality=atypical,
+                hard_pruned=n - pool.size,
                 hard_prune_rescued=rescued,
                 zero_distance_rows=zero_rows, dedup=eps, dedup_groups=rep,
                 dedup_removed=0 if rep is None else int((pool.size - sum(
@@ -339,6 +355,16 @@ def _group_graph(X: np.ndarray, rows: np.ndarray, graph: str | Graph, k: int | N
     return graph_of_rows(X, None if rows.size == X.shape[0] else rows, min(k, rows.size - 1),
                          metric=metric, graph=graph, knn=knn, knn_params=knn_params,
                          progress=progress, backend=backend)
+
+
+def _atypicality(X: np.ndarray, scores: np.ndarray, graph: str | Graph, k: int | None,
+                 metric: str | None, backend: str) -> float | None:
+    """:func:`d2fast.budgets.sample_atypicality` of :func:`d2fast.budgets.atypicality_rows`
+    (k, metric: the selection's, or a prebuilt graph's)."""
+    if isinstance(graph, Graph):
+        k, metric = graph.meta.get("k", 5), graph.meta.get("metric", "euclidean")
+    rows = atypicality_rows(X.shape[0])
+    return sample_atypicality(X[rows], scores[rows], k, metric, backend)
 
 
 def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.ndarray,

@@ -1,4 +1,5 @@
-"""hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases; its
+"""hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases, and
+its hard-task signal without labels (hardness_atypicality, atypicality_rows); its
 label check (label_check_rows, disputed_labels, unanimous_labels, among_easy,
 label_checked_pool; label_check itself in test_prune.py)."""
 from contextlib import nullcontext
@@ -9,10 +10,12 @@ import pytest
 
 import d2fast
 from d2fast._ties import tie_keys
-from d2fast.budgets import (AGREE_MIN, RATE_FREE, RATE_SLOPE, among_easy, auto_hard_prune,
-                            beta_dropping, disputed_labels, hard_prune_pool, hard_task_drop,
-                            hard_task_pool, label_check_rows, label_checked_pool,
-                            rate_term_drop, resolve_hard_prune, unanimous_labels)
+from d2fast.budgets import (AGREE_MIN, ATYPICAL_MIN, ATYPICAL_ROWS, RATE_FREE, RATE_SLOPE,
+                            among_easy, atypicality_rows, auto_hard_prune, beta_dropping,
+                            disputed_labels, hard_prune_pool, hard_task_drop, hard_task_pool,
+                            hardness_atypicality, label_check_rows, label_checked_pool,
+                            rate_term_drop, resolve_hard_prune, sample_atypicality,
+                            unanimous_labels)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -139,9 +142,12 @@ def test_rate_term_drop(n, n_keep, want):
 def test_prune_defaults_to_auto_and_zero_is_pure_d2():
     rng = np.random.default_rng(2)
     emb, scores = rng.normal(size=(600, 4)), noisy(540, 60, seed=2)
-    auto = d2fast.prune(emb, scores, rate=0.5)
+    auto, info = d2fast.prune(emb, scores, rate=0.5, return_info=True)
     assert np.array_equal(auto, d2fast.prune(emb, scores, rate=0.5, hard_prune="auto"))
-    beta, _ = auto_hard_prune(scores, 300)
+    atypical = sample_atypicality(emb, scores, 5, "euclidean")  # scores unrelated to emb
+    assert info["hard_prune_atypicality"] == atypical < ATYPICAL_MIN
+    beta, _ = auto_hard_prune(scores, 300, atypical)  # a hard task: 150 rows dropped
+    assert dropped(scores, beta) == 150 and info["hard_pruned"] == 150
     assert np.array_equal(auto, d2fast.prune(emb, scores, rate=0.5, hard_prune=beta))
     assert not np.isin(np.arange(540, 600), auto).any()  # the noise mode is not kept
     pure = d2fast.prune(emb, scores, rate=0.5, hard_prune=0.0)
@@ -168,6 +174,74 @@ def test_auto_with_labels_and_tiny_classes():
         disputed = disputed_labels(d2fast.knn_graph(emb, k), labels)
         assert not np.isin(mode[disputed[mode]], keep).any()
         assert np.isin(mode, keep).sum() < 0.2 * mode.size
+
+
+# -- hard_prune="auto" without labels: the hard task ---------------------------------------
+
+def test_hard_task_starts_the_rate_term_at_rate_0():
+    scores = np.arange(1000, dtype=float)  # no outlier mode: the rate term alone
+    for n_keep in (700, 500, 300, 100):  # rates 0.3 to 0.9
+        plain, _ = auto_hard_prune(scores, n_keep)
+        assert auto_hard_prune(scores, n_keep, None)[0] == plain
+        assert auto_hard_prune(scores, n_keep, ATYPICAL_MIN)[0] == plain  # at the bound
+        beta, why = auto_hard_prune(scores, n_keep, ATYPICAL_MIN - 0.01)
+        assert dropped(scores, beta) == hard_task_drop(1000, n_keep) == (1000 - n_keep) // 2
+        assert "hard task (hardness-atypicality 0.190 < 0.2)" in why
+        assert f"rate term {(1000 - n_keep) / 1000 * RATE_SLOPE:.3f}" in why
+    assert "hardness-atypicality 0.500" in auto_hard_prune(scores, 700, 0.5)[1]
+    assert auto_hard_prune(scores, 1000, -1.0)[0] == 0.0  # every row kept
+    assert auto_hard_prune(np.ones(1000), 300, -1.0)[0] == 0.0  # constant scores
+    assert dropped(scores, auto_hard_prune(scores, 0, -1.0)[0]) == 500  # half the budget
+    assert resolve_hard_prune(scores, "auto", 700, -1.0) == auto_hard_prune(scores, 700, -1.0)
+    assert resolve_hard_prune(scores, 0.0, 700, -1.0)[0] == 0.0  # a float is used as given
+
+
+def test_hard_task_keeps_a_larger_outlier_mode():
+    scores = noisy()  # a mode of about 200 of 2000 rows
+    mode = dropped(scores, auto_hard_prune(scores, 1800)[0])  # rate 0.1: the mode alone
+    assert 150 <= mode <= 250
+    beta, why = auto_hard_prune(scores, 1800, 0.0)  # the hard task drops 100 < the mode
+    assert dropped(scores, beta) == mode and "hard task" in why
+
+
+def test_hardness_atypicality_is_spearman_of_score_and_mean_edge_length():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(400, 3)) * rng.lognormal(0.0, 0.5, (400, 1))
+    g = d2fast.knn_graph(emb, 5)
+    degree = np.diff(g.indptr)
+    far = np.add.reduceat(g.distances, g.indptr[:-1]) / degree
+    assert hardness_atypicality(g, far) == pytest.approx(1.0)
+    assert hardness_atypicality(g, -far) == pytest.approx(-1.0)
+    ties = np.round(rng.random(400) * 3)  # heavy ties: average ranks, as scipy's
+    assert hardness_atypicality(g, ties) == pytest.approx(spearmanr(ties, far)[0], abs=1e-12)
+    assert hardness_atypicality(g, np.ones(400)) is None  # constant scores: no signal
+    tiny = d2fast.knn_graph(emb[:2], 1)
+    assert hardness_atypicality(tiny, np.array([0.0, 1.0])) is None  # fewer than 3 rows
+    assert sample_atypicality(emb[:2], np.array([0.0, 1.0]), 5, "euclidean") is None
+    assert sample_atypicality(emb, far, 5, "euclidean") == pytest.approx(1.0)
+    assert sample_atypicality(emb[:3], np.arange(3.0), 5, "euclidean") is not None  # k -> 2
+
+
+def test_hardness_atypicality_leaves_out_rows_without_neighbours():
+    # 5 rows in a chain 0-1-2-3 plus an isolated row 4 (a Graph with an empty row)
+    g = d2fast.Graph(np.array([0, 1, 3, 5, 6, 6]), np.array([1, 0, 2, 1, 3, 2]),
+                     np.array([1.0, 1.0, 2.0, 2.0, 3.0, 3.0], dtype=np.float32))
+    scores = np.array([1.0, 1.5, 2.5, 3.0, -100.0])  # row 4's score would break the order
+    assert hardness_atypicality(g, scores) == pytest.approx(1.0)
+
+
+def test_atypicality_rows_are_a_fixed_sample():
+    np.testing.assert_array_equal(atypicality_rows(10), np.arange(10))
+    np.testing.assert_array_equal(atypicality_rows(ATYPICAL_ROWS), np.arange(ATYPICAL_ROWS))
+    n = ATYPICAL_ROWS + 5000
+    rows = atypicality_rows(n)
+    assert rows.dtype == np.int64 and rows.size == ATYPICAL_ROWS
+    assert (np.diff(rows) > 0).all()  # sorted, distinct
+    keys = tie_keys(np.arange(n))
+    assert keys[rows].max() < np.delete(keys, rows).min()  # the lowest tie keys
+    assert rows[-1] > ATYPICAL_ROWS  # spread over all rows, not the first ones
 
 
 # -- hard_prune="auto" with labels: the label check ------------------------------------------

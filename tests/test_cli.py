@@ -46,10 +46,11 @@ def assert_one_line_error(proc, command: str, fragment: str) -> None:
 
 @pytest.fixture
 def files(tmp_path):
-    """Embeddings, scores and labels of 300 rows in .npy."""
+    """Embeddings, scores and labels of 300 rows in .npy (the scores grow with a row's
+    distance from the centre: no hard task for hard_prune="auto")."""
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(300, 8)).astype(np.float32)
-    scores = rng.normal(size=300)
+    scores = np.linalg.norm(emb, axis=1) + 0.3 * rng.normal(size=300)
     labels = rng.integers(0, 3, size=300)
     for name, arr in (("emb", emb), ("scores", scores), ("labels", labels)):
         np.save(tmp_path / f"{name}.npy", arr)
@@ -247,11 +248,19 @@ def test_bad_input_one_line_exit_2(files, make, argv, fragment):
 
 
 def test_verbose_logs_the_hard_prune_choice(files):
-    folder = files[0]
-    np.save(folder / "noisy.npy", np.r_[np.linspace(0, 1, 270), np.full(30, 5.0)])
+    folder, emb = files[:2]
+    far = np.linalg.norm(emb, axis=1)
+    noisy = far / far.max()
+    noisy[np.argsort(far)[-30:]] = 5.0  # a mode of 30 among the most atypical rows
+    np.save(folder / "noisy.npy", noisy)
     proc = run("prune", "emb.npy", "noisy.npy", "--rate", 0.9, "-o", "k.npy", "-v", cwd=folder)
     assert "d2fast: hard_prune auto: 0.2000 = drop 60 of 300 rows; outlier mode 0.100" \
-        in proc.stderr and "rate term 0.200" in proc.stderr
+        in proc.stderr and "rate term 0.200" in proc.stderr and "hard task" not in proc.stderr
+    np.save(folder / "unrelated.npy", np.r_[np.linspace(0, 1, 270), np.full(30, 5.0)])
+    proc = run("prune", "emb.npy", "unrelated.npy", "--rate", 0.9, "-o", "k4.npy", "-v",
+               cwd=folder)  # difficulty unrelated to atypicality: a hard task
+    assert "d2fast: hard_prune auto: 0.4500 = drop 135 of 300 rows; outlier mode 0.100" \
+        in proc.stderr and "hard task (hardness-atypicality -0.031 < 0.2)" in proc.stderr
     proc = run("prune", "emb.npy", "noisy.npy", "--rate", 0.5, "-o", "k1.npy", "-v",
                cwd=folder)
     assert "d2fast: hard_prune auto: 0.1000 = drop 30 of 300 rows; outlier mode" in proc.stderr
@@ -398,7 +407,8 @@ def test_prune_sidecar_records_resolved_values(files):
     run("prune", "emb.npy", "scores.npy", "--rate", 0.7, "-q", "-o", "keep.npy", cwd=folder)
     record = json.loads((folder / "keep.npy.json").read_text())
     resolved = record["resolved"]
-    beta, reason = resolve_hard_prune(scores, "auto", 90)
+    beta, reason = resolve_hard_prune(scores, "auto", 90, resolved["hard_prune_atypicality"])
+    assert resolved["hard_prune_atypicality"] > 0.2  # the fixture's: no hard task
     assert {k: resolved[k] for k in ("metric", "graph", "k", "knn", "knn_params",
                                      "normalization", "graph_source", "n_keep")} == {
         "metric": "euclidean", "graph": "union", "k": 5, "knn": "exact", "knn_params": {},

@@ -18,8 +18,11 @@ N = 300
 
 
 def _data(seed=0, n=N, d=6):
+    """Rows and scores that grow with the distance from the centre: the hard rows are the
+    atypical ones, so hard_prune='auto' drops nothing up to rate 0.5 (no hard task)."""
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, d)).astype(np.float32), rng.random(n)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    return X, np.linalg.norm(X, axis=1) + rng.random(n)
 
 
 def _single(X, s, k=5, n_keep=None, rate=0.5, graph="union", reverse="weighted", **kw):
@@ -128,7 +131,7 @@ def test_nothing_kept_reports_gamma_r_as_prune():
 def _outliers(seed=17):
     """Data whose scores have a separate mode of 40 high-score rows (auto drops them)."""
     X, s = _data(seed)
-    s[np.random.default_rng(seed).choice(N, 40, replace=False)] += 3.0
+    s[np.random.default_rng(seed).choice(N, 40, replace=False)] += 10.0
     return X, s
 
 
@@ -138,14 +141,20 @@ def test_hard_prune_auto_equals_prune(graph, shards):
     """hard_prune='auto' (the default of both) drops the same rows before the graph; with
     gamma_r='auto' on the graph of the rows left: the same picks and info."""
     X, s = _outliers()
-    for rate, drops in ((0.3, 40), (0.9, 60)):  # the outlier mode; the rate term
+    X2, s2 = _data(17)[0], np.random.default_rng(17).random(N)  # unrelated to atypicality
+    # the outlier mode; the rate term; a hard task (scores unrelated to atypicality): the
+    # rate term from rate 0 (floor(90 / 2) = 45 > the mode), floor(270 / 2)
+    for X, s, rate, drops in ((X, s, 0.3, 40), (X, s, 0.9, 60), (X2, s2, 0.3, 45),
+                              (X2, s2, 0.9, 135)):
         want, wi = d2fast.prune(X, s, 5, rate, knn="exact", graph=graph, return_info=True)
         got, gi = distributed.prune(X, s, 5, rate, knn="exact", graph=graph, shards=shards,
                                     engine="local", return_info=True)
         np.testing.assert_array_equal(got, want, err_msg=f"rate={rate}")
-        keys = ("hard_prune", "hard_prune_reason", "hard_pruned", "gamma_r", "gamma_r_reason")
+        keys = ("hard_prune", "hard_prune_reason", "hard_prune_atypicality", "hard_pruned",
+                "gamma_r", "gamma_r_reason")
         assert [gi[key] for key in keys] == [wi[key] for key in keys]
         assert gi["hard_pruned"] == drops
+        assert ("hard task" in gi["hard_prune_reason"]) == (drops == 45 or drops == 135)
     kw = dict(knn="exact", graph=graph, n_keep=120, hard_prune=0.25, gamma_r=0.1)
     got, gi = distributed.prune(X, s, 5, shards=shards, engine="local", return_info=True,
                                 **kw)
@@ -362,7 +371,7 @@ def test_ivf_equals_prune_ivf(monkeypatch):
     for metric in ("euclidean", "cosine"):
         want = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric=metric, hard_prune=0.0)
         got = distributed.prune(X, s, 5, 0.5, knn="ivf", metric=metric, shards=3,
-                                engine="local")
+                                engine="local", hard_prune=0.0)
         np.testing.assert_array_equal(got, want, err_msg=metric)
 
 
@@ -584,12 +593,12 @@ def test_nlist_auto_equals_prune(monkeypatch, tmp_path, margin, chosen):
     X = np.concatenate([rng.normal(c, 1.0, (600, 6)) for c in range(0, 50, 5)]).astype(
         np.float32)
     s = rng.random(X.shape[0])
-    want, wi = d2fast.prune(X, s, 5, 0.5, knn="ivf", metric="cosine", return_info=True)
+    kw = dict(knn="ivf", metric="cosine", hard_prune=0.0)  # all 6000 rows in the graph
+    want, wi = d2fast.prune(X, s, 5, 0.5, return_info=True, **kw)
     for i, (a, b) in enumerate([(0, 2500), (2500, 4000), (4000, 6000)]):
         np.save(tmp_path / f"emb-{i}.npy", X[a:b])
     got, gi = distributed.prune(sorted(str(p) for p in tmp_path.glob("emb-*.npy")), s, 5,
-                                0.5, knn="ivf", metric="cosine", engine="local",
-                                return_info=True)
+                                0.5, engine="local", return_info=True, **kw)
     np.testing.assert_array_equal(got, want)
     assert wi["knn_auto"]["nlist_auto"]["choices"] == [150, 750]
     assert gi["knn_params"]["nlist"] == wi["knn_params"]["nlist"] == [150, 750][chosen]
@@ -599,10 +608,9 @@ def test_nlist_auto_equals_prune(monkeypatch, tmp_path, margin, chosen):
         with monkeypatch.context() as m:
             _interrupt(m, "write_rows", 1)
             with pytest.raises(KeyboardInterrupt):
-                distributed.prune(X, s, 5, 0.5, knn="ivf", metric="cosine", engine="local",
-                                  shards=2, workdir=wd)
-        got, gi = distributed.prune(X, s, 5, 0.5, knn="ivf", metric="cosine", engine="local",
-                                    shards=2, workdir=wd, return_info=True)
+                distributed.prune(X, s, 5, 0.5, engine="local", shards=2, workdir=wd, **kw)
+        got, gi = distributed.prune(X, s, 5, 0.5, engine="local", shards=2, workdir=wd,
+                                    return_info=True, **kw)
         np.testing.assert_array_equal(got, want)
         assert gi["resumed"] == ["partition"] and gi["knn_auto"] == wi["knn_auto"]
 
@@ -616,8 +624,8 @@ def test_ray_nlist_auto_equals_prune(ray_cluster, monkeypatch):
     rng = np.random.default_rng(13)
     X = np.concatenate([rng.normal(c, 1.0, (400, 6)) for c in range(0, 50, 5)])
     s = rng.random(X.shape[0])
-    want, wi = d2fast.prune(X, s, 5, 0.5, knn="ivf", return_info=True)
-    got, gi = distributed.prune(X, s, 5, 0.5, knn="ivf", shards=2, engine="ray",
-                                return_info=True)
+    want, wi = d2fast.prune(X, s, 5, 0.5, knn="ivf", hard_prune=0.0, return_info=True)
+    got, gi = distributed.prune(X, s, 5, 0.5, knn="ivf", hard_prune=0.0, shards=2,
+                                engine="ray", return_info=True)
     np.testing.assert_array_equal(got, want)
     assert gi["knn_auto"] == wi["knn_auto"] and gi["knn_params"]["nlist"] == 500

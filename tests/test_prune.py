@@ -71,7 +71,7 @@ def test_prune_prefers_diverse_hard_examples():
     a = rng.normal(size=(100, 2)) * 0.01
     b = rng.normal(size=(100, 2)) * 0.01 + 10
     scores = np.r_[np.full(100, 1.0), np.full(100, 0.9)] + rng.random(200) * 1e-3
-    keep = d2fast.prune(np.r_[a, b], scores, k=5, n_keep=10, gamma_r=0.0)
+    keep = d2fast.prune(np.r_[a, b], scores, k=5, n_keep=10, gamma_r=0.0, hard_prune=0.0)
     assert (keep >= 100).any() and (keep < 100).any()
     topk = np.argsort(-scores)[:10]
     assert (topk < 100).all()  # whereas plain top-k stays in cluster A
@@ -136,12 +136,36 @@ def test_hard_prune_drops_the_hardest_first():
     assert keep.size == 150 and not np.isin(hardest, keep).any()
     # the same as D2 on the remaining rows, mapped back to their ids
     rest = np.setdiff1d(np.arange(300), hardest)
-    want = rest[d2fast.prune(emb[rest], scores[rest], n_keep=150)]
+    want = rest[d2fast.prune(emb[rest], scores[rest], n_keep=150, hard_prune=0.0)]
     np.testing.assert_array_equal(keep, want)
     with pytest.raises(ValueError, match="fewer than n_keep=150 remain"):
         d2fast.prune(emb, scores, rate=0.5, hard_prune=0.6)
     with pytest.raises(ValueError, match="hard_prune == 1.0"):
         d2fast.prune(emb, scores, rate=0.5, hard_prune=1.0)
+
+
+def test_auto_without_labels_reads_the_atypicality_of_a_fixed_sample(tmp_path):
+    from d2fast.budgets import ATYPICAL_ROWS, atypicality_rows, sample_atypicality
+
+    rng = np.random.default_rng(9)
+    n = ATYPICAL_ROWS + 2000
+    emb = rng.normal(size=(n, 4)).astype(np.float32)
+    far = np.linalg.norm(emb, axis=1)
+    rows = atypicality_rows(n)
+    for scores, hard in ((far + 0.1 * rng.random(n), False), (rng.random(n), True)):
+        _, info = d2fast.prune(emb, scores, rate=0.3, return_info=True)
+        want = sample_atypicality(emb[rows], scores[rows], 5, "euclidean")
+        assert info["hard_prune_atypicality"] == want
+        assert ("hard task" in info["hard_prune_reason"]) == hard
+        assert info["hard_pruned"] == (int(0.3 * n) // 2 if hard else 0)
+        path = tmp_path / "emb.npy"  # a memmap reads the same sample
+        np.save(path, emb)
+        _, mapped = d2fast.prune(np.load(path, mmap_mode="r"), scores, rate=0.3,
+                                 return_info=True)
+        assert mapped["hard_prune_atypicality"] == want
+    labels = (emb[:, 0] > 0).astype(int)  # with labels the label check decides instead
+    _, info = d2fast.prune(emb, scores, rate=0.3, labels=labels, return_info=True)
+    assert info["hard_prune_atypicality"] is None
 
 
 @pytest.mark.parametrize("budget", ["proportional", "uniform"])
@@ -198,7 +222,7 @@ def test_k_above_a_class_size_warns_once_naming_the_class():
 
 
 def test_info_reports_the_resolved_choices():
-    from d2fast.budgets import resolve_hard_prune
+    from d2fast.budgets import resolve_hard_prune, sample_atypicality
 
     emb, scores = clustered(400, 6, seed=8)
     keep, info = d2fast.prune(emb, scores, rate=0.7, return_info=True)
@@ -208,8 +232,10 @@ def test_info_reports_the_resolved_choices():
         "n": 400, "n_keep": 120, "graph_source": "built", "metric": "euclidean",
         "normalization": "none", "graph": "union", "k": 5, "knn": "exact", "knn_params": {},
         "backend": d2fast.backends()[0]}
-    assert (info["hard_prune"], info["hard_prune_reason"]) == resolve_hard_prune(scores, "auto",
-                                                                                 120)
+    atypical = sample_atypicality(emb, scores, 5, "euclidean")  # all 400 rows: no sample
+    assert info["hard_prune_atypicality"] == atypical
+    assert (info["hard_prune"], info["hard_prune_reason"]) == resolve_hard_prune(
+        scores, "auto", 120, atypical)
     assert info["hard_pruned"] == 400 - info["classes"][0]["rows"] > 0  # auto: rate term
     assert info["dedup_groups"] is None
     assert set(info["timings_s"]) == {"knn", "dedup", "forward", "select", "total"}
@@ -221,6 +247,7 @@ def test_info_reports_the_resolved_choices():
     assert (info["metric"], info["normalization"], info["graph"], info["k"]) == (
         "cosine", "l2", "directed", 4)
     assert info["knn"] == "ivf" and info["backend"] == "numpy" and info["hard_pruned"] == 40
+    assert info["hard_prune_atypicality"] is None  # a given hard_prune: not computed
     assert info["knn_params"] == {"nlist": d2fast.knn.default_nlist(360), "nprobe": 3,
                                   "pool": None, "candidates": 13, "pca": 0, "partition": None}
     assert info["knn_auto"] is None

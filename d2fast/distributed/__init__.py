@@ -14,7 +14,8 @@ import numpy as np
 from d2fast import _backends
 from d2fast._validate import (check_choice, check_emb, check_int, check_k, check_memory,
                               check_real, check_scores, resolve_n_keep)
-from d2fast.budgets import BUDGETS, hard_prune_pool, resolve_hard_prune
+from d2fast.budgets import (BUDGETS, atypicality_rows, hard_prune_pool, nothing_to_check,
+                            resolve_hard_prune, sample_atypicality)
 from d2fast.distributed.checkpoint import STAGES, Manifest
 from d2fast.distributed.engines import LocalEngine, RayEngine, dead_actor_errors
 from d2fast.distributed.partition import check_rows
@@ -192,7 +193,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         n = emb_files.n
         check_k(k, n)
         n_keep = resolve_n_keep(n, rate, n_keep)
-        beta, why, pool = _hard_prune(scores_files, hard_prune, n_keep)
+        beta, why, atypical, pool = _hard_prune(scores_files, emb_files, hard_prune, n_keep,
+                                                k, metric, backend)
         m = n if pool is None else pool.size  # the rows D2 runs on, as in d2fast.prune
         P = len(emb_files.paths) if shards is None and _is_files(emb) else \
             (os.cpu_count() or 1) if shards is None else check_int(
@@ -211,7 +213,7 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
                                       "candidates": params["candidates"]
                                       or cfg["k"] + 1 + _MARGIN},
                           knn_auto=None, hard_prune=beta, hard_prune_reason=why,
-                          hard_pruned=n - m)
+                          hard_prune_atypicality=atypical, hard_pruned=n - m)
         if n_keep == 0 or m < 2:  # no graph (one row left: kept); reported as prune does
             given = not isinstance(gamma_r, str)
             stats.info.update(gamma_r=gamma_r if given else None,
@@ -262,22 +264,30 @@ def _run(engine_name, address, num_cpus, P, setup, manifest, emb_files, cfg, n_k
             stats.info["worker_peak_rss_by_stage"] = eng.peak_rss_by_stage
 
 
-def _hard_prune(scores: ShardFiles, hard_prune: Any,
-                n_keep: int) -> tuple[float, str, np.ndarray | None]:
-    """``hard_prune`` as :func:`d2fast.prune` resolves it: the fraction, its reason and the
-    rows left (sorted global ids; None when no row is dropped). Other than 0.0 it reads
-    the scores of all n rows on the driver (about 64 B a row at the peak, checked first)."""
+def _hard_prune(scores: ShardFiles, emb: ShardFiles, hard_prune: Any, n_keep: int, k: int,
+                metric: str, backend: str) -> tuple[float, str, float | None, np.ndarray | None]:
+    """``hard_prune`` as :func:`d2fast.prune` resolves it: the fraction, its reason, the
+    hardness-atypicality (``'auto'``: from the embeddings of the same sample of at most
+    10,000 rows; else None) and the rows left (sorted global ids; None when no row is
+    dropped). Other than 0.0 it reads the scores of all n rows on the driver (about 64 B
+    a row at the peak, checked first)."""
     if not isinstance(hard_prune, str) and hard_prune == 0.0:
-        return (*resolve_hard_prune(np.empty(0), hard_prune, n_keep), None)
+        return (*resolve_hard_prune(np.empty(0), hard_prune, n_keep), None, None)
     n = scores.n
     check_memory(64.0 * n, f"hard_prune={hard_prune!r} (the scores of all {n} rows, sorted "
                  "on the driver)", "give the driver more memory, or pass hard_prune=0.0 "
                  "(drop the hardest rows from the shards first)")
     s = scores.read(0, n).astype(np.float64)
     check_rows(s, scores, np.arange(n))
-    beta, why = resolve_hard_prune(s, hard_prune, n_keep)
+    atypical = None
+    if isinstance(hard_prune, str) and not nothing_to_check(s, n_keep):
+        rows = atypicality_rows(n)
+        x = emb.take(rows)
+        check_rows(x, emb, rows)
+        atypical = sample_atypicality(x, s[rows], k, metric, backend)
+    beta, why = resolve_hard_prune(s, hard_prune, n_keep, atypical)
     pool = hard_prune_pool(s, beta, n_keep)
-    return beta, why, None if pool.size == n else pool
+    return beta, why, atypical, None if pool.size == n else pool
 
 
 def _is_files(spec: Any) -> bool:
