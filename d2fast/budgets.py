@@ -152,11 +152,11 @@ def hardness_atypicality(graph: Any, scores: np.ndarray) -> float | None:
     follow atypicality, typical inputs are hard because of their labels (noise, classes the
     inputs do not separate), and such rows cost more than they teach (Sorscher et al.,
     NeurIPS 2022: with little data for the task, keep the easy examples). Study (stop 28,
-    k = 5, 3-9 seeds): 0.13-0.63 on Fashion-MNIST, digits and MNIST-5k with 0-20 % label
-    noise (below 0.2 only forgetting with 20 % noise on label-free embeddings), -0.14-0.37
-    on the two text sets of about 40 overlapping classes (above 0.2 only WordNet without
-    noise on the scoring network's embeddings), 0.01-0.30 with 40 % noise; see
-    docs/quality-study.md.
+    k = 5, 3-9 seeds; docs/quality-study.md): 0.11-0.70 on Fashion-MNIST, digits and
+    MNIST-5k with 0-20 % label noise (below 0.2 only forgetting with 20 % noise on
+    label-free embeddings), 0.01-0.30 with 40 % noise; -0.14-0.37 on the two text sets of
+    about 40 overlapping classes (above 0.2 only WordNet without noise on the scoring
+    network's embeddings, AUM and EL2N), and -0.07-0.48 on the held-out language-ID set.
 
     Parameters
     ----------
