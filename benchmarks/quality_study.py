@@ -79,7 +79,9 @@ is below one half (:func:`label_agreement`): prune's default since stop 27, as
 Stop 28: "d2 atypical" (no labels) starts the rate term at rate 0 where the scores do not
 follow atypicality (:func:`score_atypicality` < 0.2): prune's default without labels since
 stop 28, as ``d2fast.budgets.hardness_atypicality``; "d2 s27" is prune's default without
-labels of stop 27 (the records of "d2" made before stop 28 were renamed so).
+labels of stop 27 (the records of "d2" made before stop 28 were renamed so). "d2 either
+labels" (given the labels) does so where either the labels' kNN agreement or the
+atypicality is below its bound (rejected: docs/quality-study.md).
 
 Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penultimate layer,
 trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
@@ -612,7 +614,8 @@ def _labels_with_beta(e, s, r, noisy, beta):
     from unittest import mock
 
     with mock.patch.object(sys.modules["d2fast.prune"], "resolve_hard_prune",
-                           lambda scores, hard_prune, n_keep: (beta, "study variant")):
+                           lambda scores, hard_prune, n_keep, atypicality=None:
+                           (beta, "study variant")):
         return d2fast.prune(e, s, rate=r, labels=noisy)
 
 
@@ -696,6 +699,20 @@ def _gated_labels(e, s, r, labels, seed, noisy):
 _gated_labels.uses_noisy_labels = True
 
 
+def _gated_either(e, s, r, labels, seed, noisy):
+    """prune's defaults given the training labels; a hard task (the rate term from rate 0,
+    before the label check) where either signal says so: the labels' kNN agreement below
+    ``budgets.AGREE_MIN`` or the scores' atypicality below ``budgets.ATYPICAL_MIN``
+    (stop 28, tried)."""
+    if (label_agreement(e, noisy) >= budgets.AGREE_MIN
+            and score_atypicality(e, s) >= budgets.ATYPICAL_MIN):
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+    return _labels_with_beta(e, s, r, noisy, _rate_from_zero(s, r))
+
+
+_gated_either.uses_noisy_labels = True
+
+
 def _checked(whole, le, unanimous=False):
     def select(e, s, r, labels, seed, noisy):
         """prune's defaults given the training labels, another label check."""
@@ -738,7 +755,8 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 given labels s25": _checked(False, False), "d2 rate easy": _rate_easy,
            "d2 rough": _rough, "d2 rough labels": _rough_labels,
            "d2 gated labels": _gated_labels, "d2 given labels s26": _given_labels_s26,
-           "d2 atypical": _atypical, "d2 s27": _default_s27}
+           "d2 atypical": _atypical, "d2 s27": _default_s27,
+           "d2 either labels": _gated_either}
 
 
 def load(name: str, seed: int):
