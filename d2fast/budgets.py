@@ -231,21 +231,22 @@ def disputed_labels(graph: Any, labels: np.ndarray) -> np.ndarray:
     (deep k-NN filtering, Bahri et al., ICML 2020). ``graph``: a :class:`d2fast.Graph` of
     all n rows (CSR ``indptr``, ``indices``); ``labels``: int class ids of shape (n,). A
     row without neighbours is not disputed."""
-    degree = np.diff(graph.indptr)
-    return 2 * _same_label(graph, labels) < degree
+    return label_votes(graph, labels)[0]
 
 
 def unanimous_labels(graph: Any, labels: np.ndarray) -> np.ndarray:
     """bool of shape (n,): rows whose label all their graph neighbours share (true for a
     row without neighbours). ``graph`` and ``labels`` as :func:`disputed_labels`."""
-    return _same_label(graph, labels) == np.diff(graph.indptr)
+    return label_votes(graph, labels)[1]
 
 
-def _same_label(graph: Any, labels: np.ndarray) -> np.ndarray:
-    """float64 of shape (n,): each row's graph neighbours of its own label."""
+def label_votes(graph: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(disputed_labels, unanimous_labels)`` from one pass over the graph's edges
+    (arguments as :func:`disputed_labels`)."""
     degree = np.diff(graph.indptr)
     row = np.repeat(np.arange(graph.n, dtype=np.int64), degree)
-    return np.bincount(row, weights=labels[graph.indices] == labels[row], minlength=graph.n)
+    same = np.bincount(row, weights=labels[graph.indices] == labels[row], minlength=graph.n)
+    return 2 * same < degree, same == degree
 
 
 def among_easy(graph: Any, labels: np.ndarray, scores: np.ndarray,
@@ -308,10 +309,9 @@ def label_check(graph: Any, labels: np.ndarray, scores: np.ndarray, pool: np.nda
     -------
     As :func:`label_checked_pool`, the reason led by :func:`hard_task_pool`'s.
     """
-    disputed = disputed_labels(graph, labels)
+    disputed, agreed = label_votes(graph, labels)
     pool, task = hard_task_pool(scores, pool, n_keep, 1.0 - float(disputed.mean()))
     pruned, hardest = label_check_rows(scores, pool, n_keep)
-    agreed = unanimous_labels(graph, labels)
     room = pool.size + int(agreed[pruned].sum()) - n_keep
     hardest = hardest[disputed[hardest]]
     dropped = np.sort(hardest[among_easy(graph, labels, scores, hardest)][:room])

@@ -362,7 +362,7 @@ def _atypicality(X: np.ndarray, scores: np.ndarray, graph: str | Graph, k: int |
     """:func:`d2fast.budgets.sample_atypicality` of :func:`d2fast.budgets.atypicality_rows`
     (k, metric: the selection's, or a prebuilt graph's)."""
     if isinstance(graph, Graph):
-        k, metric = graph.meta.get("k", 5), graph.meta.get("metric", "euclidean")
+        k, metric = graph.meta.get("k") or 5, graph.meta.get("metric") or "euclidean"
     rows = atypicality_rows(X.shape[0])
     return sample_atypicality(X[rows], scores[rows], k, metric, backend)
 

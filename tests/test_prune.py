@@ -278,6 +278,21 @@ def test_prebuilt_graph_is_reused():
                      hard_prune=0), want)
 
 
+def test_prebuilt_graph_gives_auto_its_k_and_metric():
+    from d2fast.budgets import sample_atypicality
+
+    emb, scores = clustered(500, 6, seed=10)
+    g = d2fast.knn_graph(emb, 6, metric="cosine", graph="directed")
+    want = d2fast.prune(emb, scores, 6, rate=0.6, metric="cosine", graph="directed",
+                        return_info=True)[1]["hard_prune_atypicality"]
+    _, info = d2fast.prune(emb, scores, rate=0.6, graph=g, return_info=True)
+    assert info["hard_prune_atypicality"] == want == sample_atypicality(emb, scores, 6,
+                                                                        "cosine")
+    bare = d2fast.Graph(g.indptr, g.indices, g.distances)  # no meta: k=5, euclidean
+    _, info = d2fast.prune(emb, scores, rate=0.6, graph=bare, return_info=True)
+    assert info["hard_prune_atypicality"] == sample_atypicality(emb, scores, 5, "euclidean")
+
+
 def test_prebuilt_graph_with_labels_and_hard_prune_uses_induced_subgraphs():
     from d2fast.budgets import class_budgets, merge_balanced
 
