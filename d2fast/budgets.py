@@ -130,16 +130,17 @@ def atypicality_rows(n: int) -> np.ndarray:
 
 
 def sample_atypicality(emb: np.ndarray, scores: np.ndarray, k: int, metric: str,
-                       backend: str = "auto") -> float | None:
-    """:func:`hardness_atypicality` on the exact union kNN graph of the rows given: those of
-    :func:`atypicality_rows` (float (m, d) checked embeddings, float64 (m,) scores; k
-    lowered to m - 1; ``metric`` as :func:`d2fast.knn_graph`'s). None for m < 3."""
+                       backend: str = "auto") -> tuple[float | None, Any]:
+    """``(hardness_atypicality, graph)``: :func:`hardness_atypicality` on the exact union
+    kNN graph of the rows given, those of :func:`atypicality_rows` (float (m, d) checked
+    embeddings, float64 (m,) scores; k lowered to m - 1; ``metric`` as
+    :func:`d2fast.knn_graph`'s), and that graph; ``(None, None)`` for m < 3."""
     m = scores.size
     if m < 3:
-        return None
+        return None, None
     g = graph_of_rows(emb, None, min(k, m - 1), metric=metric, graph="union", knn="exact",
                       knn_params=None, progress=False, backend=backend)
-    return hardness_atypicality(g, scores)
+    return hardness_atypicality(g, scores), g
 
 
 def hardness_atypicality(graph: Any, scores: np.ndarray) -> float | None:

@@ -92,7 +92,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         not the atypical ones, i.e. Spearman's correlation between a row's score and its
         mean distance to its k nearest neighbours is below 0.2
         (:func:`d2fast.budgets.hardness_atypicality`, on the exact kNN graph of at most
-        10,000 rows, a fixed sample: one more small kNN search). With ``labels``, rows
+        10,000 rows, a fixed sample: one more small kNN search, whose graph serves the
+        selection when it holds all rows and nothing is hard-pruned). With ``labels``, rows
         are checked against them on the graph of all rows (the prebuilt ``graph``, or one
         more kNN graph built as the selection's: k, metric, knn). Where fewer than half
         of the rows have a label that at least half of their neighbours share (a hard
@@ -224,11 +225,11 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     backend_name = _backends.get(backend).NAME
     ids = None if labels is None else check_labels(labels, n)
     times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
-    atypical = None
+    atypical, sampled = None, None
     if isinstance(hard_prune, str) and hard_prune == "auto" and ids is None and \
             not nothing_to_check(scores, n_keep):
         t = time.perf_counter()
-        atypical = _atypicality(X, scores, graph, k, metric, backend)
+        atypical, sampled = _atypicality(X, scores, graph, k, metric, backend)
         times["knn"] += time.perf_counter() - t
     beta, reason = resolve_hard_prune(scores, hard_prune, n_keep, atypical)
     pool = hard_prune_pool(scores, beta, n_keep)
@@ -260,7 +261,14 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     bar = tqdm(total=len(groups), desc="prune", unit="class",
                disable=not (progress and per_class))
 
+    # the atypicality's graph of all rows is the selection's when nothing is hard-pruned
+    # and the selection would build that graph itself (exact union kNN, small n)
+    reuse = sampled is not None and pool.size == n and graph == "union" and \
+        knn in ("auto", "exact") and not knn_params
+
     def build(rows: np.ndarray, name: Any = None) -> Graph | None:
+        if reuse:
+            return sampled
         bar.set_description(f"prune: kNN graph of class {name}")
         t = time.perf_counter()
         g = _group_graph(X, rows, graph, k, metric, knn, knn_params,
@@ -358,13 +366,15 @@ def _group_graph(X: np.ndarray, rows: np.ndarray, graph: str | Graph, k: int | N
 
 
 def _atypicality(X: np.ndarray, scores: np.ndarray, graph: str | Graph, k: int | None,
-                 metric: str | None, backend: str) -> float | None:
+                 metric: str | None, backend: str) -> tuple[float | None, Graph | None]:
     """:func:`d2fast.budgets.sample_atypicality` of :func:`d2fast.budgets.atypicality_rows`
-    (k, metric: the selection's, or a prebuilt graph's)."""
+    (k, metric: the selection's, or a prebuilt graph's); its graph when it holds all rows
+    (else None)."""
     if isinstance(graph, Graph):
         k, metric = graph.meta.get("k") or 5, graph.meta.get("metric") or "euclidean"
     rows = atypicality_rows(X.shape[0])
-    return sample_atypicality(X[rows], scores[rows], k, metric, backend)
+    value, g = sample_atypicality(X[rows], scores[rows], k, metric, backend)
+    return value, g if rows.size == X.shape[0] else None
 
 
 def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.ndarray,

@@ -144,7 +144,7 @@ def test_prune_defaults_to_auto_and_zero_is_pure_d2():
     emb, scores = rng.normal(size=(600, 4)), noisy(540, 60, seed=2)
     auto, info = d2fast.prune(emb, scores, rate=0.5, return_info=True)
     assert np.array_equal(auto, d2fast.prune(emb, scores, rate=0.5, hard_prune="auto"))
-    atypical = sample_atypicality(emb, scores, 5, "euclidean")  # scores unrelated to emb
+    atypical = sample_atypicality(emb, scores, 5, "euclidean")[0]  # scores unrelated to emb
     assert info["hard_prune_atypicality"] == atypical < ATYPICAL_MIN
     beta, _ = auto_hard_prune(scores, 300, atypical)  # a hard task: 150 rows dropped
     assert dropped(scores, beta) == 150 and info["hard_pruned"] == 150
@@ -219,9 +219,11 @@ def test_hardness_atypicality_is_spearman_of_score_and_mean_edge_length():
     assert hardness_atypicality(g, np.ones(400)) is None  # constant scores: no signal
     tiny = d2fast.knn_graph(emb[:2], 1)
     assert hardness_atypicality(tiny, np.array([0.0, 1.0])) is None  # fewer than 3 rows
-    assert sample_atypicality(emb[:2], np.array([0.0, 1.0]), 5, "euclidean") is None
-    assert sample_atypicality(emb, far, 5, "euclidean") == pytest.approx(1.0)
-    assert sample_atypicality(emb[:3], np.arange(3.0), 5, "euclidean") is not None  # k -> 2
+    assert sample_atypicality(emb[:2], np.array([0.0, 1.0]), 5, "euclidean") == (None, None)
+    value, graph = sample_atypicality(emb, far, 5, "euclidean")
+    assert value == pytest.approx(1.0) and graph.meta["knn"] == "exact"
+    np.testing.assert_array_equal(graph.indices, g.indices)  # the exact union 5-NN graph
+    assert sample_atypicality(emb[:3], np.arange(3.0), 5, "euclidean")[1].meta["k"] == 2
 
 
 def test_hardness_atypicality_leaves_out_rows_without_neighbours():

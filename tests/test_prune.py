@@ -154,7 +154,7 @@ def test_auto_without_labels_reads_the_atypicality_of_a_fixed_sample(tmp_path):
     rows = atypicality_rows(n)
     for scores, hard in ((far + 0.1 * rng.random(n), False), (rng.random(n), True)):
         _, info = d2fast.prune(emb, scores, rate=0.3, return_info=True)
-        want = sample_atypicality(emb[rows], scores[rows], 5, "euclidean")
+        want = sample_atypicality(emb[rows], scores[rows], 5, "euclidean")[0]
         assert info["hard_prune_atypicality"] == want
         assert ("hard task" in info["hard_prune_reason"]) == hard
         assert info["hard_pruned"] == (int(0.3 * n) // 2 if hard else 0)
@@ -166,6 +166,35 @@ def test_auto_without_labels_reads_the_atypicality_of_a_fixed_sample(tmp_path):
     labels = (emb[:, 0] > 0).astype(int)  # with labels the label check decides instead
     _, info = d2fast.prune(emb, scores, rate=0.3, labels=labels, return_info=True)
     assert info["hard_prune_atypicality"] is None
+
+
+def test_auto_reuses_the_atypicality_graph_when_nothing_is_hard_pruned(monkeypatch):
+    import sys
+
+    import d2fast.budgets
+    from d2fast.graph import graph_of_rows
+
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(800, 5)).astype(np.float32)
+    scores = np.linalg.norm(emb, axis=1) + 0.1 * rng.random(800)  # atypical = hard
+    want = d2fast.prune(emb, scores, rate=0.5, hard_prune=0.0)
+    calls = []
+
+    def counted(*args, **kw):
+        calls.append(kw["knn"])
+        return graph_of_rows(*args, **kw)
+
+    monkeypatch.setattr(d2fast.budgets, "graph_of_rows", counted)
+    monkeypatch.setattr(sys.modules["d2fast.prune"], "graph_of_rows", counted)
+    keep, info = d2fast.prune(emb, scores, rate=0.5, return_info=True)
+    assert info["hard_pruned"] == 0 and calls == ["exact"]  # one graph, not two
+    np.testing.assert_array_equal(keep, want)
+    calls.clear()
+    d2fast.prune(emb, scores, rate=0.5, knn="hnsw")  # another search: its own graph
+    assert calls == ["exact", "hnsw"]
+    calls.clear()
+    d2fast.prune(emb, scores, rate=0.8)  # the rate term drops rows: the pool's graph
+    assert calls == ["exact", "auto"]
 
 
 @pytest.mark.parametrize("budget", ["proportional", "uniform"])
@@ -232,7 +261,7 @@ def test_info_reports_the_resolved_choices():
         "n": 400, "n_keep": 120, "graph_source": "built", "metric": "euclidean",
         "normalization": "none", "graph": "union", "k": 5, "knn": "exact", "knn_params": {},
         "backend": d2fast.backends()[0]}
-    atypical = sample_atypicality(emb, scores, 5, "euclidean")  # all 400 rows: no sample
+    atypical = sample_atypicality(emb, scores, 5, "euclidean")[0]  # all 400 rows: no sample
     assert info["hard_prune_atypicality"] == atypical
     assert (info["hard_prune"], info["hard_prune_reason"]) == resolve_hard_prune(
         scores, "auto", 120, atypical)
@@ -287,10 +316,11 @@ def test_prebuilt_graph_gives_auto_its_k_and_metric():
                         return_info=True)[1]["hard_prune_atypicality"]
     _, info = d2fast.prune(emb, scores, rate=0.6, graph=g, return_info=True)
     assert info["hard_prune_atypicality"] == want == sample_atypicality(emb, scores, 6,
-                                                                        "cosine")
+                                                                        "cosine")[0]
     bare = d2fast.Graph(g.indptr, g.indices, g.distances)  # no meta: k=5, euclidean
     _, info = d2fast.prune(emb, scores, rate=0.6, graph=bare, return_info=True)
-    assert info["hard_prune_atypicality"] == sample_atypicality(emb, scores, 5, "euclidean")
+    assert info["hard_prune_atypicality"] == sample_atypicality(emb, scores, 5,
+                                                                "euclidean")[0]
 
 
 def test_prebuilt_graph_with_labels_and_hard_prune_uses_induced_subgraphs():

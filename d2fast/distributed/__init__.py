@@ -284,7 +284,7 @@ def _hard_prune(scores: ShardFiles, emb: ShardFiles, hard_prune: Any, n_keep: in
         rows = atypicality_rows(n)
         x = emb.take(rows)
         check_rows(x, emb, rows)
-        atypical = sample_atypicality(x, s[rows], k, metric, backend)
+        atypical = sample_atypicality(x, s[rows], k, metric, backend)[0]
     beta, why = resolve_hard_prune(s, hard_prune, n_keep, atypical)
     pool = hard_prune_pool(s, beta, n_keep)
     return beta, why, atypical, None if pool.size == n else pool
