@@ -156,7 +156,10 @@ CONFIG = {"fashion": dict(n_train=10_000, hidden=(256, 64), epochs=8, batch=128,
           # held out (stop 28), added after the "d2 atypical" threshold was set on the sets
           # above (seed 0): wordnet's settings
           "locales": dict(n_train=8000, hidden=(256, 64), epochs=10, batch=128, steps=500,
-                          classes=40)}
+                          classes=40),
+          # held out (stop 29), added after "d2 floor" was fixed: wordnet's settings
+          "packages": dict(n_train=8000, hidden=(256, 64), epochs=10, batch=128, steps=500,
+                           classes=40)}
 DESIGN = ("fashion", "digits")  # the data sets the rules were chosen on
 NOISE = (0.0, 0.1, 0.2, 0.4)
 SCORES = ("aum", "el2n", "forgetting")
@@ -500,7 +503,8 @@ def _given_labels_s26(e, s, r, labels, seed, noisy):
     from unittest import mock
 
     with mock.patch.object(budgets, "hard_task_pool",
-                           lambda scores, pool, n_keep, agreement: (pool, "")):
+                           lambda scores, pool, n_keep, agreement, atypicality=None:
+                           (pool, "")):
         return d2fast.prune(e, s, rate=r, labels=noisy)
 
 
@@ -666,6 +670,52 @@ def _atypical(e, s, r, labels, seed):
     return d2fast.prune(e, s, rate=r, hard_prune=beta)
 
 
+def _floor(e, s, r, labels, seed):
+    """prune's defaults without labels; in a hard task (:func:`score_atypicality` a <
+    ``ATYPICAL``) the share of all rows dropped is at least ``(1 - a / ATYPICAL) / 2``
+    (half of them where hardness does not follow atypicality at all, a <= 0), capped so
+    that the kept rows fit (stop 29, tried)."""
+    beta = budgets.resolve_hard_prune(s, "auto", _n_keep(s, r), score_atypicality(e, s))[0]
+    return d2fast.prune(e, s, rate=r, hard_prune=max(beta, _floor_beta(e, s, r)))
+
+
+def _floor_beta(e, s, r) -> float:
+    """The share of all rows "d2 floor" drops at least: ``(1 - a / ATYPICAL) / 2`` for the
+    atypicality a < ``ATYPICAL`` (0 above), capped so that the kept rows fit."""
+    a = score_atypicality(e, s)
+    if a is None or a >= ATYPICAL:
+        return 0.0
+    return _capped(s, r, 0.5 * min(1.0, 1.0 - a / ATYPICAL))
+
+
+def _floor_labels(e, s, r, labels, seed, noisy):
+    """prune's defaults given the training labels; in the labels' hard task
+    (:func:`label_agreement` < ``budgets.AGREE_MIN``) the hard prune before the label check
+    is at least :func:`_floor_beta` (stop 29, tried)."""
+    if label_agreement(e, noisy) >= budgets.AGREE_MIN:
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+    return _labels_with_beta(e, s, r, noisy, max(_rate_from_zero(s, r), _floor_beta(e, s, r)))
+
+
+_floor_labels.uses_noisy_labels = True
+
+
+def _default_s28(e, s, r, labels, seed, noisy=None):
+    """prune's defaults as of stop 28 (given the training labels ``noisy``: "d2 given
+    labels s28"): the hard task without :func:`d2fast.budgets.hard_task_floor`."""
+    from unittest import mock
+
+    with mock.patch.object(budgets, "hard_task_floor", lambda atypicality: 0.0):
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+
+
+def _given_labels_s28(e, s, r, labels, seed, noisy):
+    return _default_s28(e, s, r, labels, seed, noisy)
+
+
+_given_labels_s28.uses_noisy_labels = True
+
+
 def _default_s27(e, s, r, labels, seed):
     """prune's defaults without labels as of stop 27 (no hard task without labels)."""
     return d2fast.prune(e, s, rate=r, hard_prune=budgets.resolve_hard_prune(
@@ -751,7 +801,9 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 rough": _rough, "d2 rough labels": _rough_labels,
            "d2 gated labels": _gated_labels, "d2 given labels s26": _given_labels_s26,
            "d2 atypical": _atypical, "d2 s27": _default_s27,
-           "d2 either labels": _gated_either}
+           "d2 either labels": _gated_either, "d2 floor": _floor,
+           "d2 floor labels": _floor_labels, "d2 s28": _default_s28,
+           "d2 given labels s28": _given_labels_s28}
 
 
 def load(name: str, seed: int):
@@ -763,6 +815,8 @@ def load(name: str, seed: int):
         return load_fortunes(seed)
     if name == "locales":
         return load_locales(seed)
+    if name == "packages":
+        return load_packages(seed)
     x, y, xt, yt = datasets.load_fashion_mnist() if name == "fashion" else \
         datasets.load_digits()
     n = CONFIG[name]["n_train"]
@@ -859,6 +913,38 @@ def load_locales(seed: int, n_classes: int = 40):
     texts = [t for loc in sorted(top) for t in found[loc]]
     labels = [loc for loc in sorted(top) for _ in found[loc]]
     return text_split(texts, labels, "locales", seed, chars=True)
+
+
+PACKAGES = "/var/lib/apt/lists/*_main_binary-amd64_Packages*"  # apt's index (apt-get update)
+
+
+def load_packages(seed: int, n_classes: int = 40):
+    """Text with 40 noisy classes (held out, stop 29): the packages of the Debian archive's
+    ``main`` index that apt keeps after ``apt-get update`` (Debian 12: about 63,000), each
+    a line ``name: short description``, labelled with its section (libs, libdevel, python,
+    doc, perl, devel, utils, net, ..., the ``n_classes`` largest: 6703 to 125 a class).
+    Overlapping classes (libs / libdevel / devel, utils / admin / misc, x11 / gnome / kde)
+    and short texts. Split and inputs: :func:`text_split`."""
+    import glob
+    import subprocess
+
+    found = {}
+    for path in sorted(glob.glob(PACKAGES)):  # apt-helper reads apt's compressed indexes
+        index = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", path], check=True,
+                               capture_output=True, text=True).stdout
+        for entry in index.split("\n\n"):
+            field = dict(line.split(": ", 1) for line in entry.splitlines()
+                         if ": " in line and not line.startswith(" "))
+            if {"Package", "Section", "Description"} <= field.keys():
+                found.setdefault(field["Package"], (
+                    field["Section"].split("/")[-1],
+                    f"{field['Package']}: {field['Description']}"))
+    sizes = {}
+    for section, _ in found.values():
+        sizes[section] = sizes.get(section, 0) + 1
+    top = set(sorted(sizes, key=lambda s: (-sizes[s], s))[:n_classes])
+    rows = [found[name] for name in sorted(found) if found[name][0] in top]
+    return text_split([text for _, text in rows], [s for s, _ in rows], "packages", seed)
 
 
 def text_split(texts, classes, name: str, seed: int, n_test: int = 2000, svd: int = 256,

@@ -18,6 +18,7 @@ RATE_SLOPE = 0.5  # "auto": rate term (rate - RATE_FREE) * RATE_SLOPE above it
 AGREE_MIN = 0.5  # "auto" with labels: a hard task below this kNN label agreement
 ATYPICAL_MIN = 0.2  # "auto" without labels: a hard task below this hardness-atypicality
 ATYPICAL_ROWS = 10_000  # rows hardness_atypicality reads (all of them up to this many)
+FLOOR_MAX = 0.5  # "auto": a hard task's floor drops at most this share of all rows
 
 
 def resolve_hard_prune(scores: np.ndarray, hard_prune: Any, n_keep: int,
@@ -66,8 +67,11 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int,
        0 up to 50 %, 0.1 at 70 %, 0.2 at 90 %. (A slope of 1 cost up to 7 points on
        clean digits at 90 %; docs/quality-study.md.) In a hard task, where the hard rows
        are not the atypical ones (``atypicality < ATYPICAL_MIN``, see
-       :func:`hardness_atypicality`), the rate term starts at rate 0:
-       ``beta_rate = rate * RATE_SLOPE``, i.e. ``floor((n - n_keep) * RATE_SLOPE)`` rows.
+       :func:`hardness_atypicality`), the rate term starts at rate 0 and has a floor
+       that grows as the atypicality falls (:func:`hard_task_drop`): the larger of
+       ``floor((n - n_keep) * RATE_SLOPE)`` rows and ``floor(n * (1 - atypicality /
+       ATYPICAL_MIN) / 2)`` rows, half of all rows where hardness does not follow
+       atypicality at all (atypicality <= 0).
     3. ``beta = max(beta_mode, beta_rate)`` (the mode already drops the hardest rows; the
        sum dropped too many), capped so that the ``n_keep`` rows still fit: at most
        ``n - n_keep`` rows are dropped. Constant scores drop nothing. Capping beta at a
@@ -98,8 +102,8 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int,
     rate = 1.0 - n_keep / n
     hard = atypicality is not None and atypicality < ATYPICAL_MIN
     start = 0.0 if hard else RATE_FREE
-    rate_drop = min(hard_task_drop(n, n_keep) if hard else rate_term_drop(n, n_keep),
-                    n - n_keep)
+    rate_drop = min(hard_task_drop(n, n_keep, atypicality) if hard else
+                    rate_term_drop(n, n_keep), n - n_keep)
     beta_rate = max(0.0, rate - start) * RATE_SLOPE
     capped = mode.count > n - n_keep  # the rate term never exceeds n - n_keep
     drop = max(mode_drop, rate_drop)
@@ -110,7 +114,9 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int,
              f"{RATE_SLOPE:g})"]
     if hard:
         parts.append(f"hard task (hardness-atypicality {atypicality:.3f} < {ATYPICAL_MIN:g}):"
-                     f" the rate term starts at rate 0")
+                     f" the rate term starts at rate 0 and drops at least "
+                     f"{hard_task_floor(atypicality):.3f} of the rows ((1 - atypicality / "
+                     f"{ATYPICAL_MIN:g}) * {FLOOR_MAX:g}, at most {FLOOR_MAX:g})")
     elif atypicality is not None:
         parts.append(f"hardness-atypicality {atypicality:.3f}")
     if capped:
@@ -311,7 +317,9 @@ def label_check(graph: Any, labels: np.ndarray, scores: np.ndarray, pool: np.nda
     As :func:`label_checked_pool`, the reason led by :func:`hard_task_pool`'s.
     """
     disputed, agreed = label_votes(graph, labels)
-    pool, task = hard_task_pool(scores, pool, n_keep, 1.0 - float(disputed.mean()))
+    agreement = 1.0 - float(disputed.mean())
+    pool, task = hard_task_pool(scores, pool, n_keep, agreement, None if
+                                agreement >= AGREE_MIN else hardness_atypicality(graph, scores))
     pruned, hardest = label_check_rows(scores, pool, n_keep)
     room = pool.size + int(agreed[pruned].sum()) - n_keep
     hardest = hardest[disputed[hardest]]
@@ -320,8 +328,8 @@ def label_check(graph: Any, labels: np.ndarray, scores: np.ndarray, pool: np.nda
     return pool, scores, rescued, task + why
 
 
-def hard_task_pool(scores: np.ndarray, pool: np.ndarray, n_keep: int,
-                   agreement: float) -> tuple[np.ndarray, str]:
+def hard_task_pool(scores: np.ndarray, pool: np.ndarray, n_keep: int, agreement: float,
+                   atypicality: float | None = None) -> tuple[np.ndarray, str]:
     """``hard_prune="auto"`` with labels, before the label check: ``(pool, reason)``.
 
     ``agreement`` is the share of rows whose label at least half of their graph neighbours
@@ -332,8 +340,10 @@ def hard_task_pool(scores: np.ndarray, pool: np.ndarray, n_keep: int,
     the data at hand, the hardest rows are mostly label noise or confusion that the label
     check cannot tell apart, and keeping easy rows pays (Sorscher et al., NeurIPS 2022:
     with little data for the task, keep the easy examples). Then the rate term starts at
-    rate 0: ``floor((n - n_keep) * RATE_SLOPE)`` of the hardest rows are dropped, or the
-    pool's own drop if larger. Else the pool is returned as it is.
+    rate 0: ``floor((n - n_keep) * RATE_SLOPE)`` of the hardest rows are dropped, or
+    :func:`hard_task_floor`'s share of all rows (from the hardness-atypicality on the
+    label check's graph) or the pool's own drop if larger, at most ``n - n_keep``. Else
+    the pool is returned as it is.
 
     Parameters
     ----------
@@ -341,14 +351,18 @@ def hard_task_pool(scores: np.ndarray, pool: np.ndarray, n_keep: int,
     pool : int64 of shape (m,), sorted: the rows left by ``hard_prune="auto"``
     n_keep : int, rows the selection keeps, ``n_keep <= m``
     agreement : float in [0, 1]
+    atypicality : float, optional
+        :func:`hardness_atypicality` (None: no floor).
     """
     n = scores.size
     if agreement >= AGREE_MIN or nothing_to_check(scores, n_keep):
         return pool, f"kNN label agreement {agreement:.3f}; "
-    drop = max(n - pool.size, hard_task_drop(n, n_keep))
+    drop = min(n - n_keep, max(n - pool.size, hard_task_drop(n, n_keep, atypicality)))
+    floor = "" if atypicality is None else \
+        f", hardness-atypicality {atypicality:.3f}: at least {hard_task_floor(atypicality):.3f}"
     return hard_prune_pool(scores, beta_dropping(drop, n), n_keep), (
         f"hard task (kNN label agreement {agreement:.3f} < {AGREE_MIN:g}): the rate term "
-        f"starts at rate 0, drop {drop} of {n} rows; ")
+        f"starts at rate 0{floor}, drop {drop} of {n} rows; ")
 
 
 def label_checked_pool(scores: np.ndarray, pool: np.ndarray, pruned: np.ndarray,
@@ -407,9 +421,27 @@ def rate_term_drop(n: int, n_keep: int) -> int:
     return int(max(0.0, (n - n_keep) - RATE_FREE * n) * RATE_SLOPE)
 
 
-def hard_task_drop(n: int, n_keep: int) -> int:
-    """Rows :func:`hard_task_pool`'s rate term drops: ``floor((n - n_keep) * RATE_SLOPE)``."""
-    return int((n - n_keep) * RATE_SLOPE)
+def hard_task_drop(n: int, n_keep: int, atypicality: float | None = None) -> int:
+    """Rows the rate term drops in a hard task (:func:`hard_task_pool`,
+    :func:`auto_hard_prune`): ``floor((n - n_keep) * RATE_SLOPE)``, or
+    ``floor(n * hard_task_floor(atypicality))`` if larger (not capped at ``n - n_keep``)."""
+    return max(int((n - n_keep) * RATE_SLOPE), int(n * hard_task_floor(atypicality)))
+
+
+def hard_task_floor(atypicality: float | None) -> float:
+    """The least share of all rows a hard task drops: ``(1 - atypicality / ATYPICAL_MIN) *
+    FLOOR_MAX``, from 0 at the bound to 1/2 at atypicality <= 0 (0 for None or at or above
+    the bound).
+
+    The lower the atypicality, the more of the hard rows are typical inputs with a hard
+    label, mostly noise: with 40 % of the labels flipped the study's sets fall from
+    0.23-0.70 clean to 0.01-0.30 (images) and from -0.11-0.48 to -0.14-0.13 (text); below
+    0.1, easiest-first often led D2 with the rate term alone by 2-6 points at pruning
+    rates of 30-70 %. At most half the rows are read as such, so that at 90 % D2 still
+    chooses from half of them (docs/quality-study.md, stop 29)."""
+    if atypicality is None or atypicality >= ATYPICAL_MIN:
+        return 0.0
+    return FLOOR_MAX * min(1.0, 1.0 - atypicality / ATYPICAL_MIN)
 
 
 def beta_dropping(drop: int, n: int) -> float:

@@ -88,9 +88,10 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         ``'auto'``: the larger of the fraction of rows in a separate mode of high scores
         (mislabelled rows) and ``max(0, rate - 0.5) / 2``, capped so that ``n_keep``
         rows remain; see :func:`d2fast.budgets.auto_hard_prune`. Without ``labels``, in
-        a hard task the rate term starts at rate 0 (``rate / 2``): where the hard rows are
-        not the atypical ones, i.e. Spearman's correlation between a row's score and its
-        mean distance to its k nearest neighbours is below 0.2
+        a hard task the rate term starts at rate 0 (``rate / 2``) and drops at least
+        ``(1 - a / 0.2) / 2`` of all rows (half at ``a <= 0``): where the hard rows are
+        not the atypical ones, i.e. Spearman's correlation ``a`` between a row's score and
+        its mean distance to its k nearest neighbours is below 0.2
         (:func:`d2fast.budgets.hardness_atypicality`, on the exact kNN graph of at most
         10,000 rows, a fixed sample: one more small kNN search, whose graph serves the
         selection when it holds all rows and nothing is hard-pruned). With ``labels``, rows

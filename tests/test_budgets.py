@@ -12,8 +12,8 @@ import d2fast
 from d2fast._ties import tie_keys
 from d2fast.budgets import (AGREE_MIN, ATYPICAL_MIN, ATYPICAL_ROWS, RATE_FREE, RATE_SLOPE,
                             among_easy, atypicality_rows, auto_hard_prune, beta_dropping,
-                            disputed_labels, hard_prune_pool, hard_task_drop, hard_task_pool,
-                            hardness_atypicality, label_check_rows, label_checked_pool,
+                            disputed_labels, hard_prune_pool, hard_task_drop, hard_task_floor,
+                            hard_task_pool, hardness_atypicality, label_check_rows, label_checked_pool,
                             rate_term_drop, resolve_hard_prune, sample_atypicality,
                             unanimous_labels)
 
@@ -146,8 +146,9 @@ def test_prune_defaults_to_auto_and_zero_is_pure_d2():
     assert np.array_equal(auto, d2fast.prune(emb, scores, rate=0.5, hard_prune="auto"))
     atypical = sample_atypicality(emb, scores, 5, "euclidean")[0]  # scores unrelated to emb
     assert info["hard_prune_atypicality"] == atypical < ATYPICAL_MIN
-    beta, _ = auto_hard_prune(scores, 300, atypical)  # a hard task: 150 rows dropped
-    assert dropped(scores, beta) == 150 and info["hard_pruned"] == 150
+    beta, _ = auto_hard_prune(scores, 300, atypical)  # a hard task: 150 rows or the floor's
+    drop = min(300, max(150, int(600 * hard_task_floor(atypical))))
+    assert dropped(scores, beta) == drop == info["hard_pruned"] and drop > 150
     assert np.array_equal(auto, d2fast.prune(emb, scores, rate=0.5, hard_prune=beta))
     assert not np.isin(np.arange(540, 600), auto).any()  # the noise mode is not kept
     pure = d2fast.prune(emb, scores, rate=0.5, hard_prune=0.0)
@@ -194,6 +195,22 @@ def test_hard_task_starts_the_rate_term_at_rate_0():
     assert dropped(scores, auto_hard_prune(scores, 0, -1.0)[0]) == 500  # half the budget
     assert resolve_hard_prune(scores, "auto", 700, -1.0) == auto_hard_prune(scores, 700, -1.0)
     assert resolve_hard_prune(scores, 0.0, 700, -1.0)[0] == 0.0  # a float is used as given
+
+
+def test_hard_task_floor_grows_as_the_atypicality_falls():
+    assert [hard_task_floor(a) for a in (None, 0.5, ATYPICAL_MIN, 0.15, 0.1, 0.0, -0.3)] == \
+        [0.0, 0.0, 0.0, pytest.approx(0.125), 0.25, 0.5, 0.5]
+    assert hard_task_drop(1000, 700, 0.1) == 250 and hard_task_drop(1000, 100, 0.1) == 450
+    assert hard_task_drop(1000, 900, -1.0) == 500  # not capped here: auto_hard_prune caps
+    scores = np.arange(1000, dtype=float)  # no outlier mode: the rate term alone
+    for atypicality, n_keep, drop in ((0.1, 700, 250), (0.1, 300, 350), (0.05, 500, 375),
+                                      (0.0, 700, 300), (0.0, 300, 500), (-1.0, 100, 500)):
+        beta, why = auto_hard_prune(scores, n_keep, atypicality)
+        assert dropped(scores, beta) == drop == min(1000 - n_keep, hard_task_drop(
+            1000, n_keep, atypicality))
+        assert f"drops at least {hard_task_floor(atypicality):.3f} of the rows" in why
+    # at atypicality <= 0 and rates up to 1/2 the floor takes the whole drop budget
+    assert dropped(scores, auto_hard_prune(scores, 600, -0.05)[0]) == 400
 
 
 def test_hard_task_keeps_a_larger_outlier_mode():
@@ -262,6 +279,16 @@ def test_hard_task_pool():
     assert hard_task_pool(scores, pool, 100, 0.1)[0] is pool  # every row kept
     assert hard_task_pool(np.ones(100), pool, 30, 0.1)[0] is pool  # constant scores
     assert hard_task_pool(scores, pool, 0, 0.0)[0].size == 50  # half the drop budget
+    # the floor of the hardness-atypicality: 0.1 -> a quarter of the rows (less than 35),
+    # 0 -> half of them, -1 -> half, capped by the drop budget at a low rate
+    for atypicality, n_keep, drop in ((0.1, 30, 35), (0.0, 30, 50), (-1.0, 70, 30),
+                                      (None, 30, 35)):
+        got, why = hard_task_pool(scores, pool, n_keep, 0.49, atypicality)
+        np.testing.assert_array_equal(got, np.arange(100 - drop))
+        assert f"drop {drop} of 100" in why
+        assert ("hardness-atypicality" in why) == (atypicality is not None)
+    assert "hardness-atypicality 0.000: at least 0.500" in hard_task_pool(
+        scores, pool, 30, 0.49, 0.0)[1]
     tied = np.zeros(100)
     tied[::2] = 1.0  # 50 tied hardest rows, 35 of them dropped by tie key, not row id
     got = hard_task_pool(tied, pool, 30, 0.1)[0]

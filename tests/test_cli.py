@@ -259,8 +259,9 @@ def test_verbose_logs_the_hard_prune_choice(files):
     np.save(folder / "unrelated.npy", np.r_[np.linspace(0, 1, 270), np.full(30, 5.0)])
     proc = run("prune", "emb.npy", "unrelated.npy", "--rate", 0.9, "-o", "k4.npy", "-v",
                cwd=folder)  # difficulty unrelated to atypicality: a hard task
-    assert "d2fast: hard_prune auto: 0.4500 = drop 135 of 300 rows; outlier mode 0.100" \
-        in proc.stderr and "hard task (hardness-atypicality -0.031 < 0.2)" in proc.stderr
+    assert "d2fast: hard_prune auto: 0.5000 = drop 150 of 300 rows; outlier mode 0.100" \
+        in proc.stderr and "hard task (hardness-atypicality -0.031 < 0.2)" in proc.stderr \
+        and "drops at least 0.500 of the rows" in proc.stderr  # half: the floor at <= 0
     proc = run("prune", "emb.npy", "noisy.npy", "--rate", 0.5, "-o", "k1.npy", "-v",
                cwd=folder)
     assert "d2fast: hard_prune auto: 0.1000 = drop 30 of 300 rows; outlier mode" in proc.stderr

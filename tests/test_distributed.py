@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import d2fast
-from d2fast import distributed
+from d2fast import budgets, distributed
 from d2fast.distributed import engines, graph as graph_stage, partition
 from d2fast.distributed import passing as passing_stage
 from d2fast.distributed.layout import load_npz
@@ -143,9 +143,13 @@ def test_hard_prune_auto_equals_prune(graph, shards):
     X, s = _outliers()
     X2, s2 = _data(17)[0], np.random.default_rng(17).random(N)  # unrelated to atypicality
     # the outlier mode; the rate term; a hard task (scores unrelated to atypicality): the
-    # rate term from rate 0 (floor(90 / 2) = 45 > the mode), floor(270 / 2)
-    for X, s, rate, drops in ((X, s, 0.3, 40), (X, s, 0.9, 60), (X2, s2, 0.3, 45),
-                              (X2, s2, 0.9, 135)):
+    # rate term from rate 0 with its floor of about half the rows (all 90 of the drop
+    # budget at rate 0.3; more than floor(270 / 2) at 0.9)
+    hard = min(N, int(N * budgets.hard_task_floor(budgets.sample_atypicality(
+        X2, s2, 5, "euclidean")[0])))
+    assert 135 < hard <= 150
+    for X, s, rate, drops in ((X, s, 0.3, 40), (X, s, 0.9, 60), (X2, s2, 0.3, 90),
+                              (X2, s2, 0.9, hard)):
         want, wi = d2fast.prune(X, s, 5, rate, knn="exact", graph=graph, return_info=True)
         got, gi = distributed.prune(X, s, 5, rate, knn="exact", graph=graph, shards=shards,
                                     engine="local", return_info=True)
@@ -154,7 +158,7 @@ def test_hard_prune_auto_equals_prune(graph, shards):
                 "gamma_r", "gamma_r_reason")
         assert [gi[key] for key in keys] == [wi[key] for key in keys]
         assert gi["hard_pruned"] == drops
-        assert ("hard task" in gi["hard_prune_reason"]) == (drops == 45 or drops == 135)
+        assert ("hard task" in gi["hard_prune_reason"]) == (drops in (90, hard))
     kw = dict(knn="exact", graph=graph, n_keep=120, hard_prune=0.25, gamma_r=0.1)
     got, gi = distributed.prune(X, s, 5, shards=shards, engine="local", return_info=True,
                                 **kw)

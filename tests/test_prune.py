@@ -145,7 +145,8 @@ def test_hard_prune_drops_the_hardest_first():
 
 
 def test_auto_without_labels_reads_the_atypicality_of_a_fixed_sample(tmp_path):
-    from d2fast.budgets import ATYPICAL_ROWS, atypicality_rows, sample_atypicality
+    from d2fast.budgets import (ATYPICAL_ROWS, atypicality_rows, hard_task_floor,
+                                sample_atypicality)
 
     rng = np.random.default_rng(9)
     n = ATYPICAL_ROWS + 2000
@@ -156,8 +157,9 @@ def test_auto_without_labels_reads_the_atypicality_of_a_fixed_sample(tmp_path):
         _, info = d2fast.prune(emb, scores, rate=0.3, return_info=True)
         want = sample_atypicality(emb[rows], scores[rows], 5, "euclidean")[0]
         assert info["hard_prune_atypicality"] == want
+        assert (hard_task_floor(want) > 0.3) == hard  # random scores: about 1/2
         assert ("hard task" in info["hard_prune_reason"]) == hard
-        assert info["hard_pruned"] == (int(0.3 * n) // 2 if hard else 0)
+        assert info["hard_pruned"] == (int(0.3 * n) if hard else 0)  # the floor: all 3600
         path = tmp_path / "emb.npy"  # a memmap reads the same sample
         np.save(path, emb)
         _, mapped = d2fast.prune(np.load(path, mmap_mode="r"), scores, rate=0.3,
@@ -579,7 +581,8 @@ def test_labels_only_for_the_check_need_hard_prune_auto():
 def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
     """An independent, loop-by-loop reading of the rule: where fewer than half of the rows
     have a label that at least half of their neighbours share (a hard task), the rate term
-    starts at rate 0; of the rows the hard prune drops (outlier mode and rate term), those
+    starts at rate 0 and drops at least (1 - a / 0.2) / 2 of the rows (a: Spearman of score
+    and mean neighbour distance); of the rows the hard prune drops (outlier mode and rate term), those
     whose label all their graph neighbours share are rescued; then, hardest first, the
     pool's rows whose label fewer than half of their neighbours share and whose neighbours
     of other labels have a median score at or below the median score are dropped while the
@@ -604,8 +607,14 @@ def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
               >= g.indptr[i + 1] - g.indptr[i] for i in range(n)]
     hard_task = sum(shared) < 0.5 * n
     assert hard_task == (seed == 4) and hard_task == ("hard task" in info["hard_prune_reason"])
-    if hard_task:
-        pruned = max(pruned, int((n - n_keep) * 0.5))
+    if hard_task:  # the rate term from rate 0, at least (1 - a / 0.2) / 2 of the rows
+        from scipy.stats import spearmanr
+
+        far = [np.mean(g.distances[g.indptr[i]:g.indptr[i + 1]]) for i in range(n)]
+        a = spearmanr(scores, far)[0]
+        floor = 0.0 if a >= 0.2 else 0.5 * min(1.0, 1.0 - a / 0.2)
+        pruned = min(n - n_keep, max(pruned, int((n - n_keep) * 0.5), int(n * floor)))
+        assert f"hardness-atypicality {a:.3f}" in info["hard_prune_reason"]
     pool, rescued, dropped = n - pruned, 0, set()
     for i in order[:pruned]:
         near = g.indices[g.indptr[i]:g.indptr[i + 1]]
