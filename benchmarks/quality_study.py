@@ -81,7 +81,12 @@ follow atypicality (:func:`score_atypicality` < 0.2): prune's default without la
 stop 28, as ``d2fast.budgets.hardness_atypicality``; "d2 s27" is prune's default without
 labels of stop 27 (the records of "d2" made before stop 28 were renamed so). "d2 either
 labels" (given the labels) does so where either the labels' kNN agreement or the
-atypicality is below its bound (rejected: docs/quality-study.md).
+atypicality is below its bound (rejected: docs/quality-study.md). Stop 29 ("Stop 29"): "d2
+floor" (no labels) drops, in the hard task, at least ``(1 - a / 0.2) / 2`` of all rows for
+the atypicality a, "d2 floor labels" the same in the labels' hard task: prune's defaults
+since stop 29, as ``d2fast.budgets.hard_task_floor``; "d2 s28" and "d2 given labels s28"
+are prune's defaults of stop 28 (the records of "d2" and "d2 given labels" made before
+stop 29 were renamed so).
 
 Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penultimate layer,
 trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
@@ -101,7 +106,10 @@ held-out text data (about 8k rows, 40 noisy classes); and "fortunes", 39 classes
 fortune cookies (:func:`load_fortunes`, ``apt-get install fortunes``), the same settings.
 Held out (stop 28): "locales", 40 classes of translated messages (:func:`load_locales`:
 language identification; ``apt-get install coreutils libglib2.0-data shared-mime-info``),
-the same settings, run after "d2 atypical"'s threshold was set. Torch on one thread.
+the same settings, run after "d2 atypical"'s threshold was set. Held out (stop 29):
+"packages", 40 classes of Debian package descriptions (:func:`load_packages`: apt's
+indexes after ``apt-get update``), the same settings, run after "d2 floor" was fixed.
+Torch on one thread.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset digits
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality_study.py --dataset fashion
@@ -920,9 +928,10 @@ PACKAGES = "/var/lib/apt/lists/*_main_binary-amd64_Packages*"  # apt's index (ap
 
 def load_packages(seed: int, n_classes: int = 40):
     """Text with 40 noisy classes (held out, stop 29): the packages of the Debian archive's
-    ``main`` index that apt keeps after ``apt-get update`` (Debian 12: about 63,000), each
-    a line ``name: short description``, labelled with its section (libs, libdevel, python,
-    doc, perl, devel, utils, net, ..., the ``n_classes`` largest: 6703 to 125 a class).
+    ``main`` indexes that apt keeps after ``apt-get update`` (Debian 12: 63,697), each a
+    line ``name: short description``, labelled with its section (libs, libdevel, python,
+    doc, perl, devel, utils, net, ..., the ``n_classes`` largest: 61,568 rows, 6711 to 245
+    a class).
     Overlapping classes (libs / libdevel / devel, utils / admin / misc, x11 / gnome / kde)
     and short texts. Split and inputs: :func:`text_split`."""
     import glob

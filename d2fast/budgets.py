@@ -293,7 +293,8 @@ def label_check(graph: Any, labels: np.ndarray, scores: np.ndarray, pool: np.nda
     rows against the labels on ``graph``, the kNN graph of all n rows.
 
     0. Hard task (:func:`hard_task_pool`): where the embedding separates the classes
-       poorly, the rate term starts at rate 0.
+       poorly, the rate term starts at rate 0, with :func:`hard_task_floor` of the scores'
+       hardness-atypicality on ``graph``.
     1. Rescue: of the hard-pruned rows (the outlier mode's and the rate term's), those whose
        label all their neighbours share (:func:`unanimous_labels`) return to the pool (with
        the median score, :func:`label_checked_pool`). The hard prune read the scores only;

@@ -99,7 +99,8 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         more kNN graph built as the selection's: k, metric, knn). Where fewer than half
         of the rows have a label that at least half of their neighbours share (a hard
         task: the embedding separates the classes poorly), the rate term starts at rate
-        0: ``rate / 2`` (:func:`d2fast.budgets.hard_task_pool`). Of the rows the rule
+        0: ``rate / 2``, or the same floor read on that graph if larger
+        (:func:`d2fast.budgets.hard_task_pool`). Of the rows the rule
         drops (outlier mode and rate term), those whose label all their neighbours share
         are kept with the median score of the pool's agreed rows; then the pool's rows
         whose label fewer than half of their neighbours share and whose neighbours of
