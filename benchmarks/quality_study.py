@@ -688,12 +688,10 @@ def _floor(e, s, r, labels, seed):
 
 
 def _floor_beta(e, s, r) -> float:
-    """The share of all rows "d2 floor" drops at least: ``(1 - a / ATYPICAL) / 2`` for the
-    atypicality a < ``ATYPICAL`` (0 above), capped so that the kept rows fit."""
-    a = score_atypicality(e, s)
-    if a is None or a >= ATYPICAL:
-        return 0.0
-    return _capped(s, r, 0.5 * min(1.0, 1.0 - a / ATYPICAL))
+    """The share of all rows "d2 floor" drops at least: ``(1 - a / 0.2) / 2`` for the
+    atypicality a < 0.2 (0 above; :func:`d2fast.budgets.hard_task_floor` since it was
+    adopted, the same values), capped so that the kept rows fit."""
+    return _capped(s, r, budgets.hard_task_floor(score_atypicality(e, s)))
 
 
 def _floor_labels(e, s, r, labels, seed, noisy):

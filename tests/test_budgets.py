@@ -13,9 +13,9 @@ from d2fast._ties import tie_keys
 from d2fast.budgets import (AGREE_MIN, ATYPICAL_MIN, ATYPICAL_ROWS, RATE_FREE, RATE_SLOPE,
                             among_easy, atypicality_rows, auto_hard_prune, beta_dropping,
                             disputed_labels, hard_prune_pool, hard_task_drop, hard_task_floor,
-                            hard_task_pool, hardness_atypicality, label_check_rows, label_checked_pool,
-                            rate_term_drop, resolve_hard_prune, sample_atypicality,
-                            unanimous_labels)
+                            hard_task_pool, hardness_atypicality, label_check_rows,
+                            label_checked_pool, rate_term_drop, resolve_hard_prune,
+                            sample_atypicality, unanimous_labels)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):

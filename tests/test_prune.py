@@ -582,11 +582,11 @@ def test_label_check_drops_exactly_the_rule_s_rows(seed, rate):
     """An independent, loop-by-loop reading of the rule: where fewer than half of the rows
     have a label that at least half of their neighbours share (a hard task), the rate term
     starts at rate 0 and drops at least (1 - a / 0.2) / 2 of the rows (a: Spearman of score
-    and mean neighbour distance); of the rows the hard prune drops (outlier mode and rate term), those
-    whose label all their graph neighbours share are rescued; then, hardest first, the
-    pool's rows whose label fewer than half of their neighbours share and whose neighbours
-    of other labels have a median score at or below the median score are dropped while the
-    drop budget lasts; nothing else."""
+    and mean neighbour distance); of the rows the hard prune drops (outlier mode and rate
+    term), those whose label all their graph neighbours share are rescued; then, hardest
+    first, the pool's rows whose label fewer than half of their neighbours share and whose
+    neighbours of other labels have a median score at or below the median score are
+    dropped while the drop budget lasts; nothing else."""
     from d2fast.mixture import high_mode
 
     emb, scores, labels, _ = noisy_labels(n=400, seed=seed)
