@@ -136,15 +136,19 @@ def atypicality_rows(n: int) -> np.ndarray:
 
 
 def sample_atypicality(emb: np.ndarray, scores: np.ndarray, k: int, metric: str,
-                       backend: str = "auto") -> tuple[float | None, Any]:
+                       backend: str = "auto",
+                       rows: np.ndarray | None = None) -> tuple[float | None, Any]:
     """``(hardness_atypicality, graph)``: :func:`hardness_atypicality` on the exact union
     kNN graph of the rows given, those of :func:`atypicality_rows` (float (m, d) checked
-    embeddings, float64 (m,) scores; k lowered to m - 1; ``metric`` as
+    embeddings, float64 (m,) scores; or the ``rows`` of them, sorted int64 ids, read
+    straight into the search's float32 copy; k lowered to m - 1; ``metric`` as
     :func:`d2fast.knn_graph`'s), and that graph; ``(None, None)`` for m < 3."""
+    if rows is not None:
+        scores = scores[rows]
     m = scores.size
     if m < 3:
         return None, None
-    g = graph_of_rows(emb, None, min(k, m - 1), metric=metric, graph="union", knn="exact",
+    g = graph_of_rows(emb, rows, min(k, m - 1), metric=metric, graph="union", knn="exact",
                       knn_params=None, progress=False, backend=backend)
     return hardness_atypicality(g, scores), g
 

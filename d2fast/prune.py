@@ -375,8 +375,9 @@ def _atypicality(X: np.ndarray, scores: np.ndarray, graph: str | Graph, k: int |
     if isinstance(graph, Graph):
         k, metric = graph.meta.get("k") or 5, graph.meta.get("metric") or "euclidean"
     rows = atypicality_rows(X.shape[0])
-    value, g = sample_atypicality(X[rows], scores[rows], k, metric, backend)
-    return value, g if rows.size == X.shape[0] else None
+    every = rows.size == X.shape[0]
+    value, g = sample_atypicality(X, scores, k, metric, backend, None if every else rows)
+    return value, g if every else None
 
 
 def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.ndarray,

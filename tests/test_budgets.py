@@ -241,6 +241,10 @@ def test_hardness_atypicality_is_spearman_of_score_and_mean_edge_length():
     assert value == pytest.approx(1.0) and graph.meta["knn"] == "exact"
     np.testing.assert_array_equal(graph.indices, g.indices)  # the exact union 5-NN graph
     assert sample_atypicality(emb[:3], np.arange(3.0), 5, "euclidean")[1].meta["k"] == 2
+    rows = np.arange(0, 400, 3, dtype=np.int64)  # the rows of a sample, read in place
+    part, graph = sample_atypicality(emb, far, 5, "euclidean", rows=rows)
+    whole, copied = sample_atypicality(emb[rows], far[rows], 5, "euclidean")
+    assert part == whole and np.array_equal(graph.indices, copied.indices)
 
 
 def test_hardness_atypicality_leaves_out_rows_without_neighbours():
