@@ -91,7 +91,10 @@ stop 29 were renamed so).
 Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penultimate layer,
 trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
 raw inputs (:func:`pca_embeddings`), independent of the labels, as a public model's
-embeddings are (issue 12's held-out text data). Records carry ``embed`` (absent: "net"),
+embeddings are (issue 12's held-out text data). Records carry ``auto_beta``
+(``budgets.resolve_hard_prune(scores, "auto", n_keep)``: the outlier mode and the rate
+term from 50 %, without the labels' or the atypicality's hard task), ``embed`` (absent:
+"net"),
 ``coreset`` (a hash of the kept rows), ``kept_flipped`` (the share of kept rows whose
 training label was flipped), since stop 27 ``smoothness`` (:func:`score_smoothness`)
 and ``agreement`` (:func:`label_agreement`), since stop 28 ``atypicality``
