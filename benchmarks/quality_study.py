@@ -94,9 +94,8 @@ raw inputs (:func:`pca_embeddings`), independent of the labels, as a public mode
 embeddings are (issue 12's held-out text data). Records carry ``auto_beta``
 (``budgets.resolve_hard_prune(scores, "auto", n_keep)``: the outlier mode and the rate
 term from 50 %, without the labels' or the atypicality's hard task), ``embed`` (absent:
-"net"),
-``coreset`` (a hash of the kept rows), ``kept_flipped`` (the share of kept rows whose
-training label was flipped), since stop 27 ``smoothness`` (:func:`score_smoothness`)
+"net"), ``coreset`` (a hash of the kept rows), ``kept_flipped`` (the share of kept rows
+whose training label was flipped), since stop 27 ``smoothness`` (:func:`score_smoothness`)
 and ``agreement`` (:func:`label_agreement`), since stop 28 ``atypicality``
 (:func:`score_atypicality`).
 
