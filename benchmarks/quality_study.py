@@ -685,15 +685,16 @@ def _floor(e, s, r, labels, seed):
     ``ATYPICAL``) the share of all rows dropped is at least ``(1 - a / ATYPICAL) / 2``
     (half of them where hardness does not follow atypicality at all, a <= 0), capped so
     that the kept rows fit (stop 29, tried)."""
-    beta = budgets.resolve_hard_prune(s, "auto", _n_keep(s, r), score_atypicality(e, s))[0]
-    return d2fast.prune(e, s, rate=r, hard_prune=max(beta, _floor_beta(e, s, r)))
+    a = score_atypicality(e, s)
+    beta = budgets.resolve_hard_prune(s, "auto", _n_keep(s, r), a)[0]
+    return d2fast.prune(e, s, rate=r, hard_prune=max(beta, _floor_beta(s, r, a)))
 
 
-def _floor_beta(e, s, r) -> float:
+def _floor_beta(s, r, a) -> float:
     """The share of all rows "d2 floor" drops at least: ``(1 - a / 0.2) / 2`` for the
     atypicality a < 0.2 (0 above; :func:`d2fast.budgets.hard_task_floor` since it was
     adopted, the same values), capped so that the kept rows fit."""
-    return _capped(s, r, budgets.hard_task_floor(score_atypicality(e, s)))
+    return _capped(s, r, budgets.hard_task_floor(a))
 
 
 def _floor_labels(e, s, r, labels, seed, noisy):
@@ -702,7 +703,8 @@ def _floor_labels(e, s, r, labels, seed, noisy):
     is at least :func:`_floor_beta` (stop 29, tried)."""
     if label_agreement(e, noisy) >= budgets.AGREE_MIN:
         return d2fast.prune(e, s, rate=r, labels=noisy)
-    return _labels_with_beta(e, s, r, noisy, max(_rate_from_zero(s, r), _floor_beta(e, s, r)))
+    return _labels_with_beta(e, s, r, noisy, max(_rate_from_zero(s, r),
+                                                 _floor_beta(s, r, score_atypicality(e, s))))
 
 
 _floor_labels.uses_noisy_labels = True
@@ -934,6 +936,14 @@ def load_packages(seed: int, n_classes: int = 40):
     a class).
     Overlapping classes (libs / libdevel / devel, utils / admin / misc, x11 / gnome / kde)
     and short texts. Split and inputs: :func:`text_split`."""
+    texts, sections = _packages(n_classes)
+    return text_split(list(texts), list(sections), "packages", seed)
+
+
+@functools.lru_cache(maxsize=None)
+def _packages(n_classes: int) -> tuple[tuple, tuple]:
+    """(texts, sections) of :func:`load_packages`, read from apt's indexes once a run."""
+    import collections
     import glob
     import subprocess
 
@@ -948,12 +958,10 @@ def load_packages(seed: int, n_classes: int = 40):
                 found.setdefault(field["Package"], (
                     field["Section"].split("/")[-1],
                     f"{field['Package']}: {field['Description']}"))
-    sizes = {}
-    for section, _ in found.values():
-        sizes[section] = sizes.get(section, 0) + 1
+    sizes = collections.Counter(section for section, _ in found.values())
     top = set(sorted(sizes, key=lambda s: (-sizes[s], s))[:n_classes])
     rows = [found[name] for name in sorted(found) if found[name][0] in top]
-    return text_split([text for _, text in rows], [s for s, _ in rows], "packages", seed)
+    return tuple(text for _, text in rows), tuple(s for s, _ in rows)
 
 
 def text_split(texts, classes, name: str, seed: int, n_test: int = 2000, svd: int = 256,
