@@ -86,7 +86,13 @@ floor" (no labels) drops, in the hard task, at least ``(1 - a / 0.2) / 2`` of al
 the atypicality a, "d2 floor labels" the same in the labels' hard task: prune's defaults
 since stop 29, as ``d2fast.budgets.hard_task_floor``; "d2 s28" and "d2 given labels s28"
 are prune's defaults of stop 28 (the records of "d2" and "d2 given labels" made before
-stop 29 were renamed so).
+stop 29 were renamed so). Stop 30 ("Stop 30"), no labels: outside the hard task, the rate
+term's rows beyond the outlier mode's are dropped only where they are typical inputs
+(mean distance to their 5-NN neighbours at or below the median), "d2 typical rows"
+(rejected), or the hardest of them in proportion to their typical share over one half,
+"d2 typical scaled": prune's default since stop 30, as ``d2fast.budgets.typical_share``;
+"d2 s29" is prune's default without labels of stop 29 (the records of "d2" made before
+stop 30 were renamed so).
 
 Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penultimate layer,
 trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
@@ -710,6 +716,53 @@ def _floor_labels(e, s, r, labels, seed, noisy):
 _floor_labels.uses_noisy_labels = True
 
 
+def typical_rows(e, s) -> tuple[float | None, np.ndarray]:
+    """``(a, typical)``: :func:`score_atypicality` and, per row, whether its mean distance
+    to its neighbours in the same 5-NN union graph is at or below the median of all rows
+    (a typical input; stop 30)."""
+    a, g = budgets.sample_atypicality(e, s, 5, "euclidean")
+    degree = np.diff(g.indptr)
+    far = np.bincount(np.repeat(np.arange(g.n), degree), weights=g.distances,
+                      minlength=g.n) / np.maximum(degree, 1)
+    return a, far <= np.median(far)
+
+
+def _typical(scaled: bool):
+    def select(e, s, r, labels, seed):
+        """prune's defaults without labels; outside the hard task, of the rate term's rows
+        beyond the outlier mode's (R, hardest first) only the typical inputs
+        (:func:`typical_rows`) are dropped ("d2 typical rows": a hard typical input is
+        hard for its label, a hard atypical one is a rare input that D2's coverage keeps),
+        or the hardest ``floor(|R| * min(1, 2 * share))`` of R, share = the typical share
+        of R, one half where hardness does not follow typicality ("d2 typical scaled",
+        prune's default since stop 30; stop 30)."""
+        from unittest import mock
+
+        from d2fast._ties import tie_keys
+
+        n, n_keep = s.size, _n_keep(s, r)
+        a, typical = typical_rows(e, s)
+        mode_drop = min(high_mode(s).count, n - n_keep)
+        rate_drop = min(budgets.rate_term_drop(n, n_keep), n - n_keep)
+        if a is None or a < ATYPICAL or rate_drop <= mode_drop:
+            return d2fast.prune(e, s, rate=r)
+        order = np.lexsort((tie_keys(np.arange(n)), -s))
+        rate_rows = order[mode_drop:rate_drop]
+        if scaled:
+            share = typical[rate_rows].mean()
+            drop = np.r_[order[:mode_drop],
+                         rate_rows[:int(rate_rows.size * min(1.0, 2 * share))]]
+        else:
+            drop = np.r_[order[:mode_drop], rate_rows[typical[rate_rows]]]
+        keep = np.ones(n, dtype=bool)
+        keep[drop] = False
+        pool = np.flatnonzero(keep)
+        with mock.patch.object(sys.modules["d2fast.prune"], "hard_prune_pool",
+                               lambda scores, beta, n_keep: pool):
+            return d2fast.prune(e, s, rate=r)
+    return select
+
+
 def _default_s28(e, s, r, labels, seed, noisy=None):
     """prune's defaults as of stop 28 (given the training labels ``noisy``: "d2 given
     labels s28"): the hard task without :func:`d2fast.budgets.hard_task_floor`."""
@@ -717,6 +770,15 @@ def _default_s28(e, s, r, labels, seed, noisy=None):
 
     with mock.patch.object(budgets, "hard_task_floor", lambda atypicality: 0.0):
         return d2fast.prune(e, s, rate=r, labels=noisy)
+
+
+def _default_s29(e, s, r, labels, seed):
+    """prune's defaults without labels as of stop 29: the rate term not scaled by its
+    typical share (:func:`d2fast.budgets.typical_share`)."""
+    from unittest import mock
+
+    with mock.patch.object(budgets, "typical_share", lambda *args: None):
+        return d2fast.prune(e, s, rate=r)
 
 
 def _given_labels_s28(e, s, r, labels, seed, noisy):
@@ -813,7 +875,9 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 atypical": _atypical, "d2 s27": _default_s27,
            "d2 either labels": _gated_either, "d2 floor": _floor,
            "d2 floor labels": _floor_labels, "d2 s28": _default_s28,
-           "d2 given labels s28": _given_labels_s28}
+           "d2 given labels s28": _given_labels_s28,
+           "d2 typical rows": _typical(False), "d2 typical scaled": _typical(True),
+           "d2 s29": _default_s29}
 
 
 def load(name: str, seed: int):

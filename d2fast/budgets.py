@@ -3,7 +3,7 @@ and the balanced merge of per-class rankings (shared by ``prune`` and ``baseline
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,10 +19,19 @@ AGREE_MIN = 0.5  # "auto" with labels: a hard task below this kNN label agreemen
 ATYPICAL_MIN = 0.2  # "auto" without labels: a hard task below this hardness-atypicality
 ATYPICAL_ROWS = 10_000  # rows hardness_atypicality reads (all of them up to this many)
 FLOOR_MAX = 0.5  # "auto": a hard task's floor drops at most this share of all rows
+TYPICAL_EVEN = 0.5  # typical share of the hardest rows when hardness ignores typicality
+
+
+class Typical(NamedTuple):
+    """Which sampled rows are typical inputs (:func:`typical_flags`): ``rows``, int64 sorted
+    ids of the rows :func:`hardness_atypicality` read; ``flags``, bool of the same shape."""
+    rows: np.ndarray
+    flags: np.ndarray
 
 
 def resolve_hard_prune(scores: np.ndarray, hard_prune: Any, n_keep: int,
-                       atypicality: float | None = None) -> tuple[float, str]:
+                       atypicality: float | None = None,
+                       typical: Typical | None = None) -> tuple[float, str]:
     """The hard-prune fraction beta to use and why.
 
     Parameters
@@ -33,6 +42,8 @@ def resolve_hard_prune(scores: np.ndarray, hard_prune: Any, n_keep: int,
     n_keep : int, rows the selection keeps
     atypicality : float, optional
         :func:`hardness_atypicality`, for ``"auto"`` without labels.
+    typical : Typical, optional
+        The typical inputs of the same sample, for ``"auto"`` without labels.
 
     Returns
     -------
@@ -42,15 +53,15 @@ def resolve_hard_prune(scores: np.ndarray, hard_prune: Any, n_keep: int,
     if isinstance(hard_prune, str):
         if hard_prune != "auto":
             raise ValueError(f"hard_prune must be a float in [0, 1) or 'auto', got {hard_prune!r}")
-        return auto_hard_prune(scores, n_keep, atypicality)
+        return auto_hard_prune(scores, n_keep, atypicality, typical)
     beta = check_real(hard_prune, "hard_prune")
     if beta >= 1.0:
         raise ValueError(f"hard_prune == {beta}, must satisfy 0 <= hard_prune < 1")
     return beta, f"given: {beta:g}"
 
 
-def auto_hard_prune(scores: np.ndarray, n_keep: int,
-                    atypicality: float | None = None) -> tuple[float, str]:
+def auto_hard_prune(scores: np.ndarray, n_keep: int, atypicality: float | None = None,
+                    typical: Typical | None = None) -> tuple[float, str]:
     """``hard_prune="auto"``: beta from the scores and the pruning rate.
 
     1. Outlier mode. Mislabelled rows form a separate mode of high difficulty: negative
@@ -71,7 +82,17 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int,
        that grows as the atypicality falls (:func:`hard_task_drop`): the larger of
        ``floor((n - n_keep) * RATE_SLOPE)`` rows and ``floor(n * (1 - atypicality /
        ATYPICAL_MIN) / 2)`` rows, half of all rows where hardness does not follow
-       atypicality at all (atypicality <= 0).
+       atypicality at all (atypicality <= 0). Outside a hard task, the rate term's rows
+       beyond the outlier mode's are scaled by their typical share (``typical``, see
+       :func:`typical_share`): a flipped label makes its input hard whatever the input
+       looks like, so about half of the noise among them is typical
+       (``TYPICAL_EVEN``), while a clean hard row is mostly a rare input, which D2's
+       coverage keeps. Of those rows the hardest ``floor(r * min(1, share /
+       TYPICAL_EVEN))`` of ``r`` are dropped: all of them at a share of one half (no
+       sign that they are rare inputs), none where none is typical. On clean digits the
+       share of the 10-20 % hardest is 0.01-0.08 (AUM, EL2N), with 10 % noise 0.2-0.4,
+       on Fashion-MNIST 0.3 clean and 0.5-0.7 with 20 % noise (docs/quality-study.md,
+       stop 30).
     3. ``beta = max(beta_mode, beta_rate)`` (the mode already drops the hardest rows; the
        sum dropped too many), capped so that the ``n_keep`` rows still fit: at most
        ``n - n_keep`` rows are dropped. Constant scores drop nothing. Capping beta at a
@@ -86,6 +107,9 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int,
     atypicality : float, optional
         :func:`hardness_atypicality` of the rows (None: not known or no signal, the rate
         term starts at ``RATE_FREE``).
+    typical : Typical, optional
+        The typical inputs among the rows the atypicality read (None: the rate term is not
+        scaled).
 
     Returns
     -------
@@ -104,6 +128,10 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int,
     start = 0.0 if hard else RATE_FREE
     rate_drop = min(hard_task_drop(n, n_keep, atypicality) if hard else
                     rate_term_drop(n, n_keep), n - n_keep)
+    share = None if hard or typical is None or rate_drop <= mode_drop else \
+        typical_share(scores, mode_drop, rate_drop, typical)
+    if share is not None:
+        rate_drop = mode_drop + int((rate_drop - mode_drop) * min(1.0, share / TYPICAL_EVEN))
     beta_rate = max(0.0, rate - start) * RATE_SLOPE
     capped = mode.count > n - n_keep  # the rate term never exceeds n - n_keep
     drop = max(mode_drop, rate_drop)
@@ -119,6 +147,9 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int,
                      f"{ATYPICAL_MIN:g}) * {FLOOR_MAX:g}, at most {FLOOR_MAX:g})")
     elif atypicality is not None:
         parts.append(f"hardness-atypicality {atypicality:.3f}")
+    if share is not None:
+        parts.append(f"the rate term's rows beyond the outlier mode {min(1.0, share / TYPICAL_EVEN):.3f}"
+                     f" of them (typical share {share:.3f} / {TYPICAL_EVEN:g}, at most 1)")
     if capped:
         parts.append(f"capped so that n_keep={n_keep} rows remain")
     return beta, f"auto: {beta:.4f} = drop {drop} of {n} rows; " + "; ".join(parts)
@@ -174,11 +205,42 @@ def hardness_atypicality(graph: Any, scores: np.ndarray) -> float | None:
     graph : :class:`d2fast.Graph` of the rows (CSR ``indptr``, ``indices``, ``distances``)
     scores : float64 of shape (graph.n,), higher = harder
     """
+    far, has = mean_distances(graph)
+    return _spearman(scores[has], far[has])
+
+
+def mean_distances(graph: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(far, has)``: float64 of shape (n,), each row's mean distance to its graph
+    neighbours (0 without any); bool of shape (n,), whether it has any."""
     degree = np.diff(graph.indptr)
     row = np.repeat(np.arange(graph.n, dtype=np.int64), degree)
-    far = np.bincount(row, weights=graph.distances, minlength=graph.n)
+    far = np.bincount(row, weights=graph.distances, minlength=graph.n).astype(np.float64)
     has = degree > 0
-    return _spearman(scores[has], far[has] / degree[has])
+    far[has] /= degree[has]
+    return far, has
+
+
+def typical_flags(graph: Any) -> np.ndarray:
+    """bool of shape (n,): the typical inputs, rows whose mean distance to their graph
+    neighbours is at or below the median over the rows with neighbours (a row without
+    neighbours is not typical)."""
+    far, has = mean_distances(graph)
+    return has & (far <= np.median(far[has])) if has.any() else has
+
+
+def typical_share(scores: np.ndarray, lo: int, hi: int, typical: Typical) -> float | None:
+    """The share of typical inputs among the sampled rows (``typical``) at positions ``lo``
+    to ``hi - 1`` of the hardest-first order of all n rows (highest score first; ties:
+    lower tie key first, as :func:`hard_prune_pool`); None when no sampled row is there.
+    ``scores``: float64 of shape (n,)."""
+    order = np.lexsort((tie_keys(np.arange(scores.size)), -scores))
+    position = np.empty(scores.size, dtype=np.int64)
+    position[order] = np.arange(scores.size)
+    at = position[typical.rows]
+    inside = (at >= lo) & (at < hi)
+    return float(typical.flags[inside].mean()) if inside.any() else None
+
+
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop this fraction of hardest rows first (d2: auto = a separate mode "
                    "of high scores or max(0, rate - 0.5) / 2; in a hard task, where the "
                    "hard rows are not the atypical ones (a < 0.2), rate / 2 and at least "
-                   "(1 - a / 0.2) / 2 of the rows; with --labels checked against them, "
+                   "(1 - a / 0.2) / 2 of the rows; else the rate term's rows beyond the "
+                   "mode scaled by their typical share over 0.5; with --labels checked "
+                   "against them, "
                    "README 'The label check'; -v logs its choice; also with "
                    "--graph, as in Python; 0 = pure D2; ccs: 0.1)")
     p.add_argument("--graph", dest="graph_file", metavar="GRAPH.npz",

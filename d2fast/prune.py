@@ -11,9 +11,9 @@ from d2fast import _backends
 from d2fast._ties import tie_order
 from d2fast._validate import (check_choice, check_emb, check_k, check_labels, check_real,
                               check_scores, label_names, resolve_n_keep)
-from d2fast.budgets import (BUDGETS, atypicality_rows, by_class, class_budgets,
+from d2fast.budgets import (BUDGETS, Typical, atypicality_rows, by_class, class_budgets,
                             hard_prune_pool, label_check, merge_balanced, nothing_to_check,
-                            resolve_hard_prune, sample_atypicality)
+                            resolve_hard_prune, sample_atypicality, typical_flags)
 from d2fast.graph import GRAPHS, METRICS, Graph, check_prebuilt, graph_of_rows
 from d2fast.knn import KNN
 from d2fast.passing import MODES, REVERSE, auto_gamma_r, forward_pass, select, underflow
@@ -94,7 +94,11 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
         its mean distance to its k nearest neighbours is below 0.2
         (:func:`d2fast.budgets.hardness_atypicality`, on the exact kNN graph of at most
         10,000 rows, a fixed sample: one more small kNN search, whose graph serves the
-        selection when it holds all rows and nothing is hard-pruned). With ``labels``, rows
+        selection when it holds all rows and nothing is hard-pruned). Outside a hard task
+        the rate term's rows beyond the mode's are dropped in proportion to their typical
+        share over one half (rows with a mean neighbour distance at or below the median,
+        read on the same sample; :func:`d2fast.budgets.typical_share`): where the hardest
+        rows are rare inputs, fewer are dropped. With ``labels``, rows
         are checked against them on the graph of all rows (the prebuilt ``graph``, or one
         more kNN graph built as the selection's: k, metric, knn). Where fewer than half
         of the rows have a label that at least half of their neighbours share (a hard
@@ -227,13 +231,13 @@ def prune(emb: Any, scores: Any, k: int | None = None, rate: float = 0.5, *,
     backend_name = _backends.get(backend).NAME
     ids = None if labels is None else check_labels(labels, n)
     times = dict.fromkeys(("knn", "dedup", "forward", "select"), 0.0)
-    atypical, sampled = None, None
+    atypical, sampled, typical = None, None, None
     if isinstance(hard_prune, str) and hard_prune == "auto" and ids is None and \
             not nothing_to_check(scores, n_keep):
         t = time.perf_counter()
-        atypical, sampled = _atypicality(X, scores, graph, k, metric, backend)
+        atypical, sampled, typical = _atypicality(X, scores, graph, k, metric, backend)
         times["knn"] += time.perf_counter() - t
-    beta, reason = resolve_hard_prune(scores, hard_prune, n_keep, atypical)
+    beta, reason = resolve_hard_prune(scores, hard_prune, n_keep, atypical, typical)
     pool = hard_prune_pool(scores, beta, n_keep)
     checked = ids is not None and isinstance(hard_prune, str)
     if ids is not None and class_budget is None and not checked:
@@ -368,16 +372,18 @@ def _group_graph(X: np.ndarray, rows: np.ndarray, graph: str | Graph, k: int | N
 
 
 def _atypicality(X: np.ndarray, scores: np.ndarray, graph: str | Graph, k: int | None,
-                 metric: str | None, backend: str) -> tuple[float | None, Graph | None]:
+                 metric: str | None,
+                 backend: str) -> tuple[float | None, Graph | None, Typical | None]:
     """:func:`d2fast.budgets.sample_atypicality` of :func:`d2fast.budgets.atypicality_rows`
     (k, metric: the selection's, or a prebuilt graph's); its graph when it holds all rows
-    (else None)."""
+    (else None); the sample's typical inputs (None without a graph)."""
     if isinstance(graph, Graph):
         k, metric = graph.meta.get("k") or 5, graph.meta.get("metric") or "euclidean"
     rows = atypicality_rows(X.shape[0])
     every = rows.size == X.shape[0]
     value, g = sample_atypicality(X, scores, k, metric, backend, None if every else rows)
-    return value, g if every else None
+    typical = None if g is None else Typical(rows, typical_flags(g))
+    return value, g if every else None, typical
 
 
 def _label_check(X: np.ndarray, scores: np.ndarray, pool: np.ndarray, ids: np.ndarray,

@@ -83,3 +83,16 @@ def ray_cluster():
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+
+
+def typical_by_hand(X: np.ndarray, k: int) -> np.ndarray:
+    """bool (n,): rows whose mean euclidean distance to their neighbours in the union kNN
+    graph (k nearest others, plus the rows that count them among theirs) is at or below
+    the median, from the dense distance matrix (small n only)."""
+    d = np.sqrt(((X[:, None, :].astype(np.float64) - X[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    near = np.zeros(d.shape, dtype=bool)
+    near[np.arange(len(X))[:, None], np.argsort(d, axis=1, kind="stable")[:, :k]] = True
+    near |= near.T
+    far = np.where(near, d, 0.0).sum(1) / near.sum(1)
+    return far <= np.median(far)

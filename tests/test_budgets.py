@@ -1,5 +1,6 @@
 """hard_prune="auto" (budgets.auto_hard_prune): the rule, its cap and its edge cases, and
-its hard-task signal without labels (hardness_atypicality, atypicality_rows); its
+its hard-task signal without labels (hardness_atypicality, atypicality_rows) and the rate
+term's typical share (typical_flags, typical_share); its
 label check (label_check_rows, disputed_labels, unanimous_labels, among_easy,
 label_checked_pool; label_check itself in test_prune.py)."""
 from contextlib import nullcontext
@@ -10,12 +11,14 @@ import pytest
 
 import d2fast
 from d2fast._ties import tie_keys
+from conftest import typical_by_hand
 from d2fast.budgets import (AGREE_MIN, ATYPICAL_MIN, ATYPICAL_ROWS, RATE_FREE, RATE_SLOPE,
-                            among_easy, atypicality_rows, auto_hard_prune, beta_dropping,
+                            TYPICAL_EVEN, Typical, among_easy, atypicality_rows, auto_hard_prune, beta_dropping,
                             disputed_labels, hard_prune_pool, hard_task_drop, hard_task_floor,
                             hard_task_pool, hardness_atypicality, label_check_rows,
                             label_checked_pool, rate_term_drop, resolve_hard_prune,
-                            sample_atypicality, unanimous_labels)
+                            sample_atypicality, typical_flags, typical_share,
+                            unanimous_labels)
 
 
 def noisy(n_clean=1800, n_noise=200, seed=0):
@@ -195,6 +198,70 @@ def test_hard_task_starts_the_rate_term_at_rate_0():
     assert dropped(scores, auto_hard_prune(scores, 0, -1.0)[0]) == 500  # half the budget
     assert resolve_hard_prune(scores, "auto", 700, -1.0) == auto_hard_prune(scores, 700, -1.0)
     assert resolve_hard_prune(scores, 0.0, 700, -1.0)[0] == 0.0  # a float is used as given
+
+
+# -- hard_prune="auto" without labels: the typical share of the rate term's rows ------------
+
+def test_typical_flags_and_share():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    g = d2fast.knn_graph(X, 5, knn="exact")
+    flags = typical_flags(g)
+    assert flags.sum() == 100  # at or below the median of distinct mean distances
+    assert np.isclose(np.corrcoef(flags, np.linalg.norm(X, axis=1))[0, 1], -0.7, atol=0.2)
+    by_hand = typical_by_hand(X, 5)
+    np.testing.assert_array_equal(flags, by_hand)
+    scores = rng.random(200)
+    order = np.argsort(-scores)
+    rows = np.sort(rng.choice(200, 120, replace=False))  # a sample of the rows
+    sample = Typical(rows, flags[rows])
+    for lo, hi in ((0, 200), (10, 50), (0, 1), (199, 200)):
+        inside = np.isin(rows, order[lo:hi])
+        want = flags[rows][inside].mean() if inside.any() else None
+        assert typical_share(scores, lo, hi, sample) == want
+    assert typical_share(scores, 5, 5, sample) is None  # no row there
+    isolated = d2fast.Graph(np.zeros(4, dtype=np.int64), np.empty(0, dtype=np.int64),
+                            np.empty(0, dtype=np.float32))
+    assert not typical_flags(isolated).any()  # no neighbours: not typical
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.25, 0.4, 0.5, 0.8, 1.0])
+def test_rate_term_scaled_by_the_typical_share(share):
+    n = 1000
+    scores = np.arange(n, dtype=float)  # no outlier mode; hardest = highest id
+    flags = np.zeros(n, dtype=bool)
+    for n_keep in (700, 500, 300, 100, 0):
+        rate_drop = rate_term_drop(n, n_keep)
+        hard = np.arange(n - rate_drop, n)  # the rate term's rows
+        flags[:] = False
+        flags[hard[:int(round(share * rate_drop))]] = True
+        sample = Typical(np.arange(n), flags.copy())
+        plain, _ = auto_hard_prune(scores, n_keep, 0.5)
+        beta, why = auto_hard_prune(scores, n_keep, 0.5, sample)
+        got = typical_share(scores, 0, rate_drop, sample)
+        want = int(rate_drop * min(1.0, got / TYPICAL_EVEN)) if rate_drop else 0
+        assert dropped(scores, beta) == want <= dropped(scores, plain) == rate_drop
+        assert (want == rate_drop) == (share >= 0.5 or rate_drop == 0)
+        assert ("typical share" in why) == (rate_drop > 0)
+        # a hard task and the rule without the sample ignore it
+        assert auto_hard_prune(scores, n_keep, -1.0, sample) == auto_hard_prune(
+            scores, n_keep, -1.0)
+        assert resolve_hard_prune(scores, "auto", n_keep, 0.5, sample) == (beta, why)
+
+
+def test_typical_share_counts_only_rows_beyond_the_outlier_mode():
+    scores = noisy(900, 100, seed=5)  # a mode of 100 (the rate term at 90 %: 200 rows)
+    order = np.argsort(-scores)
+    mode = auto_hard_prune(scores, 500)[0]
+    assert dropped(scores, mode) == 100  # the mode alone at 50 %
+    flags = np.zeros(1000, dtype=bool)
+    flags[order[:100]] = True  # the mode's rows typical, the rate term's beyond it not
+    sample = Typical(np.arange(1000), flags)
+    assert dropped(scores, auto_hard_prune(scores, 100, 0.5, sample)[0]) == 100
+    flags[order[100:125]] = True  # a quarter of the 100 beyond: half of them dropped
+    assert dropped(scores, auto_hard_prune(scores, 100, 0.5, sample)[0]) == 150
+    few = Typical(np.array([order[0], order[1]]), np.array([True, True]))
+    assert auto_hard_prune(scores, 100, 0.5, few) == auto_hard_prune(scores, 100, 0.5)
 
 
 def test_hard_task_floor_grows_as_the_atypicality_falls():

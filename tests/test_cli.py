@@ -248,14 +248,21 @@ def test_bad_input_one_line_exit_2(files, make, argv, fragment):
 
 
 def test_verbose_logs_the_hard_prune_choice(files):
+    from conftest import typical_by_hand
+
     folder, emb = files[:2]
     far = np.linalg.norm(emb, axis=1)
     noisy = far / far.max()
     noisy[np.argsort(far)[-30:]] = 5.0  # a mode of 30 among the most atypical rows
     np.save(folder / "noisy.npy", noisy)
     proc = run("prune", "emb.npy", "noisy.npy", "--rate", 0.9, "-o", "k.npy", "-v", cwd=folder)
-    assert "d2fast: hard_prune auto: 0.2000 = drop 60 of 300 rows; outlier mode 0.100" \
-        in proc.stderr and "rate term 0.200" in proc.stderr and "hard task" not in proc.stderr
+    # the rate term's 30 rows beyond the mode are the next most atypical: few typical
+    share = typical_by_hand(emb, 5)[np.argsort(-noisy)[30:60]].mean()
+    drop = 30 + int(30 * min(1.0, 2 * share))
+    assert f"d2fast: hard_prune auto: {drop / 300:.4f} = drop {drop} of 300 rows; outlier " \
+        "mode 0.100" in proc.stderr and "rate term 0.200" in proc.stderr and share < 0.1
+    assert f"rows beyond the outlier mode {2 * share:.3f} of them (typical share {share:.3f} " \
+        "/ 0.5" in proc.stderr and "hard task" not in proc.stderr
     np.save(folder / "unrelated.npy", np.r_[np.linspace(0, 1, 270), np.full(30, 5.0)])
     proc = run("prune", "emb.npy", "unrelated.npy", "--rate", 0.9, "-o", "k4.npy", "-v",
                cwd=folder)  # difficulty unrelated to atypicality: a hard task
@@ -402,14 +409,18 @@ def test_inapplicable_options_are_errors(files, argv, fragment):
 def test_prune_sidecar_records_resolved_values(files):
     import faiss
 
-    from d2fast.budgets import resolve_hard_prune
+    from conftest import typical_by_hand
+    from d2fast.budgets import Typical, resolve_hard_prune
 
     folder, emb, scores, _ = files
     run("prune", "emb.npy", "scores.npy", "--rate", 0.7, "-q", "-o", "keep.npy", cwd=folder)
     record = json.loads((folder / "keep.npy.json").read_text())
     resolved = record["resolved"]
-    beta, reason = resolve_hard_prune(scores, "auto", 90, resolved["hard_prune_atypicality"])
+    typical = Typical(np.arange(300), typical_by_hand(emb, 5))
+    beta, reason = resolve_hard_prune(scores, "auto", 90, resolved["hard_prune_atypicality"],
+                                      typical)
     assert resolved["hard_prune_atypicality"] > 0.2  # the fixture's: no hard task
+    assert "typical share" in reason
     assert {k: resolved[k] for k in ("metric", "graph", "k", "knn", "knn_params",
                                      "normalization", "graph_source", "n_keep")} == {
         "metric": "euclidean", "graph": "union", "k": 5, "knn": "exact", "knn_params": {},

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import d2fast
+from conftest import typical_by_hand
 from d2fast import budgets, distributed
 from d2fast.distributed import engines, graph as graph_stage, partition
 from d2fast.distributed import passing as passing_stage
@@ -148,7 +149,12 @@ def test_hard_prune_auto_equals_prune(graph, shards):
     hard = min(N, int(N * budgets.hard_task_floor(budgets.sample_atypicality(
         X2, s2, 5, "euclidean")[0])))
     assert 135 < hard <= 150
-    for X, s, rate, drops in ((X, s, 0.3, 40), (X, s, 0.9, 60), (X2, s2, 0.3, 90),
+    # at 0.9 the rate term's 60 rows are the mode's 40 and 20 more, scaled by their
+    # typical share (the scores grow with atypicality: few are typical)
+    share = typical_by_hand(X, 5)[np.argsort(-s)[40:60]].mean()
+    rate_drop = 40 + int(20 * min(1.0, 2 * share))
+    assert 40 <= rate_drop < 60
+    for X, s, rate, drops in ((X, s, 0.3, 40), (X, s, 0.9, rate_drop), (X2, s2, 0.3, 90),
                               (X2, s2, 0.9, hard)):
         want, wi = d2fast.prune(X, s, 5, rate, knn="exact", graph=graph, return_info=True)
         got, gi = distributed.prune(X, s, 5, rate, knn="exact", graph=graph, shards=shards,
@@ -178,7 +184,10 @@ def test_hard_prune_over_shard_files_ivf_and_resume(tmp_path, monkeypatch):
         np.save(tmp_path / f"s-{i}.npy", s[a:b])
     kw = dict(knn="ivf", knn_params={"nlist": 6, "recall": 0.9}, rate=0.8)  # nprobe 'auto'
     want, wi = d2fast.prune(X, s, 5, return_info=True, **kw)
-    assert wi["hard_pruned"] == 180  # the rate term 0.15 of 1200 rows (the mode: 160)
+    # the rate term, 0.15 of 1200 rows: the mode's 160 and 20 more scaled by their typical
+    # share (exact, as every sample's graph)
+    share = typical_by_hand(X, 5)[np.argsort(-s, kind="stable")[160:180]].mean()
+    assert wi["hard_pruned"] == 160 + int(20 * min(1.0, 2 * share)) and 0 < share < 0.5
     files = dict(emb=sorted(str(p) for p in tmp_path.glob("emb-*.npy")),
                  scores=sorted(str(p) for p in tmp_path.glob("s-*.npy")))
     wd = str(tmp_path / "wd")

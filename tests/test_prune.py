@@ -195,8 +195,11 @@ def test_auto_reuses_the_atypicality_graph_when_nothing_is_hard_pruned(monkeypat
     d2fast.prune(emb, scores, rate=0.5, knn="hnsw")  # another search: its own graph
     assert calls == ["exact", "hnsw"]
     calls.clear()
-    d2fast.prune(emb, scores, rate=0.8)  # the rate term drops rows: the pool's graph
-    assert calls == ["exact", "auto"]
+    keep, info = d2fast.prune(emb, scores, rate=0.8, return_info=True)
+    assert info["hard_pruned"] == 0 and calls == ["exact"]  # no hard row typical: no drop
+    calls.clear()
+    keep, info = d2fast.prune(emb, -scores, rate=0.8, return_info=True)
+    assert info["hard_pruned"] > 0 and calls == ["exact", "auto"]  # a hard task: the pool's
 
 
 @pytest.mark.parametrize("budget", ["proportional", "uniform"])

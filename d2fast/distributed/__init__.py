@@ -14,8 +14,9 @@ import numpy as np
 from d2fast import _backends
 from d2fast._validate import (check_choice, check_emb, check_int, check_k, check_memory,
                               check_real, check_scores, resolve_n_keep)
-from d2fast.budgets import (BUDGETS, atypicality_rows, hard_prune_pool, nothing_to_check,
-                            resolve_hard_prune, sample_atypicality)
+from d2fast.budgets import (BUDGETS, Typical, atypicality_rows, hard_prune_pool,
+                            nothing_to_check, resolve_hard_prune, sample_atypicality,
+                            typical_flags)
 from d2fast.distributed.checkpoint import STAGES, Manifest
 from d2fast.distributed.engines import LocalEngine, RayEngine, dead_actor_errors
 from d2fast.distributed.partition import check_rows
@@ -279,13 +280,14 @@ def _hard_prune(scores: ShardFiles, emb: ShardFiles, hard_prune: Any, n_keep: in
                  "(drop the hardest rows from the shards first)")
     s = scores.read(0, n).astype(np.float64)
     check_rows(s, scores, np.arange(n))
-    atypical = None
+    atypical, typical = None, None
     if isinstance(hard_prune, str) and not nothing_to_check(s, n_keep):
         rows = atypicality_rows(n)
         x = emb.take(rows)
         check_rows(x, emb, rows)
-        atypical = sample_atypicality(x, s[rows], k, metric, backend)[0]
-    beta, why = resolve_hard_prune(s, hard_prune, n_keep, atypical)
+        atypical, g = sample_atypicality(x, s[rows], k, metric, backend)
+        typical = None if g is None else Typical(rows, typical_flags(g))
+    beta, why = resolve_hard_prune(s, hard_prune, n_keep, atypical, typical)
     pool = hard_prune_pool(s, beta, n_keep)
     return beta, why, atypical, None if pool.size == n else pool
 
