@@ -89,10 +89,10 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int, atypicality: float | None =
        (``TYPICAL_EVEN``), while a clean hard row is mostly a rare input, which D2's
        coverage keeps. Of those rows the hardest ``floor(r * min(1, share /
        TYPICAL_EVEN))`` of ``r`` are dropped: all of them at a share of one half (no
-       sign that they are rare inputs), none where none is typical. On clean digits the
-       share of the 10-20 % hardest is 0.01-0.08 (AUM, EL2N), with 10 % noise 0.2-0.4,
-       on Fashion-MNIST 0.3 clean and 0.5-0.7 with 20 % noise (docs/quality-study.md,
-       stop 30).
+       sign that they are rare inputs), none where none is typical. Seed 0, AUM and
+       EL2N, the network's embeddings, the 10-20 % hardest rows: 0.01-0.08 on clean
+       digits, 0.20-0.37 with 10 % noise; 0.28-0.31 on clean Fashion-MNIST, 0.46-0.64
+       with 20 % noise (docs/quality-study.md, stop 30).
     3. ``beta = max(beta_mode, beta_rate)`` (the mode already drops the hardest rows; the
        sum dropped too many), capped so that the ``n_keep`` rows still fit: at most
        ``n - n_keep`` rows are dropped. Constant scores drop nothing. Capping beta at a
@@ -148,8 +148,9 @@ def auto_hard_prune(scores: np.ndarray, n_keep: int, atypicality: float | None =
     elif atypicality is not None:
         parts.append(f"hardness-atypicality {atypicality:.3f}")
     if share is not None:
-        parts.append(f"the rate term's rows beyond the outlier mode {min(1.0, share / TYPICAL_EVEN):.3f}"
-                     f" of them (typical share {share:.3f} / {TYPICAL_EVEN:g}, at most 1)")
+        parts.append(f"rate term scaled to {min(1.0, share / TYPICAL_EVEN):.3f} of its rows "
+                     f"beyond the outlier mode (typical share {share:.3f} / {TYPICAL_EVEN:g}, "
+                     f"at most 1)")
     if capped:
         parts.append(f"capped so that n_keep={n_keep} rows remain")
     return beta, f"auto: {beta:.4f} = drop {drop} of {n} rows; " + "; ".join(parts)
@@ -239,8 +240,6 @@ def typical_share(scores: np.ndarray, lo: int, hi: int, typical: Typical) -> flo
     at = position[typical.rows]
     inside = (at >= lo) & (at < hi)
     return float(typical.flags[inside].mean()) if inside.any() else None
-
-
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import d2fast
-from d2fast._ties import tie_keys
 from conftest import typical_by_hand
+from d2fast._ties import tie_keys
 from d2fast.budgets import (AGREE_MIN, ATYPICAL_MIN, ATYPICAL_ROWS, RATE_FREE, RATE_SLOPE,
-                            TYPICAL_EVEN, Typical, among_easy, atypicality_rows, auto_hard_prune, beta_dropping,
-                            disputed_labels, hard_prune_pool, hard_task_drop, hard_task_floor,
+                            TYPICAL_EVEN, Typical, among_easy, atypicality_rows,
+                            auto_hard_prune, beta_dropping, disputed_labels,
+                            hard_prune_pool, hard_task_drop, hard_task_floor,
                             hard_task_pool, hardness_atypicality, label_check_rows,
                             label_checked_pool, rate_term_drop, resolve_hard_prune,
                             sample_atypicality, typical_flags, typical_share,

@@ -261,8 +261,8 @@ def test_verbose_logs_the_hard_prune_choice(files):
     drop = 30 + int(30 * min(1.0, 2 * share))
     assert f"d2fast: hard_prune auto: {drop / 300:.4f} = drop {drop} of 300 rows; outlier " \
         "mode 0.100" in proc.stderr and "rate term 0.200" in proc.stderr and share < 0.1
-    assert f"rows beyond the outlier mode {2 * share:.3f} of them (typical share {share:.3f} " \
-        "/ 0.5" in proc.stderr and "hard task" not in proc.stderr
+    assert f"rate term scaled to {2 * share:.3f} of its rows beyond the outlier mode (typical " \
+        f"share {share:.3f} / 0.5" in proc.stderr and "hard task" not in proc.stderr
     np.save(folder / "unrelated.npy", np.r_[np.linspace(0, 1, 270), np.full(30, 5.0)])
     proc = run("prune", "emb.npy", "unrelated.npy", "--rate", 0.9, "-o", "k4.npy", "-v",
                cwd=folder)  # difficulty unrelated to atypicality: a hard task
