@@ -92,7 +92,8 @@ term's rows beyond the outlier mode's are dropped only where they are typical in
 (rejected), or the hardest of them in proportion to their typical share over one half,
 "d2 typical scaled": prune's default since stop 30, as ``d2fast.budgets.typical_share``;
 "d2 s29" is prune's default without labels of stop 29 (the records of "d2" made before
-stop 30 were renamed so).
+stop 30 were renamed so). "d2 typical labels": the same scaling given the labels, before
+the label check, outside the labels' hard task (tried).
 
 Embeddings (stop 26): ``--embed net`` (default) is the scoring network's penultimate layer,
 trained on the noisy labels, so it may have memorised them; ``--embed pca`` is a PCA of the
@@ -634,7 +635,7 @@ def _labels_with_beta(e, s, r, noisy, beta):
     from unittest import mock
 
     with mock.patch.object(sys.modules["d2fast.prune"], "resolve_hard_prune",
-                           lambda scores, hard_prune, n_keep, atypicality=None:
+                           lambda scores, hard_prune, n_keep, atypicality=None, typical=None:
                            (beta, "study variant")):
         return d2fast.prune(e, s, rate=r, labels=noisy)
 
@@ -763,6 +764,21 @@ def _typical(scaled: bool):
     return select
 
 
+def _typical_labels(e, s, r, labels, seed, noisy):
+    """prune's defaults given the training labels; outside the labels' hard task the hard
+    prune before the label check has its rate term scaled by the typical share, as
+    without labels (:func:`typical_rows` on the 5-NN union graph of all rows, the label
+    check's; stop 30, tried)."""
+    if label_agreement(e, noisy) < budgets.AGREE_MIN:
+        return d2fast.prune(e, s, rate=r, labels=noisy)
+    typical = budgets.Typical(np.arange(s.size), typical_rows(e, s)[1])
+    beta = budgets.resolve_hard_prune(s, "auto", _n_keep(s, r), None, typical)[0]
+    return _labels_with_beta(e, s, r, noisy, beta)
+
+
+_typical_labels.uses_noisy_labels = True
+
+
 def _default_s28(e, s, r, labels, seed, noisy=None):
     """prune's defaults as of stop 28 (given the training labels ``noisy``: "d2 given
     labels s28"): the hard task without :func:`d2fast.budgets.hard_task_floor`."""
@@ -877,7 +893,7 @@ METHODS = {**{m: quality.SELECTORS[m] for m in quality.METHODS},
            "d2 floor labels": _floor_labels, "d2 s28": _default_s28,
            "d2 given labels s28": _given_labels_s28,
            "d2 typical rows": _typical(False), "d2 typical scaled": _typical(True),
-           "d2 s29": _default_s29}
+           "d2 s29": _default_s29, "d2 typical labels": _typical_labels}
 
 
 def load(name: str, seed: int):
