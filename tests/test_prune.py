@@ -202,6 +202,26 @@ def test_auto_reuses_the_atypicality_graph_when_nothing_is_hard_pruned(monkeypat
     assert info["hard_pruned"] > 0 and calls == ["exact", "auto"]  # a hard task: the pool's
 
 
+def test_typical_share_scales_the_rate_term_without_labels_only():
+    from conftest import typical_by_hand
+
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(600, 4)).astype(np.float32)
+    scores = np.linalg.norm(emb, axis=1)  # the hardest rows are the atypical ones
+    top = np.quantile(scores, [0.8, 1.0])
+    scores[rng.permutation(600)[:60]] = rng.uniform(*top, 60)  # ... but for 60 random rows
+    # made as hard as the hardest fifth (about half of them typical, as label noise)
+    flags = typical_by_hand(emb, 5)
+    share = flags[np.argsort(-scores)[:90]].mean()  # the rate term's (480 - 300) / 2 rows
+    keep, info = d2fast.prune(emb, scores, rate=0.8, return_info=True)
+    assert "no outlier mode" in info["hard_prune_reason"]
+    assert info["hard_pruned"] == int(90 * min(1.0, 2 * share)) and 0 < share < 0.5
+    assert f"typical share {share:.3f}" in info["hard_prune_reason"]
+    labels = (emb[:, 0] > 0).astype(int)  # two classes the embedding separates
+    keep, info = d2fast.prune(emb, scores, rate=0.8, labels=labels, return_info=True)
+    assert "typical share" not in info["hard_prune_reason"]  # the label check instead
+
+
 @pytest.mark.parametrize("budget", ["proportional", "uniform"])
 def test_class_balanced_budgets(budget):
     labels = np.repeat([0, 1, 2], [50, 100, 250])
