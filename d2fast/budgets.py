@@ -233,13 +233,27 @@ def typical_share(scores: np.ndarray, lo: int, hi: int, typical: Typical) -> flo
     """The share of typical inputs among the sampled rows (``typical``) at positions ``lo``
     to ``hi - 1`` of the hardest-first order of all n rows (highest score first; ties:
     lower tie key first, as :func:`hard_prune_pool`); None when no sampled row is there.
-    ``scores``: float64 of shape (n,)."""
-    order = np.lexsort((tie_keys(np.arange(scores.size)), -scores))
-    position = np.empty(scores.size, dtype=np.int64)
-    position[order] = np.arange(scores.size)
-    at = position[typical.rows]
-    inside = (at >= lo) & (at < hi)
+    ``scores``: float64 of shape (n,). O(n) time: no sort of all rows."""
+    inside = among_hardest(scores, hi, typical.rows) & ~among_hardest(scores, lo, typical.rows)
     return float(typical.flags[inside].mean()) if inside.any() else None
+
+
+def among_hardest(scores: np.ndarray, m: int, rows: np.ndarray) -> np.ndarray:
+    """bool of ``rows``' shape: whether each row is among the ``m`` hardest of all n rows in
+    :func:`hard_prune_pool`'s order (highest score first; ties: lower tie key first), from
+    the m-th highest score and, among the rows tied at it, the tie keys (O(n) time).
+    ``scores``: float64 of shape (n,); ``rows``: int64 ids."""
+    n = scores.size
+    if m <= 0 or m >= n:
+        return np.full(rows.shape, m >= n and n > 0)
+    t = np.partition(scores, n - m)[n - m]  # the m-th highest score
+    need = m - int(np.count_nonzero(scores > t))  # rows scored t among the m: >= 1
+    cut = np.partition(tie_keys(np.flatnonzero(scores == t)), need - 1)[need - 1]
+    s = scores[rows]
+    out = s > t
+    tied = np.flatnonzero(s == t)
+    out[tied] = tie_keys(rows[tied]) <= cut
+    return out
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -522,16 +536,14 @@ def beta_dropping(drop: int, n: int) -> float:
 def hard_prune_pool(scores: np.ndarray, beta: float, n_keep: int) -> np.ndarray:
     """Row ids (int64, sorted) left after dropping the floor(beta * n) hardest rows
     (highest score; ties: lower tie key dropped first, :mod:`d2fast._ties`, so row order
-    does not decide; SPEC 5 leaves the order open); floor on the decimal value of beta."""
+    does not decide; SPEC 5 leaves the order open); floor on the decimal value of beta.
+    O(n) time (:func:`among_hardest`)."""
     n = scores.size
     drop = int(Fraction(repr(float(beta))) * n)
     if n - drop < n_keep:
         raise ValueError(f"hard_prune == {beta} drops {drop} of {n} rows, fewer than "
                          f"n_keep={n_keep} remain")
-    hardest = np.lexsort((tie_keys(np.arange(n)), -scores))[:drop]
-    keep = np.ones(n, dtype=bool)
-    keep[hardest] = False
-    return np.flatnonzero(keep)
+    return np.flatnonzero(~among_hardest(scores, drop, np.arange(n)))
 
 
 def by_class(labels: np.ndarray, pool: np.ndarray) -> list:

@@ -13,9 +13,9 @@ import d2fast
 from conftest import typical_by_hand
 from d2fast._ties import tie_keys
 from d2fast.budgets import (AGREE_MIN, ATYPICAL_MIN, ATYPICAL_ROWS, RATE_FREE, RATE_SLOPE,
-                            TYPICAL_EVEN, Typical, among_easy, atypicality_rows,
-                            auto_hard_prune, beta_dropping, disputed_labels,
-                            hard_prune_pool, hard_task_drop, hard_task_floor,
+                            TYPICAL_EVEN, Typical, among_easy, among_hardest,
+                            atypicality_rows, auto_hard_prune, beta_dropping,
+                            disputed_labels, hard_prune_pool, hard_task_drop, hard_task_floor,
                             hard_task_pool, hardness_atypicality, label_check_rows,
                             label_checked_pool, rate_term_drop, resolve_hard_prune,
                             sample_atypicality, typical_flags, typical_share,
@@ -225,6 +225,24 @@ def test_typical_flags_and_share():
     isolated = d2fast.Graph(np.zeros(4, dtype=np.int64), np.empty(0, dtype=np.int64),
                             np.empty(0, dtype=np.float32))
     assert not typical_flags(isolated).any()  # no neighbours: not typical
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_among_hardest_follows_the_hard_prune_order(seed):
+    """Tie-heavy scores (forgetting-like counts, -0.0 and 0.0): the rows among the m
+    hardest are hard_prune_pool's first m, for every m."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    scores = rng.poisson(0.7, n).astype(np.float64) * rng.choice([-1.0, 1.0])
+    scores[rng.random(n) < 0.1] = -0.0
+    order = np.lexsort((tie_keys(np.arange(n)), -scores))
+    rows = np.sort(rng.choice(n, int(rng.integers(0, n + 1)), replace=False))
+    for m in range(-1, n + 2):
+        want = np.isin(rows, order[:max(m, 0)])
+        np.testing.assert_array_equal(among_hardest(scores, m, rows), want, err_msg=f"m={m}")
+    for m in range(n):  # that order is hard_prune_pool's
+        pool = hard_prune_pool(scores, beta_dropping(m, n), 0)
+        np.testing.assert_array_equal(np.setdiff1d(np.arange(n), pool), np.sort(order[:m]))
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.25, 0.4, 0.5, 0.8, 1.0])
