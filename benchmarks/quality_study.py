@@ -720,12 +720,9 @@ _floor_labels.uses_noisy_labels = True
 def typical_rows(e, s) -> tuple[float | None, np.ndarray]:
     """``(a, typical)``: :func:`score_atypicality` and, per row, whether its mean distance
     to its neighbours in the same 5-NN union graph is at or below the median of all rows
-    (a typical input; stop 30)."""
+    (a typical input, :func:`d2fast.budgets.typical_flags`; stop 30)."""
     a, g = budgets.sample_atypicality(e, s, 5, "euclidean")
-    degree = np.diff(g.indptr)
-    far = np.bincount(np.repeat(np.arange(g.n), degree), weights=g.distances,
-                      minlength=g.n) / np.maximum(degree, 1)
-    return a, far <= np.median(far)
+    return a, budgets.typical_flags(g)
 
 
 def _typical(scaled: bool):
